@@ -1,0 +1,1 @@
+//! CRD types for `besu.nodeops.dev/v1alpha1`.

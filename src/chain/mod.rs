@@ -1,0 +1,1 @@
+//! Node keys, enode URLs, BFT extraData and genesis: pure functions, no Kubernetes.
