@@ -1,1 +1,35 @@
-fn main() {}
+//! `besu-operator`: the CLI edge. Library code lives in `besu_operator`; each
+//! subcommand's argument parsing and printing lives in `src/cli/<name>.rs`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "besu-operator",
+    version,
+    about = "Runs Hyperledger Besu private networks on Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Node keys: generate a key in Besu's format, or inspect one (public key, address, enode).
+    Key(cli::key::KeyArgs),
+    /// Genesis: encode BFT extraData, or generate a whole genesis with its validator keys.
+    Genesis(cli::genesis::GenesisArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Key(args) => cli::key::run(args),
+        Command::Genesis(args) => cli::genesis::run(args),
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand. Each exposes `XArgs` (clap) and `run(XArgs) -> ExitCode`.
+//! User errors exit with code 2 and a one-line message on stderr.
+
+pub mod genesis;
+pub mod key;
