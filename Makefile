@@ -41,3 +41,7 @@ unit:
 .PHONY: test
 test: lint tools build
 	hack/run-tests.sh
+
+.PHONY: generate
+generate:
+	$(CARGO) run --quiet --bin besu-operator -- crd --write .

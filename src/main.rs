@@ -24,6 +24,8 @@ enum Command {
     Key(cli::key::KeyArgs),
     /// Genesis: encode BFT extraData, or generate a whole genesis with its validator keys.
     Genesis(cli::genesis::GenesisArgs),
+    /// Print the CustomResourceDefinitions as YAML (or write them with --write).
+    Crd(cli::crd::CrdArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +33,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Key(args) => cli::key::run(args),
         Command::Genesis(args) => cli::genesis::run(args),
+        Command::Crd(args) => cli::crd::run(args),
     }
 }

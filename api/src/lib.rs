@@ -1,1 +1,21 @@
-//! CRD types for `besu.nodeops.dev/v1alpha1`.
+//! CRD types of besu-operator: group `besu.nodeops.dev`, version `v1alpha1`.
+//!
+//! Doc comments on fields become `kubectl explain` text; CEL rules (`x_kube(validation)`)
+//! reject bad input at admission with messages that say what to do.
+
+pub mod common;
+pub mod network;
+pub mod node;
+
+pub use common::*;
+pub use network::*;
+pub use node::*;
+
+use kube::CustomResourceExt;
+
+/// Every CRD of this crate, in install order.
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    vec![BesuNetwork::crd(), BesuNode::crd()]
+}

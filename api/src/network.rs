@@ -1,0 +1,335 @@
+//! `BesuNetwork`: one private Besu chain, with its keys, genesis and nodes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    ConsensusProtocol, DEFAULT_BESU_IMAGE, DEFAULT_GRAFANA_IMAGE, DEFAULT_PROMETHEUS_IMAGE,
+    DeletionPolicy, NodeTemplate,
+};
+
+/// Longest `BesuNetwork` name. Child names such as `<network>-validator-24` and the
+/// StatefulSet's `controller-revision-hash` label (`<node>-<10 chars>`) must stay valid
+/// 63-character DNS labels.
+pub const MAX_NETWORK_NAME: usize = 36;
+/// Most validators a network may declare (Besu tested IBFT 2.0 up to about 30).
+pub const MAX_VALIDATORS: i32 = 25;
+/// Most bootnodes a network may declare.
+pub const MAX_BOOTNODES: i32 = 5;
+/// Most members a network may declare.
+pub const MAX_MEMBERS: i32 = 50;
+
+/// A Hyperledger Besu private network: the operator generates node keys, writes a
+/// genesis naming the validators, and brings up bootnodes, then validators, then members.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "besu.nodeops.dev",
+    version = "v1alpha1",
+    kind = "BesuNetwork",
+    namespaced,
+    status = "BesuNetworkStatus",
+    shortname = "bnet",
+    category = "besu",
+    doc = "A Hyperledger Besu private network (QBFT or IBFT 2.0): keys, genesis and nodes.",
+    printcolumn(name = "Consensus", type_ = "string", json_path = ".spec.consensus"),
+    printcolumn(name = "Validators", type_ = "string", json_path = ".status.validators.summary", description = "ready/desired validators"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 36").message("metadata.name must be at most 36 characters, so that every child name (for example <name>-validator-24-0) stays a valid DNS label"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"),
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.importedKeys) || !has(self.importedKeys.validators) || size(self.importedKeys.validators) <= self.validators").message("importedKeys.validators lists more Secrets than spec.validators"))]
+#[x_kube(validation = Rule::new("!has(self.importedKeys) || !has(self.importedKeys.bootnodes) || size(self.importedKeys.bootnodes) <= self.bootnodes").message("importedKeys.bootnodes lists more Secrets than spec.bootnodes"))]
+pub struct BesuNetworkSpec {
+    /// Consensus protocol: `qbft` (recommended) or `ibft2`. Clique is not offered:
+    /// Besu 26.3.0 removed Clique block production. Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("consensus is immutable: the genesis is frozen once written; create a new BesuNetwork for another protocol"))]
+    pub consensus: ConsensusProtocol,
+
+    /// Chain ID of the network, written into genesis. Must be positive and must not be a
+    /// public chain's ID (1 mainnet, 11155111 Sepolia, 17000 Holesky, 560048 Hoodi, ...).
+    /// Immutable.
+    #[x_kube(validation = Rule::new("self > 0").message("chainId must be a positive integer"))]
+    #[x_kube(validation = Rule::new("!(self in [1, 2, 3, 4, 5, 10, 56, 61, 100, 137, 8453, 17000, 42161, 11155111, 560048])").message("chainId is a public chain's ID; pick a private one (for example 1337)"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("chainId is immutable: the genesis is frozen once written; create a new BesuNetwork for another chain"))]
+    pub chain_id: i64,
+
+    /// Everything written into genesis besides consensus and chain ID: consensus timing,
+    /// gas settings and pre-funded accounts. Immutable once the network exists.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("genesis settings are immutable: the genesis is frozen once written; create a new BesuNetwork to change them"))]
+    pub genesis: GenesisOptions,
+
+    /// Number of bootnodes (discovery entry points), started first.
+    #[serde(default = "default_bootnodes")]
+    #[schemars(range(min = 1, max = 5))]
+    pub bootnodes: i32,
+
+    /// Number of validators. Changing it on a running network adds or removes validators
+    /// by on-chain vote. Fewer than 4 tolerate no validator failure.
+    #[serde(default = "default_validators")]
+    #[schemars(range(min = 1, max = 25))]
+    pub validators: i32,
+
+    /// Number of members: non-validating nodes for RPC clients.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 50))]
+    pub members: i32,
+
+    /// The Besu container image of every node.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// Pod settings shared by every Besu node: resources, storage, RPC APIs, extra
+    /// arguments, scheduling.
+    #[serde(default)]
+    pub node_template: NodeTemplate,
+
+    /// Prometheus and Grafana for this network.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+
+    /// Existing node keys to use instead of generated ones, for migrating a running
+    /// network. Each entry names a Secret with key `key` holding a Besu key
+    /// (`0x` + 64 hex digits); the list index is the node's ordinal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_keys: Option<ImportedKeys>,
+
+    /// What happens to key Secrets and data volumes when the network is deleted.
+    /// `Retain` (default) keeps them so that re-creating the network resumes the same
+    /// chain; `Delete` removes them.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_bootnodes() -> i32 {
+    1
+}
+fn default_validators() -> i32 {
+    4
+}
+fn default_image() -> String {
+    DEFAULT_BESU_IMAGE.to_string()
+}
+
+/// Genesis settings besides consensus protocol and chain ID.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GenesisOptions {
+    /// Seconds between blocks (`blockperiodseconds`).
+    #[serde(default = "default_block_period")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub block_period_seconds: i32,
+    /// Blocks per epoch (`epochlength`); pending validator votes are discarded at each
+    /// epoch block.
+    #[serde(default = "default_epoch_length")]
+    #[schemars(range(min = 10))]
+    pub epoch_length: i64,
+    /// Seconds before a round change (`requesttimeoutseconds`); Besu's docs suggest about
+    /// twice the block period.
+    #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub request_timeout_seconds: i32,
+    /// Block gas limit, as `0x` hex.
+    #[serde(default = "default_gas_limit")]
+    #[x_kube(validation = Rule::new("self.matches('^0x[0-9a-fA-F]{1,16}$')").message("gasLimit must be 0x followed by 1 to 16 hex digits"))]
+    pub gas_limit: String,
+    /// Free-gas network: base fee stays zero and nodes accept zero gas price
+    /// (`zeroBaseFee` in genesis, `--min-gas-price=0` on nodes).
+    #[serde(default)]
+    pub zero_base_fee: bool,
+    /// Maximum contract size in bytes (`contractSizeLimit`); Besu's default is 24576.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2147483647))]
+    pub contract_size_limit: Option<i64>,
+    /// Pre-funded accounts, keyed by `0x` address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, k.matches('^0x[0-9a-fA-F]{40}$'))").message("alloc keys must be addresses: 0x followed by 40 hex digits"))]
+    pub alloc: BTreeMap<String, AllocAccount>,
+}
+
+impl Default for GenesisOptions {
+    fn default() -> Self {
+        GenesisOptions {
+            block_period_seconds: default_block_period(),
+            epoch_length: default_epoch_length(),
+            request_timeout_seconds: default_request_timeout(),
+            gas_limit: default_gas_limit(),
+            zero_base_fee: false,
+            contract_size_limit: None,
+            alloc: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_block_period() -> i32 {
+    2
+}
+fn default_epoch_length() -> i64 {
+    30000
+}
+fn default_request_timeout() -> i32 {
+    4
+}
+fn default_gas_limit() -> String {
+    "0x1fffffffffffff".to_string()
+}
+
+/// A pre-funded account in genesis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocAccount {
+    /// Balance in wei, as a decimal string or `0x` hex.
+    #[x_kube(validation = Rule::new("self.matches('^(0x[0-9a-fA-F]+|[0-9]+)$')").message("balance must be a decimal number of wei or 0x hex"))]
+    pub balance: String,
+    /// Contract bytecode, `0x` hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Contract storage slots, `0x` hex keys and values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<BTreeMap<String, String>>,
+    /// Account nonce, as a decimal string or `0x` hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Node keys supplied by the user. The list index is the node's ordinal.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportedKeys {
+    /// Secrets holding validator keys, for ordinals 0, 1, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validators: Vec<String>,
+    /// Secrets holding bootnode keys, for ordinals 0, 1, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootnodes: Vec<String>,
+}
+
+/// Monitoring nodes of a network.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// A Prometheus that scrapes every node of the network.
+    #[serde(default = "default_prometheus")]
+    pub prometheus: MonitoringComponent,
+    /// A Grafana with the network's dashboard, reading from the network's Prometheus.
+    #[serde(default = "default_grafana")]
+    pub grafana: MonitoringComponent,
+}
+
+/// One monitoring component.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringComponent {
+    /// Whether to run it.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Container image. Empty means the operator's pinned default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+fn default_prometheus() -> MonitoringComponent {
+    MonitoringComponent::default()
+}
+fn default_grafana() -> MonitoringComponent {
+    MonitoringComponent::default()
+}
+
+impl MonitoringSpec {
+    /// The Prometheus image to run.
+    pub fn prometheus_image(&self) -> &str {
+        self.prometheus
+            .image
+            .as_deref()
+            .unwrap_or(DEFAULT_PROMETHEUS_IMAGE)
+    }
+    /// The Grafana image to run.
+    pub fn grafana_image(&self) -> &str {
+        self.grafana
+            .image
+            .as_deref()
+            .unwrap_or(DEFAULT_GRAFANA_IMAGE)
+    }
+}
+
+/// Where a network stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum NetworkPhase {
+    /// Keys and genesis are being created.
+    #[default]
+    Pending,
+    /// Nodes are being brought up in order.
+    Creating,
+    /// Every node is Ready.
+    Ready,
+    /// Something needs the user's attention; see the `Degraded` condition.
+    Degraded,
+}
+
+/// Desired and ready counts of one role.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleStatus {
+    /// Nodes the spec asks for.
+    pub desired: i32,
+    /// Nodes whose pod is Ready.
+    pub ready: i32,
+}
+
+/// The validator set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorSetStatus {
+    /// Validators the spec asks for.
+    pub desired: i32,
+    /// Validators whose pod is Ready.
+    pub ready: i32,
+    /// `ready/desired`, for `kubectl get`.
+    pub summary: String,
+    /// Addresses of the validators, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+/// Observed state of a `BesuNetwork`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BesuNetworkStatus {
+    /// Where the network stands: Pending, Creating, Ready or Degraded.
+    #[serde(default)]
+    pub phase: NetworkPhase,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// KeysReady, GenesisReady, BootnodesReady, ValidatorsReady, MembersReady, Ready,
+    /// Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Bootnodes desired and ready.
+    #[serde(default)]
+    pub bootnodes: RoleStatus,
+    /// Validators desired and ready, and their addresses.
+    #[serde(default)]
+    pub validators: ValidatorSetStatus,
+    /// Members desired and ready.
+    #[serde(default)]
+    pub members: RoleStatus,
+    /// Enode URLs of the bootnodes, as given to every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootnode_enodes: Vec<String>,
+    /// SHA-256 of the genesis document in the genesis ConfigMap. Equal checksums mean
+    /// the same genesis, hence the same chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_checksum: Option<String>,
+    /// Name of the ConfigMap holding `genesis.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_config_map: Option<String>,
+}
