@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on this machine, for tests and the demo:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+# (three fake nodes), every socket on 127.0.0.1, all state in one directory.
+#
+#   hack/local-cluster.sh up       start (or reuse) the cluster; prints `export KUBECONFIG=...`
+#   hack/local-cluster.sh env      print that line again (fails if the cluster is not up)
+#   hack/local-cluster.sh status   say whether it is up (exit 0) or not (exit 1)
+#   hack/local-cluster.sh down     stop every process it started and remove the state dir
+#
+# State dir: $BESU_CLUSTER_DIR, default $BESU_OPERATOR_CACHE/cluster. Only the
+# `export` line goes to stdout, so `eval "$(hack/local-cluster.sh up)"` works.
+# Needs: the binaries of hack/build-tools.sh, openssl, iproute2 (ss), base64.
+#
+# Addresses: pods get IPs from their node's podCIDR inside 127.64.0.0/12
+# (controller-manager --allocate-node-cidrs, kwok assigns from it), Services
+# ClusterIPs from 127.32.0.0/16 (accepted by kube-apiserver 1.37), nodes are
+# 127.0.10.x. The API server refuses loopback addresses in Endpoints and
+# EndpointSlices (ValidateEndpointIP): so the apiserver runs with
+# --advertise-address=127.0.0.1 --endpoint-reconciler-type=none (the default
+# reconciler exits: "cannot use public IP 127.0.0.1 with endpoint reconciler"),
+# and the endpoints / endpointslice / mirroring controllers are off (they could
+# only fail and flood Warning events). Services get ClusterIPs but no endpoints;
+# nothing routes Service IPs here (no kube-proxy, no DNS), so no process ever
+# connects to them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache=${BESU_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/besu-operator}
+dir=${BESU_CLUSTER_DIR:-$cache/cluster}
+case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+bin=$("$here/build-tools.sh" bindir)
+kubectl="$bin/kubernetes/kubectl"
+
+SERVICE_CIDR=127.32.0.0/16
+CLUSTER_CIDR=127.64.0.0/12
+# Pods on a node without a podCIDR yet would get this range instead; `up`
+# waits for every node's podCIDR, so it is only a loopback safety net.
+KWOK_FALLBACK_CIDR=127.127.0.0/16
+NODE_COUNT=3
+# Order matters: stopped in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { printf '[local-cluster] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now_ms() { date +%s%3N; }
+
+# --- processes ----------------------------------------------------------------
+
+pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
+
+# Alive and really ours: a running (not zombie) process whose command line or
+# environment names the state dir (a recycled PID is never taken for ours).
+is_ours_alive() {
+  local pid=$1 state
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  state=$(sed 's/^.*) \(.\).*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ "$state" != Z ] && [ "$state" != X ] || return 1
+  tr '\0' '\n' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$dir/" && return 0
+  tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -qxF -- "BESU_CLUSTER_DIR=$dir"
+}
+
+# start NAME CMD...: detached (own session), logs in the state dir, PID recorded.
+start() {
+  local name=$1; shift
+  setsid "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+  echo $! > "$dir/pids/$name.pid"
+}
+
+stop_one() {
+  local name=$1 pid deadline
+  pid=$(pid_of "$name")
+  if ! is_ours_alive "$pid"; then rm -f "$dir/pids/$name.pid"; return 0; fi
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$(( $(now_ms) + 15000 ))
+  while is_ours_alive "$pid" && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+  if is_ours_alive "$pid"; then
+    log "$name (pid $pid) did not stop on TERM within 15 s; sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    deadline=$(( $(now_ms) + 5000 ))
+    while is_ours_alive "$pid" && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+    is_ours_alive "$pid" && die "$name (pid $pid) is still alive after KILL"
+  fi
+  rm -f "$dir/pids/$name.pid"
+}
+
+# --- ports --------------------------------------------------------------------
+
+port_in_use() { [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]; }
+
+# Free TCP ports on 127.0.0.1, below the kernel's ephemeral range so that no
+# outgoing connection takes one between choosing and binding.
+pick_ports() {
+  local n=$1 picked=() p
+  while [ ${#picked[@]} -lt "$n" ]; do
+    p=$(( 20000 + RANDOM % 12000 ))
+    port_in_use "$p" && continue
+    [[ " ${picked[*]} " == *" $p "* ]] && continue
+    picked+=("$p")
+  done
+  echo "${picked[@]}"
+}
+
+# --- certificates and kubeconfigs --------------------------------------------
+
+pki() {
+  local p="$dir/pki"
+  mkdir -p "$p"
+  command -v openssl >/dev/null || die "openssl is required (Debian: apt-get install openssl)"
+  newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  newkey "$p/ca.key"
+  openssl req -x509 -new -key "$p/ca.key" -subj "/CN=besu-operator-local-ca" -days 3650 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$p/ca.crt" 2>/dev/null
+  # sign NAME SUBJECT EXTENSIONS
+  sign() {
+    newkey "$p/$1.key"
+    openssl req -new -key "$p/$1.key" -subj "$2" -out "$p/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
+      -days 825 -extfile <(printf '%s\n' "$3") -out "$p/$1.crt" 2>/dev/null
+    rm -f "$p/$1.csr"
+  }
+  local client="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+  sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  sign admin "/O=system:masters/CN=besu-local-admin" "$client"
+  sign controller-manager "/CN=system:kube-controller-manager" "$client"
+  sign scheduler "/CN=system:kube-scheduler" "$client"
+  # kwok manages many nodes, their leases and pods; it runs as a cluster admin.
+  sign kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # Service-account tokens: signed by the apiserver (TokenRequest) and by the
+  # controller-manager's token controller.
+  newkey "$p/sa.key"
+  openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
+  rm -f "$p/ca.srl"
+  chmod 600 "$p"/*.key
+}
+
+# kubeconfig NAME USER: a kubeconfig with embedded certificates.
+kubeconfig() {
+  local p="$dir/pki" out="$dir/$1.kubeconfig"
+  [ "$1" = admin ] && out="$dir/kubeconfig"
+  cat > "$out" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: besu-local
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $(base64 -w0 < "$p/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 < "$p/$1.crt")
+    client-key-data: $(base64 -w0 < "$p/$1.key")
+contexts:
+- name: besu-local
+  context:
+    cluster: besu-local
+    user: $2
+current-context: besu-local
+EOF
+  chmod 600 "$out"
+}
+
+# --- status -------------------------------------------------------------------
+
+k() { "$kubectl" --kubeconfig "$dir/kubeconfig" --request-timeout=5s "$@"; }
+
+apiserver_ready() { [ "$(k get --raw=/readyz 2>/dev/null)" = ok ]; }
+
+is_up() {
+  [ -f "$dir/cluster.env" ] && [ -f "$dir/kubeconfig" ] || return 1
+  local c
+  for c in "${COMPONENTS[@]}"; do is_ours_alive "$(pid_of "$c")" || return 1; done
+  [ "$(k get --raw=/readyz 2>/dev/null)" = ok ]
+}
+
+env_line() { echo "export KUBECONFIG=$dir/kubeconfig"; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local deadline=$(( $(now_ms) + secs * 1000 ))
+  until "$@" >/dev/null 2>&1; do
+    local c
+    for c in "${COMPONENTS[@]}"; do
+      local pid; pid=$(pid_of "$c")
+      if [ -n "$pid" ] && ! is_ours_alive "$pid"; then
+        log "$c exited; last lines of $dir/logs/$c.log:"; tail -n 20 "$dir/logs/$c.log" >&2 || true
+        die "$c died while waiting for: $what"
+      fi
+    done
+    if [ "$(now_ms)" -ge "$deadline" ]; then die "timed out after ${secs}s waiting for: $what"; fi
+    sleep 0.2
+  done
+}
+
+nodes_ready() {
+  local out
+  out=$(k get nodes -l besu-operator.local/fake-node=true -o \
+    jsonpath='{range .items[*]}{.spec.podCIDR}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  [ "$(printf '%s\n' "$out" | grep -cE '^127\.[0-9.]+/[0-9]+ True$')" -eq "$NODE_COUNT" ]
+}
+
+default_sa_exists() { k -n default get serviceaccount default; }
+scheduler_listening() { port_in_use "$SCHEDULER_PORT"; }
+
+# --- up -----------------------------------------------------------------------
+
+nodes_manifest() {
+  local i
+  for ((i = 0; i < NODE_COUNT; i++)); do
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    besu-operator.local/fake-node: "true"
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    topology.kubernetes.io/zone: local-$i
+    type: kwok
+status:
+  addresses:
+  - type: InternalIP
+    address: 127.0.10.$((i + 1))
+  - type: Hostname
+    address: kwok-node-$i
+  capacity: &resources
+    cpu: "16"
+    memory: 64Gi
+    pods: "110"
+    ephemeral-storage: 200Gi
+  allocatable: *resources
+  nodeInfo:
+    architecture: amd64
+    operatingSystem: linux
+    kubeletVersion: $K8S_VERSION
+    containerRuntimeVersion: kwok://$KWOK_VERSION
+    kernelVersion: kwok
+    osImage: kwok fake node
+    bootID: ""
+    machineID: ""
+    systemUUID: ""
+EOF
+  done
+}
+
+up() {
+  if is_up; then log "already up ($dir)"; env_line; return 0; fi
+  local t0; t0=$(now_ms)
+  if [ -d "$dir" ]; then log "removing stale state in $dir"; down_quiet; fi
+  local c
+  for c in etcd/etcd kubernetes/kube-apiserver kubernetes/kube-controller-manager kubernetes/kube-scheduler kubernetes/kubectl kwok/kwok; do
+    [ -x "$bin/$c" ] || die "$bin/$c is missing: run hack/build-tools.sh (or make tools) first"
+  done
+  mkdir -p "$dir"/{logs,pids,etcd,kwok-home,audit}
+  chmod 700 "$dir"
+
+  local ports; read -r -a ports <<< "$(pick_ports 6)"
+  ETCD_PORT=${ports[0]} ETCD_PEER_PORT=${ports[1]} API_PORT=${ports[2]}
+  CONTROLLER_MANAGER_PORT=${ports[3]} SCHEDULER_PORT=${ports[4]} KWOK_PORT=${ports[5]}
+  cat > "$dir/cluster.env" <<EOF
+# Written by hack/local-cluster.sh up; read by tests and scripts.
+K8S_VERSION=$K8S_VERSION
+KWOK_VERSION=$KWOK_VERSION
+ETCD_VERSION=$ETCD_VERSION
+ETCD_PORT=$ETCD_PORT
+ETCD_PEER_PORT=$ETCD_PEER_PORT
+API_PORT=$API_PORT
+CONTROLLER_MANAGER_PORT=$CONTROLLER_MANAGER_PORT
+SCHEDULER_PORT=$SCHEDULER_PORT
+KWOK_PORT=$KWOK_PORT
+SERVICE_CIDR=$SERVICE_CIDR
+CLUSTER_CIDR=$CLUSTER_CIDR
+AUDIT_LOG=$dir/audit/audit.log
+KUBECONFIG=$dir/kubeconfig
+EOF
+  pki
+  kubeconfig admin besu-local-admin
+  kubeconfig controller-manager system:kube-controller-manager
+  kubeconfig scheduler system:kube-scheduler
+  kubeconfig kwok kwok-controller
+  cp "$here/cluster/audit-policy.yaml" "$here/cluster/kwok-stages.yaml" "$dir/"
+  log "state dir $dir; apiserver https://127.0.0.1:$API_PORT"
+
+  start etcd "$bin/etcd/etcd" --name=local --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level=warn
+
+  local p="$dir/pki"
+  start kube-apiserver "$bin/kubernetes/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --endpoint-reconciler-type=none \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+    --client-ca-file="$p/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+    --authorization-mode=Node,RBAC --allow-privileged=true \
+    --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit/audit.log" \
+    --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=0 \
+    --cert-dir="$dir/pki/apiserver-generated" --profiling=false --v=0
+
+  wait_for "kube-apiserver /readyz" 60 apiserver_ready
+  log "apiserver ready after $(( $(now_ms) - t0 )) ms"
+  # The others need the apiserver's RBAC bootstrap (done when /readyz is ok):
+  # started earlier, the controller-manager exits on a forbidden ConfigMap.
+  nodes_manifest | k apply -f - >/dev/null
+  k apply -f "$here/cluster/storage.yaml" >/dev/null
+  start kube-controller-manager "$bin/kubernetes/kube-controller-manager" \
+    --kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" --cert-dir="$dir/pki/controller-manager-generated" \
+    --leader-elect=false --use-service-account-credentials=true \
+    --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
+    --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
+    --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size=24 \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --controllers="*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller" \
+    --enable-hostpath-provisioner=true --profiling=false --v=0
+
+  start kube-scheduler "$bin/kubernetes/kube-scheduler" \
+    --kubeconfig="$dir/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$dir/pki/scheduler-generated" \
+    --leader-elect=false --profiling=false --v=0
+
+  # HOME inside the state dir: kwok would otherwise also load ~/.kwok/kwok.yaml.
+  start kwok env HOME="$dir/kwok-home" "$bin/kwok/kwok" \
+    --kubeconfig="$dir/kwok.kubeconfig" --config="$dir/kwok-stages.yaml" \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr="$KWOK_FALLBACK_CIDR" --node-ip=127.0.10.250 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+
+  wait_for "all components running" 10 is_up
+  wait_for "$NODE_COUNT nodes Ready with a podCIDR" 60 nodes_ready
+  wait_for "ServiceAccount default/default (controller-manager)" 60 default_sa_exists
+  wait_for "kube-scheduler serving" 30 scheduler_listening
+  start_besu_sim
+  log "up in $(( $(now_ms) - t0 )) ms"
+  env_line
+}
+
+# === Besu simulator hook ======================================================
+# A later issue adds hack/besu-sim. If $BESU_SIM_BIN is set and executable (or
+# target/debug/besu-sim exists), it runs beside the cluster with KUBECONFIG and
+# BESU_CLUSTER_DIR in its environment; its PID is recorded like the others and
+# `down` stops it. It is optional: `status` does not require it.
+start_besu_sim() {
+  local sim=${BESU_SIM_BIN:-}
+  [ -z "$sim" ] && [ -x "$here/../target/debug/besu-sim" ] && sim="$here/../target/debug/besu-sim"
+  if [ -z "$sim" ] || [ ! -x "$sim" ]; then return 0; fi
+  # is_ours_alive recognises it by BESU_CLUSTER_DIR in its environment.
+  start besu-sim env KUBECONFIG="$dir/kubeconfig" BESU_CLUSTER_DIR="$dir" "$sim"
+  log "besu-sim started ($sim, pid $(pid_of besu-sim))"
+}
+# ==============================================================================
+
+# --- down ---------------------------------------------------------------------
+
+# Directories the hostpath provisioner made for this cluster's volumes.
+remove_volume_dirs() {
+  is_ours_alive "$(pid_of kube-apiserver)" || return 0
+  local path
+  k get pv -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null |
+    while read -r path; do
+      case "$path" in /tmp/hostpath_pv/?*) rm -rf -- "$path" ;; esac
+    done || true
+}
+
+down_quiet() {
+  [ -d "$dir" ] || return 0
+  local ports=() v
+  if [ -f "$dir/cluster.env" ]; then
+    for v in ETCD_PORT ETCD_PEER_PORT API_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT; do
+      ports+=("$(sed -n "s/^$v=//p" "$dir/cluster.env")")
+    done
+    API_PORT=$(sed -n 's/^API_PORT=//p' "$dir/cluster.env")
+  fi
+  stop_one besu-sim
+  stop_one kwok
+  stop_one kube-scheduler
+  # The controller-manager provisions volumes: stop it before listing them.
+  stop_one kube-controller-manager
+  remove_volume_dirs
+  stop_one kube-apiserver
+  stop_one etcd
+  local p
+  for p in "${ports[@]}"; do
+    [ -n "$p" ] || continue
+    if [ -n "$(ss -Htln "( sport = :$p )")" ]; then die "port $p is still listening after down"; fi
+  done
+  rm -rf -- "$dir"
+}
+
+down() {
+  if [ ! -d "$dir" ]; then log "nothing to stop ($dir does not exist)"; return 0; fi
+  down_quiet
+  log "down: stopped and removed $dir"
+}
+
+# Field N (as numbered in proc(5)) of /proc/PID/stat; the command name in
+# field 2 may contain spaces, so count from the ")" that ends it.
+stat_field() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f"$(( $2 - 2 ))"; }
+
+# Watchdog for test binaries: once process PID is gone (or a zombie), `down`.
+down_when_gone() {
+  local pid=$1 started
+  started=$(stat_field "$pid" 22)
+  [ -n "$started" ] || { down; return; }
+  while [ "$(stat_field "$pid" 22)" = "$started" ] && [ "$(stat_field "$pid" 3)" != Z ]; do
+    sleep 0.5
+  done
+  down
+}
+
+case "${1:-}" in
+  up) up ;;
+  down-when-gone) [ -n "${2:-}" ] || die "usage: $0 down-when-gone PID"; down_when_gone "$2" ;;
+  down) down ;;
+  status)
+    if is_up; then
+      log "up: $dir (apiserver https://127.0.0.1:$(sed -n 's/^API_PORT=//p' "$dir/cluster.env"))"
+      for c in "${COMPONENTS[@]}" besu-sim; do
+        pid=$(pid_of "$c"); [ -n "$pid" ] && log "  $c pid $pid"
+      done
+      exit 0
+    else
+      log "not up: $dir"; exit 1
+    fi ;;
+  env) is_up || die "not up: $dir (run: hack/local-cluster.sh up)"; env_line ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
