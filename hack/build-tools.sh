@@ -19,6 +19,22 @@ if [ "${1:-}" = bindir ]; then echo "$bin"; exit 0; fi
 
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
+# Downloads module@version and prints the path of its go.mod; fails with the
+# proxy's own error (some tagged versions are listed but not downloadable).
+module_gomod() {
+  local json err gomod
+  json=$(go mod download -json "$1" || true)
+  err=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')
+  if [ -n "$err" ]; then
+    log "cannot download $1: $err"
+    log "pick another version in hack/versions.env"
+    return 1
+  fi
+  gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+  [ -f "$gomod" ] || { log "no go.mod for $1"; return 1; }
+  echo "$gomod"
+}
+
 # --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 build_kubernetes() {
   local v=$K8S_VERSION minor major out="$bin/kubernetes-$K8S_VERSION"
@@ -35,8 +51,7 @@ build_kubernetes() {
   # replaces every staging module by its tagged v0.MINOR.PATCH release. The
   # list is derived from the upstream go.mod, not typed by hand.
   local gomod
-  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [ -f "$gomod" ] || { log "could not download go.mod of k8s.io/kubernetes@$v"; exit 1; }
+  gomod=$(module_gomod "k8s.io/kubernetes@$v")
   local staging_v="v0.${minor}.${v##*.}"
   {
     echo "module besu-operator.local/kubernetes-tools"
@@ -82,7 +97,7 @@ build_etcd() {
   local w="$cache/build/etcd-$ETCD_VERSION"
   rm -rf "$w"; mkdir -p "$w"; cd "$w"
   local gomod
-  gomod=$(go mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+  gomod=$(module_gomod "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
   {
     echo "module besu-operator.local/etcd-tools"
     echo

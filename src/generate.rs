@@ -33,7 +33,8 @@ pub fn crd_yaml() -> Result<String, GenerateError> {
         let name = crd.metadata.name.clone().unwrap_or_default();
         out.push_str("---\n");
         out.push_str(
-            &serde_yaml::to_string(&crd).map_err(|source| GenerateError::Yaml { what: name, source })?,
+            &serde_yaml::to_string(&crd)
+                .map_err(|source| GenerateError::Yaml { what: name, source })?,
         );
     }
     Ok(out)

@@ -26,6 +26,10 @@ enum Command {
     Genesis(cli::genesis::GenesisArgs),
     /// Print the CustomResourceDefinitions as YAML (or write them with --write).
     Crd(cli::crd::CrdArgs),
+    /// Print every object the operator would create for a BesuNetwork or BesuNode manifest.
+    Render(cli::render::RenderArgs),
+    /// Run the operator: reconcile BesuNetworks and BesuNodes.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +38,7 @@ fn main() -> ExitCode {
         Command::Key(args) => cli::key::run(args),
         Command::Genesis(args) => cli::genesis::run(args),
         Command::Crd(args) => cli::crd::run(args),
+        Command::Render(args) => cli::render::run(args),
+        Command::Run(args) => cli::run::run(args),
     }
 }

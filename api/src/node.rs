@@ -118,7 +118,9 @@ pub struct BesuNodeSpec {
 }
 
 /// Role of a node.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeType {
     /// A discovery entry point for the other nodes.

@@ -14,7 +14,9 @@ pub struct CrdArgs {
 
 pub fn run(args: CrdArgs) -> ExitCode {
     let result = match args.write {
-        None => generate::crd_yaml().map(|yaml| print!("{yaml}")).map_err(|e| e.to_string()),
+        None => generate::crd_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|e| e.to_string()),
         Some(root) => generate::generated_files()
             .map_err(|e| e.to_string())
             .and_then(|files| {

@@ -4,3 +4,5 @@
 pub mod crd;
 pub mod genesis;
 pub mod key;
+pub mod render;
+pub mod run;

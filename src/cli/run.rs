@@ -1,0 +1,57 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use besu_operator::operator::{RunOptions, run as run_operator};
+
+/// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Address of the HTTP server for /healthz and /readyz.
+    #[arg(long, env = "BESU_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Log format: text or json.
+    #[arg(long, env = "BESU_OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("besu-operator run: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot build a Kubernetes client ({e}); set KUBECONFIG or run in a cluster"
+            )
+        })?;
+        run_operator(
+            client,
+            RunOptions {
+                http_addr: args.http_addr,
+            },
+        )
+        .await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("besu-operator run: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Thin orchestration: observe → decide (pure, tested) → apply → write status.
+//!
+//! Two controllers run in one process: the network controller turns a `BesuNetwork` into
+//! keys, genesis and `BesuNode`s; the node controller turns a `BesuNode` into its
+//! StatefulSet and Services.
+
+pub mod network;
+pub mod node;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use crate::render::{FIELD_MANAGER, sha256_hex};
+
+/// Annotation holding the hash of what the operator last applied to a child. A child
+/// whose annotation matches the desired hash is not applied again, so that a network at
+/// rest causes no write requests at all.
+pub const APPLIED_HASH_ANNOTATION: &str = "besu.nodeops.dev/applied-hash";
+
+/// Errors of a reconcile. None carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// A desired object could not be rendered.
+    #[error("cannot render children: {0}")]
+    Render(#[from] crate::render::node::RenderError),
+    /// The genesis could not be built.
+    #[error("cannot build genesis: {0}")]
+    Genesis(String),
+    /// A desired object could not be serialised.
+    #[error("cannot serialise: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A stable, low-cardinality label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Render(_) => "render",
+            Error::Genesis(_) => "genesis",
+            Error::Serialize(_) => "serialize",
+        }
+    }
+}
+
+/// State shared by every reconcile.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Publishes Events.
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// A context for the given client.
+    pub fn new(client: Client) -> Arc<Context> {
+        let reporter = Reporter {
+            controller: "besu-operator".to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+        })
+    }
+
+    /// Publishes an Event about `obj`. A failure to publish is logged, not fatal.
+    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+/// Server-side applies `desired` unless the live object already carries the same
+/// applied-hash annotation. Returns whether a write was made.
+pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K) -> Result<bool, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = desired.name_any();
+    let hash = sha256_hex(&serde_json::to_string(&desired)?);
+    if let Some(live) = api.get_opt(&name).await?
+        && live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
+    {
+        return Ok(false);
+    }
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH_ANNOTATION.to_string(), hash);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Creates `obj` unless an object of that name exists; never overwrites. Returns the
+/// live object and whether this call created it.
+pub async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(K, bool), Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match api.create(&pp, obj).await {
+        Ok(created) => Ok((created, true)),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            Ok((api.get(&obj.name_any()).await?, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Backoff for failed reconciles: transient API errors retry soon, the rest later.
+pub fn retry_after(error: &Error) -> Action {
+    match error {
+        Error::Kube(_) => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(Duration::from_secs(30)),
+    }
+}

@@ -1,0 +1,343 @@
+//! The node controller: `BesuNode` → ConfigMap, Services, StatefulSet; status from the
+//! StatefulSet and the node's key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use tracing::{info, instrument};
+
+use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
+use super::{Context, Error, apply_if_changed};
+use crate::chain::enode::enode_url;
+use crate::chain::key::NodeKey;
+use crate::render::node::{
+    desired_config_map, desired_headless_service, desired_rpc_service, desired_statefulset,
+    pod_dns_name,
+};
+
+/// What the reconcile found about the node's key Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyFact {
+    /// The node has no key Secret (Besu keeps its own key on the data volume).
+    NotConfigured,
+    /// The Secret exists and holds a valid key with these public values.
+    Valid {
+        /// 128 hex public key, no 0x.
+        public_key_hex: String,
+        /// `0x` address.
+        address: String,
+    },
+    /// The Secret does not exist.
+    Missing(String),
+    /// The Secret exists but does not hold a valid key; the text says why (no material).
+    Invalid(String),
+}
+
+/// What the reconcile observed, the input of [`decide`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The key Secret.
+    pub key: KeyFact,
+    /// Name of the genesis ConfigMap when it is referenced but missing.
+    pub genesis_missing: Option<String>,
+    /// Whether the StatefulSet's pod is Ready and runs the current template.
+    pub pod_ready: bool,
+}
+
+/// What the node controller decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeDecision {
+    /// StatefulSet replicas: 0 while the node must not run.
+    pub replicas: i32,
+    /// Phase for status.
+    pub phase: NodePhase,
+    /// Conditions for status.
+    pub conditions: Vec<DesiredCondition>,
+}
+
+/// Decides replicas, phase and conditions from the facts. Pure.
+pub fn decide(facts: &NodeFacts) -> NodeDecision {
+    let mut problems: Vec<(&str, String)> = Vec::new();
+    match &facts.key {
+        KeyFact::Missing(name) => problems.push((
+            "KeySecretMissing",
+            format!(
+                "key Secret {name} not found; the node stays stopped rather than start under a new identity. Restore the Secret from your backup (the operator never regenerates a key)"
+            ),
+        )),
+        KeyFact::Invalid(why) => problems.push((
+            "KeySecretInvalid",
+            format!("{why}; put a Besu key (0x followed by 64 hex digits) in the Secret"),
+        )),
+        KeyFact::NotConfigured | KeyFact::Valid { .. } => {}
+    }
+    if let Some(name) = &facts.genesis_missing {
+        problems.push((
+            "GenesisMissing",
+            format!(
+                "genesis ConfigMap {name} not found; create it or fix spec.genesisConfigMapRef"
+            ),
+        ));
+    }
+    let replicas = if problems.is_empty() { 1 } else { 0 };
+    let ready = problems.is_empty() && facts.pod_ready;
+    let phase = if !problems.is_empty() {
+        NodePhase::Degraded
+    } else if ready {
+        NodePhase::Ready
+    } else {
+        NodePhase::Pending
+    };
+    let degraded = match problems.first() {
+        Some((reason, message)) => {
+            DesiredCondition::new("Degraded", true, *reason, message.clone())
+        }
+        None => DesiredCondition::new("Degraded", false, "AsExpected", "no problem found"),
+    };
+    let ready_cond = if ready {
+        DesiredCondition::new(
+            "Ready",
+            true,
+            "PodReady",
+            "the node's pod is Running and Ready",
+        )
+    } else if problems.is_empty() {
+        DesiredCondition::new(
+            "Ready",
+            false,
+            "PodNotReady",
+            "waiting for the node's pod to become Ready",
+        )
+    } else {
+        DesiredCondition::new(
+            "Ready",
+            false,
+            "Degraded",
+            "the node cannot run; see the Degraded condition",
+        )
+    };
+    NodeDecision {
+        replicas,
+        phase,
+        conditions: vec![ready_cond, degraded],
+    }
+}
+
+async fn key_fact(secrets: &Api<Secret>, node: &BesuNode) -> Result<KeyFact, Error> {
+    let Some(r) = &node.spec.key_secret_ref else {
+        return Ok(KeyFact::NotConfigured);
+    };
+    let Some(secret) = secrets.get_opt(&r.name).await? else {
+        return Ok(KeyFact::Missing(r.name.clone()));
+    };
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
+        return Ok(KeyFact::Invalid(format!(
+            "Secret {} has no data key {}",
+            r.name, r.key
+        )));
+    };
+    let text = String::from_utf8_lossy(&bytes.0);
+    Ok(match NodeKey::parse(&text) {
+        Ok(key) => KeyFact::Valid {
+            public_key_hex: key.public_key().to_hex(),
+            address: key.address().to_string(),
+        },
+        Err(e) => KeyFact::Invalid(format!("Secret {} does not hold a valid key: {e}", r.name)),
+    })
+}
+
+fn statefulset_ready(sts: &StatefulSet) -> bool {
+    let Some(status) = &sts.status else {
+        return false;
+    };
+    let generation_seen = status.observed_generation >= sts.metadata.generation;
+    let on_current_revision =
+        status.current_revision.is_some() && status.current_revision == status.update_revision;
+    generation_seen && on_current_revision && status.ready_replicas.unwrap_or(0) >= 1
+}
+
+/// Reconciles one `BesuNode`.
+#[instrument(skip_all, fields(node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
+pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = node.namespace().unwrap_or_default();
+    let client = ctx.client.clone();
+    let nodes: Api<BesuNode> = Api::namespaced(client.clone(), &ns);
+    let name = node.name_any();
+
+    if !node.spec.node_type.is_besu() {
+        // Prometheus and Grafana workloads arrive with the observability issue.
+        let status = BesuNodeStatus {
+            phase: NodePhase::Pending,
+            observed_generation: node.metadata.generation,
+            conditions: merge_conditions(
+                node.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or(&[]),
+                &[DesiredCondition::new(
+                    "Ready",
+                    false,
+                    "NotImplemented",
+                    format!(
+                        "this operator version runs no {} workload yet",
+                        node.spec.node_type.as_str()
+                    ),
+                )],
+                node.metadata.generation,
+                Timestamp::now(),
+            ),
+            ..BesuNodeStatus::default()
+        };
+        write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
+        return Ok(Action::await_change());
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+
+    let key = key_fact(&secrets, &node).await?;
+    let genesis_missing = match &node.spec.genesis_config_map_ref {
+        Some(g) if config_maps.get_opt(&g.name).await?.is_none() => Some(g.name.clone()),
+        _ => None,
+    };
+    let pod_ready = statefulsets
+        .get_opt(&name)
+        .await?
+        .is_some_and(|s| statefulset_ready(&s));
+    let facts = NodeFacts {
+        key,
+        genesis_missing,
+        pod_ready,
+    };
+    let decision = decide(&facts);
+
+    let mut wrote = false;
+    wrote |= apply_if_changed(&config_maps, desired_config_map(&node)?).await?;
+    wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
+    wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
+    wrote |= apply_if_changed(
+        &statefulsets,
+        desired_statefulset(&node, decision.replicas)?,
+    )
+    .await?;
+    if wrote {
+        info!(replicas = decision.replicas, "applied children");
+    }
+
+    let (enode, address) = match &facts.key {
+        KeyFact::Valid {
+            public_key_hex,
+            address,
+        } => {
+            let enode = crate::chain::key::PublicKey::parse(public_key_hex)
+                .ok()
+                .map(|pk| {
+                    enode_url(
+                        &pk,
+                        &pod_dns_name(&name, &ns),
+                        u16::try_from(node.spec.ports.p2p).unwrap_or(30303),
+                        None,
+                    )
+                });
+            (enode, Some(address.clone()))
+        }
+        _ => (None, None),
+    };
+    let previous = node.status.clone().unwrap_or_default();
+    let conditions = merge_conditions(
+        &previous.conditions,
+        &decision.conditions,
+        node.metadata.generation,
+        Timestamp::now(),
+    );
+    for c in transitions(&previous.conditions, &conditions) {
+        let interesting = (c.type_ == "Ready") || (c.type_ == "Degraded" && c.status == "True");
+        if interesting {
+            let type_ = if c.type_ == "Degraded" {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            ctx.event(node.as_ref(), type_, &c.reason, c.message.clone())
+                .await;
+        }
+    }
+    let status = BesuNodeStatus {
+        phase: decision.phase,
+        observed_generation: node.metadata.generation,
+        conditions,
+        enode,
+        address,
+        pod_ready: facts.pod_ready,
+        image: facts.pod_ready.then(|| node.spec.image.clone()),
+    };
+    write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
+
+    Ok(match decision.phase {
+        NodePhase::Ready => Action::requeue(Duration::from_secs(300)),
+        NodePhase::Pending => Action::requeue(Duration::from_secs(15)),
+        NodePhase::Degraded => Action::requeue(Duration::from_secs(30)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> KeyFact {
+        KeyFact::Valid {
+            public_key_hex: "00".repeat(64),
+            address: format!("0x{}", "00".repeat(20)),
+        }
+    }
+
+    #[test]
+    fn missing_key_stops_the_pod_and_says_what_to_do() {
+        let d = decide(&NodeFacts {
+            key: KeyFact::Missing("net-validator-0-key".into()),
+            genesis_missing: None,
+            pod_ready: true,
+        });
+        assert_eq!(d.replicas, 0);
+        assert_eq!(d.phase, NodePhase::Degraded);
+        let degraded = &d.conditions[1];
+        assert!(degraded.status);
+        assert_eq!(degraded.reason, "KeySecretMissing");
+        assert!(degraded.message.contains("net-validator-0-key"));
+        assert!(degraded.message.contains("Restore"));
+    }
+
+    #[test]
+    fn ready_only_when_pod_ready_and_no_problem() {
+        let pending = decide(&NodeFacts {
+            key: valid(),
+            genesis_missing: None,
+            pod_ready: false,
+        });
+        assert_eq!((pending.replicas, pending.phase), (1, NodePhase::Pending));
+        let ready = decide(&NodeFacts {
+            key: valid(),
+            genesis_missing: None,
+            pod_ready: true,
+        });
+        assert_eq!((ready.replicas, ready.phase), (1, NodePhase::Ready));
+        let no_genesis = decide(&NodeFacts {
+            key: KeyFact::NotConfigured,
+            genesis_missing: Some("g".into()),
+            pod_ready: true,
+        });
+        assert_eq!(
+            (no_genesis.replicas, no_genesis.phase),
+            (0, NodePhase::Degraded)
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Runs the controllers: the network controller and the node controller, plus the HTTP
+//! server for health probes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::controller::{self, Context};
+
+/// Errors that stop the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The HTTP server could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The CRDs are not installed.
+    #[error(
+        "the BesuNetwork and BesuNode CRDs are not installed (or not readable): {0}. Install them with `besu-operator crd | kubectl apply --server-side -f -`"
+    )]
+    CrdsMissing(kube::Error),
+}
+
+/// Options of `besu-operator run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where `/healthz` and `/readyz` are served.
+    pub http_addr: SocketAddr,
+}
+
+/// Runs both controllers until SIGTERM/SIGINT.
+pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
+    // Fail fast, with a message saying what to do, when the CRDs are missing.
+    let probe: Api<BesuNetwork> = Api::all(client.clone());
+    probe
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdsMissing)?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(opts.http_addr)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: opts.http_addr,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(opts.http_addr);
+    info!(addr = %local, "serving /healthz and /readyz");
+    let server_ready = ready.clone();
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = server_ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let ctx = Context::new(client.clone());
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=besu-operator");
+
+    let networks = Controller::new(
+        Api::<BesuNetwork>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<BesuNode>::all(client.clone()), managed.clone())
+    // A deleted or changed key Secret or genesis ConfigMap wakes its network.
+    .watches(
+        Api::<Secret>::all(client.clone()),
+        managed.clone(),
+        network_of,
+    )
+    .watches(
+        Api::<ConfigMap>::all(client.clone()),
+        managed.clone(),
+        network_of,
+    )
+    .shutdown_on_signal()
+    .run(
+        controller::network::reconcile,
+        network_error_policy,
+        ctx.clone(),
+    )
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            warn!(error = %e, "network reconcile failed");
+        }
+    });
+    let nodes = Controller::new(
+        Api::<BesuNode>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+    .owns(Api::<Service>::all(client.clone()), managed.clone())
+    .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
+    .watches(Api::<Secret>::all(client.clone()), managed, node_of)
+    .shutdown_on_signal()
+    .run(controller::node::reconcile, node_error_policy, ctx)
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            warn!(error = %e, "node reconcile failed");
+        }
+    });
+    ready.store(true, Ordering::Relaxed);
+    info!("controllers started");
+    futures::join!(networks, nodes);
+    info!("controllers stopped");
+    Ok(())
+}
+
+fn network_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNetwork>> {
+    let network = obj.labels().get(LABEL_NETWORK)?;
+    Some(ObjectRef::new(network).within(&obj.namespace()?))
+}
+
+fn node_of(obj: Secret) -> Option<ObjectRef<BesuNode>> {
+    let node = obj.labels().get(LABEL_NODE)?;
+    Some(ObjectRef::new(node).within(&obj.namespace()?))
+}
+
+fn network_error_policy(
+    _obj: Arc<BesuNetwork>,
+    error: &controller::Error,
+    _ctx: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    warn!(error = %error, label = error.metric_label(), "network reconcile error");
+    controller::retry_after(error)
+}
+
+fn node_error_policy(
+    _obj: Arc<BesuNode>,
+    error: &controller::Error,
+    _ctx: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    warn!(error = %error, label = error.metric_label(), "node reconcile error");
+    controller::retry_after(error)
+}

@@ -1,0 +1,310 @@
+//! `BesuNetwork` → key Secrets, genesis ConfigMap and `BesuNode`s.
+//!
+//! Key Secrets and the genesis ConfigMap are owned by the network only under
+//! `deletionPolicy: Delete`; under `Retain` they outlive it, so that re-creating a network
+//! of the same name resumes the same chain with the same keys.
+
+use std::collections::BTreeMap;
+
+use besu_operator_api::{
+    BesuNetwork, BesuNode, BesuNodeSpec, ConfigMapKeyRef, ConsensusProtocol, DeletionPolicy,
+    GENESIS_FIELD, KEY_FIELD, LABEL_ORDINAL, NodeType, PortsSpec, SecretKeyRef, StorageSpec,
+};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use super::node::{RenderError, pod_dns_name};
+use super::{network_labels, node_labels};
+use crate::chain::enode::enode_url;
+use crate::chain::extradata::Consensus;
+use crate::chain::genesis::{
+    GenesisAccount, GenesisSpec, decode_genesis_validators, genesis_json, genesis_sha256,
+};
+use crate::chain::key::{Address, NodeKey, PublicKey};
+
+/// Annotation on a key Secret holding the node's public address (public information).
+pub const ADDRESS_ANNOTATION: &str = "besu.nodeops.dev/address";
+/// Annotation on the genesis ConfigMap holding the SHA-256 of genesis.json.
+pub const GENESIS_CHECKSUM_ANNOTATION: &str = "besu.nodeops.dev/genesis-checksum";
+
+/// Name of the `BesuNode` for a role and ordinal: `<network>-<role>-<ordinal>`, or
+/// `<network>-<role>` for the monitoring singletons.
+pub fn node_name(network: &str, node_type: NodeType, ordinal: i32) -> String {
+    if node_type.is_besu() {
+        format!("{network}-{}-{ordinal}", node_type.as_str())
+    } else {
+        format!("{network}-{}", node_type.as_str())
+    }
+}
+
+/// Name of the Secret holding a generated node key.
+pub fn key_secret_name(network: &str, node_type: NodeType, ordinal: i32) -> String {
+    format!("{}-key", node_name(network, node_type, ordinal))
+}
+
+/// Name of the genesis ConfigMap.
+pub fn genesis_config_map_name(network: &str) -> String {
+    format!("{network}-genesis")
+}
+
+/// The Secret that holds the key of a node: the user's imported one if the spec names
+/// it, otherwise the generated one.
+pub fn key_secret_for(network: &BesuNetwork, node_type: NodeType, ordinal: i32) -> String {
+    let imported = network.spec.imported_keys.as_ref().and_then(|k| {
+        let list = match node_type {
+            NodeType::Validator => &k.validators,
+            NodeType::Bootnode => &k.bootnodes,
+            _ => return None,
+        };
+        usize::try_from(ordinal)
+            .ok()
+            .and_then(|i| list.get(i))
+            .cloned()
+    });
+    imported.unwrap_or_else(|| key_secret_name(&network.name_any(), node_type, ordinal))
+}
+
+fn namespace(network: &BesuNetwork) -> Result<String, RenderError> {
+    network.namespace().ok_or_else(|| RenderError::NoNamespace {
+        kind: "BesuNetwork",
+        name: network.name_any(),
+    })
+}
+
+/// Owner references for children that follow `deletionPolicy` (keys, genesis): the
+/// network under `Delete`, none under `Retain`.
+fn policy_owner(network: &BesuNetwork) -> Option<Vec<OwnerReference>> {
+    match network.spec.deletion_policy {
+        DeletionPolicy::Delete => network.owner_ref(&()).map(|o| vec![o]),
+        DeletionPolicy::Retain => None,
+    }
+}
+
+/// A new key Secret. It is created once, immutable, and never overwritten: a validator's
+/// key is its identity.
+pub fn desired_key_secret(
+    network: &BesuNetwork,
+    node_type: NodeType,
+    ordinal: i32,
+    key: &NodeKey,
+) -> Result<Secret, RenderError> {
+    let name = network.name_any();
+    let node = node_name(&name, node_type, ordinal);
+    let mut labels = node_labels(&node, node_type, Some(&name));
+    labels.insert(LABEL_ORDINAL.to_string(), ordinal.to_string());
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: Some(key_secret_name(&name, node_type, ordinal)),
+            namespace: Some(namespace(network)?),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                ADDRESS_ANNOTATION.to_string(),
+                key.address().to_string(),
+            )])),
+            owner_references: policy_owner(network),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        type_: Some("Opaque".to_string()),
+        data: Some(BTreeMap::from([(
+            KEY_FIELD.to_string(),
+            ByteString(key.to_besu_key_file().into_bytes()),
+        )])),
+        ..Secret::default()
+    })
+}
+
+/// The genesis ConfigMap. Immutable: genesis never changes once written.
+pub fn desired_genesis_config_map(
+    network: &BesuNetwork,
+    genesis_json: &str,
+    checksum: &str,
+) -> Result<ConfigMap, RenderError> {
+    let name = network.name_any();
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(genesis_config_map_name(&name)),
+            namespace: Some(namespace(network)?),
+            labels: Some(network_labels(&name)),
+            annotations: Some(BTreeMap::from([(
+                GENESIS_CHECKSUM_ANNOTATION.to_string(),
+                checksum.to_string(),
+            )])),
+            owner_references: policy_owner(network),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            GENESIS_FIELD.to_string(),
+            genesis_json.to_string(),
+        )])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The enode URL of a bootnode, by its stable DNS name.
+pub fn bootnode_enode(network: &BesuNetwork, ordinal: i32, public_key: &PublicKey) -> String {
+    let name = network.name_any();
+    let node = node_name(&name, NodeType::Bootnode, ordinal);
+    let ns = network.namespace().unwrap_or_default();
+    let port = u16::try_from(PortsSpec::default().p2p).unwrap_or(30303);
+    enode_url(public_key, &pod_dns_name(&node, &ns), port, None)
+}
+
+/// A Besu `BesuNode` of the network (bootnode, validator or member).
+///
+/// `bootnodes` are the enode URLs of every bootnode; a bootnode is not given its own.
+pub fn desired_besu_node(
+    network: &BesuNetwork,
+    node_type: NodeType,
+    ordinal: i32,
+    bootnodes: &[String],
+) -> Result<BesuNode, RenderError> {
+    let name = network.name_any();
+    let spec = &network.spec;
+    let node = node_name(&name, node_type, ordinal);
+    let own_enode_host = format!(
+        "@{}:",
+        pod_dns_name(&node, &network.namespace().unwrap_or_default())
+    );
+    let bootnodes: Vec<String> = bootnodes
+        .iter()
+        .filter(|e| !e.contains(&own_enode_host))
+        .cloned()
+        .collect();
+    let key_secret_ref = match node_type {
+        NodeType::Bootnode | NodeType::Validator | NodeType::Member => Some(SecretKeyRef {
+            name: key_secret_for(network, node_type, ordinal),
+            key: KEY_FIELD.to_string(),
+        }),
+        _ => None,
+    };
+    let mut labels = node_labels(&node, node_type, Some(&name));
+    labels.insert(LABEL_ORDINAL.to_string(), ordinal.to_string());
+    let t = &spec.node_template;
+    Ok(BesuNode {
+        metadata: ObjectMeta {
+            name: Some(node),
+            namespace: Some(namespace(network)?),
+            labels: Some(labels),
+            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: BesuNodeSpec {
+            node_type,
+            network: Some(name.clone()),
+            consensus: Some(spec.consensus),
+            image: spec.image.clone(),
+            resources: t.resources.clone(),
+            storage: StorageSpec {
+                size: t.storage.size.clone(),
+                storage_class_name: t.storage.storage_class_name.clone(),
+            },
+            ports: PortsSpec::default(),
+            rpc_apis: t.rpc_apis.clone(),
+            key_secret_ref,
+            genesis_config_map_ref: Some(ConfigMapKeyRef {
+                name: genesis_config_map_name(&name),
+                key: GENESIS_FIELD.to_string(),
+            }),
+            bootnodes,
+            free_gas: spec.genesis.zero_base_fee,
+            extra_args: t.extra_args.clone(),
+            node_selector: t.node_selector.clone(),
+            tolerations: t.tolerations.clone(),
+            affinity: t.affinity.clone(),
+            deletion_policy: spec.deletion_policy,
+        },
+        status: None,
+    })
+}
+
+/// The chain-level genesis spec of a network with the given validators.
+pub fn genesis_spec(network: &BesuNetwork, validators: &[Address]) -> Result<GenesisSpec, String> {
+    let spec = &network.spec;
+    let g = &spec.genesis;
+    let consensus = match spec.consensus {
+        ConsensusProtocol::Qbft => Consensus::Qbft,
+        ConsensusProtocol::Ibft2 => Consensus::Ibft2,
+    };
+    let chain_id = u64::try_from(spec.chain_id)
+        .map_err(|_| format!("spec.chainId {} must be positive", spec.chain_id))?;
+    let positive = |field: &str, v: i64| {
+        u64::try_from(v).map_err(|_| format!("spec.genesis.{field} {v} must be positive"))
+    };
+    let gas_limit = u64::from_str_radix(g.gas_limit.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("spec.genesis.gasLimit {} is not 0x hex", g.gas_limit))?;
+    let mut alloc = BTreeMap::new();
+    for (address, account) in &g.alloc {
+        let addr: Address = address
+            .parse()
+            .map_err(|e| format!("spec.genesis.alloc key {address}: {e}"))?;
+        let nonce = match &account.nonce {
+            None => None,
+            Some(n) => Some(parse_u64(n).ok_or_else(|| {
+                format!("spec.genesis.alloc[{address}].nonce {n} is not a number")
+            })?),
+        };
+        alloc.insert(
+            addr,
+            GenesisAccount {
+                balance: account.balance.clone(),
+                code: account.code.clone(),
+                storage: account.storage.clone(),
+                nonce,
+            },
+        );
+    }
+    Ok(GenesisSpec {
+        consensus,
+        chain_id,
+        block_period_seconds: Some(positive(
+            "blockPeriodSeconds",
+            i64::from(g.block_period_seconds),
+        )?),
+        epoch_length: Some(positive("epochLength", g.epoch_length)?),
+        request_timeout_seconds: Some(positive(
+            "requestTimeoutSeconds",
+            i64::from(g.request_timeout_seconds),
+        )?),
+        gas_limit: Some(gas_limit),
+        zero_base_fee: g.zero_base_fee,
+        contract_size_limit: match g.contract_size_limit {
+            None => None,
+            Some(v) => Some(
+                u32::try_from(v)
+                    .map_err(|_| format!("spec.genesis.contractSizeLimit {v} is out of range"))?,
+            ),
+        },
+        alloc,
+        validators: validators.to_vec(),
+    })
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// The genesis document of a network with the given validators (sorted ascending by the
+/// genesis builder), and its checksum. Errors are messages for the user.
+pub fn genesis_for(
+    network: &BesuNetwork,
+    validators: &[Address],
+) -> Result<(String, String), String> {
+    let spec = genesis_spec(network, validators)?;
+    let json = genesis_json(&spec).map_err(|e| e.to_string())?;
+    let checksum = genesis_sha256(&json);
+    Ok((json, checksum))
+}
+
+/// The validators named in a genesis document's extraData.
+pub fn genesis_validators(json: &str) -> Result<Vec<Address>, String> {
+    decode_genesis_validators(json)
+        .map(|(_, v)| v)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,540 @@
+//! `BesuNode` → StatefulSet, headless Service, RPC Service and node ConfigMap.
+//!
+//! The Besu container follows besu-facts §5: genesis, data path and node key from
+//! mounted files; `--p2p-host` from the pod IP (Besu rejects host names there);
+//! `--nat-method=NONE`; DNS enabled so that bootnode enodes may use Service names;
+//! RPC and metrics on 0.0.0.0 with a host allowlist that lets kubelet probes in.
+
+use std::collections::BTreeMap;
+
+use besu_operator_api::{BesuNode, DeletionPolicy, NodeType};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use super::{node_labels, sha256_hex};
+
+/// The uid and gid of the `besu` user in the Besu image.
+pub const BESU_UID: i64 = 1000;
+/// Where the data volume is mounted.
+pub const DATA_PATH: &str = "/data";
+/// Where the genesis ConfigMap is mounted.
+pub const GENESIS_DIR: &str = "/etc/besu/genesis";
+/// Where the node ConfigMap (config.toml) is mounted.
+pub const CONFIG_DIR: &str = "/etc/besu/config";
+/// Where the key Secret is mounted.
+pub const KEY_DIR: &str = "/etc/besu/key";
+/// The annotation holding the checksum of the node configuration, so that a change rolls
+/// the pod.
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "besu.nodeops.dev/config-checksum";
+
+/// Errors the node renderer reports; each names what the user must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The object has no namespace (it must be namespaced).
+    #[error("{kind} {name} has no namespace")]
+    NoNamespace {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Name of the object.
+        name: String,
+    },
+    /// A monitoring node type has no Besu workload to render.
+    #[error("node type {0} has no Besu workload")]
+    NotBesu(&'static str),
+}
+
+/// The headless Service name: also the DNS subdomain of the pod
+/// (`<node>-0.<node>.<namespace>.svc.cluster.local`).
+pub fn headless_service_name(node: &str) -> String {
+    node.to_string()
+}
+
+/// The ClusterIP Service for JSON-RPC, WebSocket and metrics.
+pub fn rpc_service_name(node: &str) -> String {
+    format!("{node}-rpc")
+}
+
+/// The node ConfigMap holding `config.toml`.
+pub fn config_map_name(node: &str) -> String {
+    format!("{node}-config")
+}
+
+/// The pod's stable DNS name, used in enode URLs.
+pub fn pod_dns_name(node: &str, namespace: &str) -> String {
+    format!(
+        "{node}-0.{}.{namespace}.svc.cluster.local",
+        headless_service_name(node)
+    )
+}
+
+fn owner(node: &BesuNode) -> Vec<OwnerReference> {
+    node.controller_owner_ref(&()).into_iter().collect()
+}
+
+fn meta(node: &BesuNode, name: String) -> Result<ObjectMeta, RenderError> {
+    let namespace = node.namespace().ok_or_else(|| RenderError::NoNamespace {
+        kind: "BesuNode",
+        name: node.name_any(),
+    })?;
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace),
+        labels: Some(node_labels(
+            &node.name_any(),
+            node.spec.node_type,
+            node.spec.network.as_deref(),
+        )),
+        owner_references: Some(owner(node)),
+        ..ObjectMeta::default()
+    })
+}
+
+/// The JSON-RPC API groups a node enables: the spec's, plus `QBFT`/`IBFT` for a
+/// validator, upper-cased and de-duplicated in order.
+pub fn rpc_apis(node: &BesuNode) -> Vec<String> {
+    let mut apis: Vec<String> = Vec::new();
+    let extra = match (node.spec.node_type, node.spec.consensus) {
+        (NodeType::Validator, Some(c)) => Some(c.rpc_api().to_string()),
+        _ => None,
+    };
+    for api in node.spec.rpc_apis.iter().cloned().chain(extra) {
+        let api = api.to_ascii_uppercase();
+        if !apis.contains(&api) {
+            apis.push(api);
+        }
+    }
+    apis
+}
+
+fn toml_string(s: &str) -> String {
+    // serde_json's string escaping is valid TOML basic-string escaping for our inputs
+    // (quotes, backslashes, control characters).
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn toml_array(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_string(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Besu's `config.toml` for a node. Pod-specific values (`--p2p-host`) are passed as
+/// arguments instead, because they are known only when the pod starts.
+pub fn besu_config_toml(node: &BesuNode) -> String {
+    let spec = &node.spec;
+    let mut lines: Vec<String> = vec![
+        "# Rendered by besu-operator. Edit the BesuNode, not this file.".to_string(),
+        format!(
+            "genesis-file={}",
+            toml_string(&format!("{GENESIS_DIR}/genesis.json"))
+        ),
+        format!("data-path={}", toml_string(DATA_PATH)),
+    ];
+    if spec.key_secret_ref.is_some() {
+        lines.push(format!(
+            "node-private-key-file={}",
+            toml_string(&format!("{KEY_DIR}/key"))
+        ));
+    }
+    lines.extend([
+        "nat-method=\"NONE\"".to_string(),
+        "p2p-interface=\"0.0.0.0\"".to_string(),
+        format!("p2p-port={}", spec.ports.p2p),
+        "discovery-enabled=true".to_string(),
+    ]);
+    if !spec.bootnodes.is_empty() {
+        lines.push(format!("bootnodes={}", toml_array(&spec.bootnodes)));
+    }
+    let apis = rpc_apis(node);
+    lines.extend([
+        "rpc-http-enabled=true".to_string(),
+        "rpc-http-host=\"0.0.0.0\"".to_string(),
+        format!("rpc-http-port={}", spec.ports.rpc_http),
+        format!("rpc-http-api={}", toml_array(&apis)),
+        // Probes and in-cluster clients send Host: <pod IP> or a Service name.
+        "host-allowlist=[\"*\"]".to_string(),
+        "rpc-ws-enabled=true".to_string(),
+        "rpc-ws-host=\"0.0.0.0\"".to_string(),
+        format!("rpc-ws-port={}", spec.ports.ws),
+        format!("rpc-ws-api={}", toml_array(&apis)),
+        "metrics-enabled=true".to_string(),
+        "metrics-host=\"0.0.0.0\"".to_string(),
+        format!("metrics-port={}", spec.ports.metrics),
+        "sync-mode=\"FULL\"".to_string(),
+    ]);
+    if spec.free_gas {
+        lines.push("min-gas-price=0".to_string());
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+/// The node ConfigMap (`config.toml`).
+pub fn desired_config_map(node: &BesuNode) -> Result<ConfigMap, RenderError> {
+    Ok(ConfigMap {
+        metadata: meta(node, config_map_name(&node.name_any()))?,
+        data: Some(BTreeMap::from([(
+            "config.toml".to_string(),
+            besu_config_toml(node),
+        )])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The container arguments: the config file, the pod IP as advertised P2P host, DNS
+/// support for host names in enode URLs, then the user's extra arguments.
+pub fn besu_args(node: &BesuNode) -> Vec<String> {
+    let mut args = vec![
+        format!("--config-file={CONFIG_DIR}/config.toml"),
+        "--p2p-host=$(POD_IP)".to_string(),
+        "--Xdns-enabled=true".to_string(),
+        "--Xdns-update-enabled=true".to_string(),
+    ];
+    args.extend(node.spec.extra_args.iter().cloned());
+    args
+}
+
+fn port(name: &str, port: i32, protocol: &str) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some(protocol.to_string()),
+        ..ContainerPort::default()
+    }
+}
+
+fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::Int(port),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+fn default_resources() -> k8s_openapi::api::core::v1::ResourceRequirements {
+    k8s_openapi::api::core::v1::ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("500m".to_string())),
+            ("memory".to_string(), Quantity("2Gi".to_string())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity("4Gi".to_string()),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// The pod-level security context: non-root as the image's `besu` user, RuntimeDefault
+/// seccomp, volumes group-owned by the same gid.
+pub fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(BESU_UID),
+        run_as_group: Some(BESU_UID),
+        fs_group: Some(BESU_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// The container-level security context: read-only root, no privilege escalation, all
+/// capabilities dropped.
+pub fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The StatefulSet (one replica) running Besu.
+///
+/// `replicas` is 1, or 0 while the node's key Secret is missing: a validator must never
+/// start without its key, because Besu would generate a new one and come up under
+/// another identity (besu-facts §4).
+pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet, RenderError> {
+    let spec = &node.spec;
+    if !spec.node_type.is_besu() {
+        return Err(RenderError::NotBesu(spec.node_type.as_str()));
+    }
+    let name = node.name_any();
+    let metadata = meta(node, name.clone())?;
+    let labels = metadata.labels.clone().unwrap_or_default();
+    let selector = BTreeMap::from([(besu_operator_api::LABEL_NODE.to_string(), name.clone())]);
+
+    let mut volumes = vec![
+        Volume {
+            name: "genesis".to_string(),
+            config_map: spec
+                .genesis_config_map_ref
+                .as_ref()
+                .map(|g| ConfigMapVolumeSource {
+                    name: g.name.clone(),
+                    items: Some(vec![KeyToPath {
+                        key: g.key.clone(),
+                        path: "genesis.json".to_string(),
+                        ..KeyToPath::default()
+                    }]),
+                    optional: Some(false),
+                    ..ConfigMapVolumeSource::default()
+                }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "config".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(&name),
+                optional: Some(false),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "data".to_string(),
+            mount_path: DATA_PATH.to_string(),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "genesis".to_string(),
+            mount_path: GENESIS_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "config".to_string(),
+            mount_path: CONFIG_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".to_string(),
+            mount_path: "/tmp".to_string(),
+            ..VolumeMount::default()
+        },
+    ];
+    if let Some(key) = &spec.key_secret_ref {
+        volumes.push(Volume {
+            name: "key".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(key.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: key.key.clone(),
+                    path: "key".to_string(),
+                    ..KeyToPath::default()
+                }]),
+                default_mode: Some(0o400),
+                // Never optional: without its key the node must not start.
+                optional: Some(false),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "key".to_string(),
+            mount_path: KEY_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+
+    let ports = &spec.ports;
+    let container = Container {
+        name: "besu".to_string(),
+        image: Some(spec.image.clone()),
+        // Bypass the image's entry script, which expects to start as root and chown.
+        command: Some(vec!["/opt/besu/bin/besu".to_string()]),
+        args: Some(besu_args(node)),
+        env: Some(vec![EnvVar {
+            name: "POD_IP".to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".to_string(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }]),
+        ports: Some(vec![
+            port("p2p-tcp", ports.p2p, "TCP"),
+            port("p2p-udp", ports.p2p, "UDP"),
+            port("rpc-http", ports.rpc_http, "TCP"),
+            port("rpc-ws", ports.ws, "TCP"),
+            port("metrics", ports.metrics, "TCP"),
+        ]),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        // minPeers=0: the first node of a chain has no peer and must still become Ready.
+        readiness_probe: Some(http_probe(
+            "/readiness?minPeers=0&maxBlocksBehind=2",
+            ports.rpc_http,
+            10,
+            3,
+        )),
+        liveness_probe: Some(http_probe("/liveness", ports.rpc_http, 15, 4)),
+        startup_probe: Some(http_probe("/liveness", ports.rpc_http, 5, 60)),
+        security_context: Some(container_security_context()),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    let retention = match spec.deletion_policy {
+        DeletionPolicy::Retain => "Retain",
+        DeletionPolicy::Delete => "Delete",
+    };
+    let mut storage_request = BTreeMap::new();
+    storage_request.insert("storage".to_string(), Quantity(spec.storage.size.clone()));
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".to_string()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(storage_request),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+
+    let config_checksum = sha256_hex(&besu_config_toml(node));
+    Ok(StatefulSet {
+        metadata,
+        spec: StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(headless_service_name(&name)),
+            pod_management_policy: Some("Parallel".to_string()),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(retention.to_string()),
+                    when_scaled: Some("Retain".to_string()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_CHECKSUM_ANNOTATION.to_string(),
+                        config_checksum,
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    security_context: Some(pod_security_context()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(60),
+                    node_selector: (!spec.node_selector.is_empty())
+                        .then(|| spec.node_selector.clone()),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    affinity: spec.affinity.clone(),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    })
+}
+
+fn service_port(name: &str, port: i32, protocol: &str) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(IntOrString::Int(port)),
+        protocol: Some(protocol.to_string()),
+        ..ServicePort::default()
+    }
+}
+
+/// The headless Service that gives the pod its stable DNS name. It publishes addresses
+/// before the pod is Ready, so that peers can discover each other while syncing.
+pub fn desired_headless_service(node: &BesuNode) -> Result<Service, RenderError> {
+    let name = node.name_any();
+    let p = &node.spec.ports;
+    Ok(Service {
+        metadata: meta(node, headless_service_name(&name))?,
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_string()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(BTreeMap::from([(
+                besu_operator_api::LABEL_NODE.to_string(),
+                name.clone(),
+            )])),
+            ports: Some(vec![
+                service_port("p2p-tcp", p.p2p, "TCP"),
+                service_port("p2p-udp", p.p2p, "UDP"),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// The ClusterIP Service for JSON-RPC (HTTP and WebSocket) and metrics.
+pub fn desired_rpc_service(node: &BesuNode) -> Result<Service, RenderError> {
+    let name = node.name_any();
+    let p = &node.spec.ports;
+    Ok(Service {
+        metadata: meta(node, rpc_service_name(&name))?,
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(BTreeMap::from([(
+                besu_operator_api::LABEL_NODE.to_string(),
+                name.clone(),
+            )])),
+            ports: Some(vec![
+                service_port("rpc-http", p.rpc_http, "TCP"),
+                service_port("rpc-ws", p.ws, "TCP"),
+                service_port("metrics", p.metrics, "TCP"),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
