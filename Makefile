@@ -42,6 +42,16 @@ unit:
 test: lint tools build
 	hack/run-tests.sh
 
+# The local control plane (hack/local-cluster.sh): `eval "$$(make -s cluster-up)"`
+# sets KUBECONFIG; `make test` then reuses it instead of starting its own.
+.PHONY: cluster-up
+cluster-up: tools
+	@hack/local-cluster.sh up
+
+.PHONY: cluster-down
+cluster-down:
+	@hack/local-cluster.sh down
+
 .PHONY: generate
 generate:
 	$(CARGO) run --quiet --bin besu-operator -- crd --write .
