@@ -139,7 +139,7 @@ pub struct GenesisOptions {
     pub request_timeout_seconds: i32,
     /// Block gas limit, as `0x` hex.
     #[serde(default = "default_gas_limit")]
-    #[x_kube(validation = Rule::new("self.matches('^0x[0-9a-fA-F]{1,16}$')").message("gasLimit must be 0x followed by 1 to 16 hex digits"))]
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{1,16}$"))]
     pub gas_limit: String,
     /// Free-gas network: base fee stays zero and nodes accept zero gas price
     /// (`zeroBaseFee` in genesis, `--min-gas-price=0` on nodes).
@@ -149,9 +149,9 @@ pub struct GenesisOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2147483647))]
     pub contract_size_limit: Option<i64>,
-    /// Pre-funded accounts, keyed by `0x` address.
+    /// Pre-funded accounts, keyed by `0x` address (40 hex digits; a key that is not an
+    /// address leaves the network Degraded with a message naming it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, k.matches('^0x[0-9a-fA-F]{40}$'))").message("alloc keys must be addresses: 0x followed by 40 hex digits"))]
     pub alloc: BTreeMap<String, AllocAccount>,
 }
 
@@ -187,7 +187,7 @@ fn default_gas_limit() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct AllocAccount {
     /// Balance in wei, as a decimal string or `0x` hex.
-    #[x_kube(validation = Rule::new("self.matches('^(0x[0-9a-fA-F]+|[0-9]+)$')").message("balance must be a decimal number of wei or 0x hex"))]
+    #[schemars(regex(pattern = r"^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$"))]
     pub balance: String,
     /// Contract bytecode, `0x` hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -89,7 +89,12 @@ pub struct BesuNodeSpec {
     /// Enode URLs of the bootnodes to join through
     /// (`enode://<128 hex>@<host>:<port>[?discport=<port>]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(e, e.matches('^enode://[0-9a-f]{128}@[^:@/]+:[0-9]{1,5}(\\\\?discport=[0-9]{1,5})?$'))").message("bootnodes must be enode URLs: enode://<128 lower-case hex, no 0x>@<host>:<port>"))]
+    #[schemars(
+        length(max = 32),
+        inner(regex(
+            pattern = r"^enode://[0-9a-f]{128}@[^:@/]{1,253}:[0-9]{1,5}(\?discport=[0-9]{1,5})?$"
+        ))
+    )]
     pub bootnodes: Vec<String>,
 
     /// Free-gas network: pass `--min-gas-price=0`.
