@@ -34,6 +34,23 @@ pub enum RunError {
     CrdsMissing(kube::Error),
 }
 
+/// The User-Agent of every API request, so that audit logs attribute the operator's
+/// writes: `besu-operator/<version>`.
+pub const USER_AGENT: &str = concat!("besu-operator/", env!("CARGO_PKG_VERSION"));
+
+/// A client from KUBECONFIG or the in-cluster config, identifying itself as
+/// [`USER_AGENT`].
+pub async fn client() -> Result<Client, kube::Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    Client::try_from(config)
+}
+
 /// Options of `besu-operator run`.
 #[derive(Clone, Debug)]
 pub struct RunOptions {

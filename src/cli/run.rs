@@ -33,7 +33,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| {
+        let client = besu_operator::operator::client().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot build a Kubernetes client ({e}); set KUBECONFIG or run in a cluster"
             )
