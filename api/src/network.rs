@@ -149,9 +149,12 @@ pub struct GenesisOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2147483647))]
     pub contract_size_limit: Option<i64>,
-    /// Pre-funded accounts, keyed by `0x` address (40 hex digits; a key that is not an
-    /// address leaves the network Degraded with a message naming it).
+    /// Pre-funded accounts, keyed by `0x` address (40 hex digits). Admission checks the
+    /// `0x` prefix and the length (a regex over map keys exceeds the CEL cost budget); a
+    /// key with a non-hex digit leaves the network Degraded with a message naming it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 10000))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) == 42 && k.startsWith('0x'))").message("alloc keys must be addresses: 0x followed by 40 hex digits"))]
     pub alloc: BTreeMap<String, AllocAccount>,
 }
 
