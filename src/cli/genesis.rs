@@ -51,28 +51,33 @@ struct GenerateArgs {
     #[arg(long)]
     consensus: String,
     /// How many validators to create.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     validators: String,
     /// Chain ID (positive).
-    #[arg(long, value_name = "ID", default_value = "1337")]
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = "1337",
+        allow_hyphen_values = true
+    )]
     chain_id: String,
     /// blockperiodseconds (Besu's default 1).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     block_period: Option<String>,
     /// epochlength (Besu's default 30000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     epoch_length: Option<String>,
     /// requesttimeoutseconds (Besu's default 1).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     request_timeout: Option<String>,
     /// Genesis block gas limit (default 700000000).
-    #[arg(long, value_name = "GAS")]
+    #[arg(long, value_name = "GAS", allow_hyphen_values = true)]
     gas_limit: Option<String>,
     /// Free-gas network: zeroBaseFee in genesis.
     #[arg(long)]
     zero_base_fee: bool,
     /// contractSizeLimit in bytes.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     contract_size_limit: Option<String>,
     /// Pre-fund an account: 0xADDRESS=BALANCE (wei, decimal or 0x hex). Repeatable.
     #[arg(long, value_name = "0xADDRESS=BALANCE")]

@@ -46,7 +46,12 @@ enum KeyCommand {
         #[arg(long, value_name = "H", default_value = "127.0.0.1")]
         host: String,
         /// TCP (and UDP discovery) port for the enode URL.
-        #[arg(long, value_name = "P", default_value = "30303")]
+        #[arg(
+            long,
+            value_name = "P",
+            default_value = "30303",
+            allow_hyphen_values = true
+        )]
         port: String,
     },
 }
