@@ -30,12 +30,20 @@ hack/netwatch.sh self-test
 
 own_cluster=""
 watcher=""
+# The watcher's log outlives the run dir: target/run-tests/netwatch.log.
+keep_netwatch_log() {
+  if [ -f "$run_dir/netwatch/netwatch.log" ]; then
+    mkdir -p "$repo/target/run-tests"
+    cp "$run_dir/netwatch/netwatch.log" "$repo/target/run-tests/netwatch.log"
+  fi
+}
 cleanup() {
   local rc=$?
   if [ -n "$watcher" ]; then
     hack/netwatch.sh stop "$run_dir/netwatch"
     wait "$watcher" 2>/dev/null || true
   fi
+  keep_netwatch_log
   if [ -n "$own_cluster" ] && [ -d "$own_cluster" ]; then
     BESU_CLUSTER_DIR=$own_cluster hack/local-cluster.sh down || rc=1
   fi
@@ -71,7 +79,8 @@ watcher=$!
 
 if [ -n "$own_cluster" ]; then
   t=$(now_ms)
-  eval "$(hack/local-cluster.sh up)"
+  env_line=$(hack/local-cluster.sh up)   # an assignment: a failing `up` stops the run
+  eval "$env_line"
   log "cluster up in $(( $(now_ms) - t )) ms ($own_cluster)"
 fi
 export KUBECONFIG="$BESU_CLUSTER_DIR/kubeconfig"
@@ -87,7 +96,8 @@ hack/netwatch.sh stop "$run_dir/netwatch"
 net_rc=0
 wait "$watcher" || net_rc=$?
 watcher=""
-[ $net_rc = 0 ] || log "network watcher: non-loopback sockets seen (see above)"
+keep_netwatch_log
+[ $net_rc = 0 ] || log "network watcher: non-loopback sockets seen (see above and target/run-tests/netwatch.log)"
 
 # Tear down our cluster now (not only in the trap) and prove nothing is left.
 down_rc=0
