@@ -269,6 +269,8 @@ up() {
   done
   mkdir -p "$dir"/{logs,pids,etcd,kwok-home,audit}
   chmod 700 "$dir"
+  # A failed `up` leaves nothing running: show the logs' ends, then stop all.
+  trap up_failed EXIT
 
   local ports; read -r -a ports <<< "$(pick_ports 6)"
   ETCD_PORT=${ports[0]} ETCD_PEER_PORT=${ports[1]} API_PORT=${ports[2]}
@@ -355,8 +357,22 @@ EOF
   wait_for "ServiceAccount default/default (controller-manager)" 60 default_sa_exists
   wait_for "kube-scheduler serving" 30 scheduler_listening
   start_besu_sim
+  trap - EXIT
   log "up in $(( $(now_ms) - t0 )) ms"
   env_line
+}
+
+up_failed() {
+  local rc=$? f
+  trap - EXIT
+  [ "$rc" = 0 ] && return 0
+  for f in "$dir"/logs/*.log; do
+    [ -s "$f" ] || continue
+    log "--- last lines of $f"; tail -n 15 "$f" >&2
+  done
+  log "up failed; stopping what it started"
+  down_quiet || true
+  exit "$rc"
 }
 
 # === Besu simulator hook ======================================================
