@@ -456,7 +456,9 @@ case "${1:-}" in
     if is_up; then
       log "up: $dir (apiserver https://127.0.0.1:$(sed -n 's/^API_PORT=//p' "$dir/cluster.env"))"
       for c in "${COMPONENTS[@]}" besu-sim; do
-        pid=$(pid_of "$c"); [ -n "$pid" ] && log "  $c pid $pid"
+        pid=$(pid_of "$c")
+        if [ -z "$pid" ]; then continue; fi
+        if is_ours_alive "$pid"; then log "  $c pid $pid"; else log "  $c pid $pid (exited; see $dir/logs/$c.log)"; fi
       done
       exit 0
     else
