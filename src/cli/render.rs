@@ -86,5 +86,5 @@ fn render(args: &RenderArgs) -> anyhow::Result<String> {
         eprintln!("besu-operator render: note: {note}");
     }
     let objects = render_all(&inputs, keys.as_mut(), args.show_secrets)?;
-    Ok(to_yaml_stream(&objects).context("cannot serialise the output as YAML")?)
+    to_yaml_stream(&objects).context("cannot serialise the output as YAML")
 }
