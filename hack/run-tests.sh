@@ -5,7 +5,7 @@
 #   - reuses the cluster $KUBECONFIG points at if it is a running local cluster
 #     (hack/local-cluster.sh), otherwise starts one in a fresh state dir and
 #     always tears it down (trap), then checks nothing of it is left;
-#   - runs `cargo test --workspace --locked` with KUBECONFIG and
+#   - runs `cargo test --workspace --locked --no-fail-fast` with KUBECONFIG and
 #     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads;
 #   - fails if any non-loopback TCP socket of this run was seen (hack/netwatch.sh).
 #
@@ -89,7 +89,7 @@ export KUBECONFIG="$BESU_CLUSTER_DIR/kubeconfig"
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
 t=$(now_ms)
 test_rc=0
-${CARGO:-cargo} test --workspace --locked "$@" || test_rc=$?
+${CARGO:-cargo} test --workspace --locked --no-fail-fast "$@" || test_rc=$?
 log "cargo test finished in $(( $(now_ms) - t )) ms (exit $test_rc)"
 
 hack/netwatch.sh stop "$run_dir/netwatch"
