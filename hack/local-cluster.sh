@@ -40,7 +40,7 @@ CLUSTER_CIDR=127.64.0.0/12
 # waits for every node's podCIDR, so it is only a loopback safety net.
 KWOK_FALLBACK_CIDR=127.127.0.0/16
 NODE_COUNT=3
-# Order matters: stopped in reverse.
+# The daemons `status` requires (down stops them, and besu-sim, in its own order).
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
@@ -126,7 +126,7 @@ pki() {
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth"
   sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
+keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   sign admin "/O=system:masters/CN=besu-local-admin" "$client"
@@ -179,7 +179,7 @@ is_up() {
   [ -f "$dir/cluster.env" ] && [ -f "$dir/kubeconfig" ] || return 1
   local c
   for c in "${COMPONENTS[@]}"; do is_ours_alive "$(pid_of "$c")" || return 1; done
-  [ "$(k get --raw=/readyz 2>/dev/null)" = ok ]
+  apiserver_ready
 }
 
 env_line() { echo "export KUBECONFIG=$dir/kubeconfig"; }
@@ -210,7 +210,7 @@ nodes_ready() {
 }
 
 default_sa_exists() { k -n default get serviceaccount default; }
-scheduler_listening() { port_in_use "$SCHEDULER_PORT"; }
+scheduler_listening() { [ -n "$(ss -Htln "( sport = :$SCHEDULER_PORT )")" ]; }
 
 # --- up -----------------------------------------------------------------------
 
@@ -346,9 +346,13 @@ EOF
     --leader-elect=false --profiling=false --v=0
 
   # HOME inside the state dir: kwok would otherwise also load ~/.kwok/kwok.yaml.
+  # The lease duration must be explicit: with a stages-only --config kwok renews no
+  # node Lease, the node lifecycle controller marks the nodes NotReady after its
+  # grace period, and every pod loses its Ready condition.
   start kwok env HOME="$dir/kwok-home" "$bin/kwok/kwok" \
     --kubeconfig="$dir/kwok.kubeconfig" --config="$dir/kwok-stages.yaml" \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 \
     --cidr="$KWOK_FALLBACK_CIDR" --node-ip=127.0.10.250 \
     --server-address="127.0.0.1:$KWOK_PORT"
 
