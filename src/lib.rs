@@ -1,5 +1,5 @@
 pub mod chain;
-pub mod generate;
 pub mod controller;
+pub mod generate;
 pub mod operator;
 pub mod render;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::runtime::reflector::ObjectRef;
@@ -56,12 +56,17 @@ pub async fn client() -> Result<Client, kube::Error> {
 pub struct RunOptions {
     /// Where `/healthz` and `/readyz` are served.
     pub http_addr: SocketAddr,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// How often a settled object is reconciled again (drift check, no writes unless
+    /// something changed).
+    pub resync: std::time::Duration,
 }
 
 /// Runs both controllers until SIGTERM/SIGINT.
 pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     // Fail fast, with a message saying what to do, when the CRDs are missing.
-    let probe: Api<BesuNetwork> = Api::all(client.clone());
+    let probe: Api<BesuNetwork> = scoped(&client, opts.namespaces.first().map(String::as_str));
     probe
         .list(&kube::api::ListParams::default().limit(1))
         .await
@@ -98,56 +103,73 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
         }
     });
 
-    let ctx = Context::new(client.clone());
-    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=besu-operator");
+    let ctx = Context::new(client.clone(), opts.resync);
+    let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() {
+        vec![None]
+    } else {
+        opts.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut controllers = Vec::new();
+    for scope in &scopes {
+        controllers.push(network_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+        controllers.push(node_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+    }
+    ready.store(true, Ordering::Relaxed);
+    info!("controllers started");
+    info!(namespaces = ?opts.namespaces, "watching {}", if scopes == [None] { "all namespaces" } else { "the given namespaces" });
+    futures::future::join_all(controllers).await;
+    info!("controllers stopped");
+    Ok(())
+}
 
-    let networks = Controller::new(
-        Api::<BesuNetwork>::all(client.clone()),
+/// An Api over all namespaces, or one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels("app.kubernetes.io/managed-by=besu-operator")
+}
+
+async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    Controller::new(
+        scoped::<BesuNetwork>(client, ns),
         watcher::Config::default(),
     )
-    .owns(Api::<BesuNode>::all(client.clone()), managed.clone())
+    .owns(scoped::<BesuNode>(client, ns), managed())
     // A deleted or changed key Secret or genesis ConfigMap wakes its network.
-    .watches(
-        Api::<Secret>::all(client.clone()),
-        managed.clone(),
-        network_of,
-    )
-    .watches(
-        Api::<ConfigMap>::all(client.clone()),
-        managed.clone(),
-        network_of,
-    )
+    .watches(scoped::<Secret>(client, ns), managed(), network_of)
+    .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
     .shutdown_on_signal()
-    .run(
-        controller::network::reconcile,
-        network_error_policy,
-        ctx.clone(),
-    )
+    .run(controller::network::reconcile, network_error_policy, ctx)
     .for_each(|res| async move {
         if let Err(e) = res {
             warn!(error = %e, "network reconcile failed");
         }
-    });
-    let nodes = Controller::new(
-        Api::<BesuNode>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
-    .owns(Api::<Service>::all(client.clone()), managed.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), managed.clone())
-    .watches(Api::<Secret>::all(client.clone()), managed, node_of)
-    .shutdown_on_signal()
-    .run(controller::node::reconcile, node_error_policy, ctx)
-    .for_each(|res| async move {
-        if let Err(e) = res {
-            warn!(error = %e, "node reconcile failed");
-        }
-    });
-    ready.store(true, Ordering::Relaxed);
-    info!("controllers started");
-    futures::join!(networks, nodes);
-    info!("controllers stopped");
-    Ok(())
+    })
+    .await;
+}
+
+async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    Controller::new(scoped::<BesuNode>(client, ns), watcher::Config::default())
+        .owns(scoped::<StatefulSet>(client, ns), managed())
+        .owns(scoped::<Service>(client, ns), managed())
+        .owns(scoped::<ConfigMap>(client, ns), managed())
+        .watches(scoped::<Secret>(client, ns), managed(), node_of)
+        .shutdown_on_signal()
+        .run(controller::node::reconcile, node_error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "node reconcile failed");
+            }
+        })
+        .await;
 }
 
 fn network_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNetwork>> {

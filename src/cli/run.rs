@@ -9,6 +9,13 @@ pub struct RunArgs {
     /// Address of the HTTP server for /healthz and /readyz.
     #[arg(long, env = "BESU_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+    /// Namespaces to watch, comma-separated. Empty: all namespaces.
+    #[arg(long, env = "BESU_OPERATOR_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Seconds between reconciles of a settled object (a drift check that writes
+    /// nothing unless something changed).
+    #[arg(long, env = "BESU_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
+    pub resync_seconds: u64,
     /// Log format: text or json.
     #[arg(long, env = "BESU_OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -42,6 +49,12 @@ pub fn run(args: RunArgs) -> ExitCode {
             client,
             RunOptions {
                 http_addr: args.http_addr,
+                namespaces: args
+                    .namespaces
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
             },
         )
         .await?;

@@ -62,11 +62,13 @@ pub struct Context {
     pub client: Client,
     /// Publishes Events.
     pub recorder: Recorder,
+    /// How often a settled object is reconciled again.
+    pub resync: Duration,
 }
 
 impl Context {
     /// A context for the given client.
-    pub fn new(client: Client) -> Arc<Context> {
+    pub fn new(client: Client, resync: Duration) -> Arc<Context> {
         let reporter = Reporter {
             controller: "besu-operator".to_string(),
             instance: std::env::var("POD_NAME").ok(),
@@ -74,6 +76,7 @@ impl Context {
         Arc::new(Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            resync,
         })
     }
 

@@ -191,9 +191,8 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         None => {
             let mut addrs = Vec::new();
             for slot in slots.iter().filter(|s| s.node_type == NodeType::Validator) {
-                match keys.get(slot) {
-                    Some(KeyState::Valid(_, a)) => addrs.push(*a),
-                    _ => {}
+                if let Some(KeyState::Valid(_, a)) = keys.get(slot) {
+                    addrs.push(*a);
                 }
             }
             (addrs.len()
@@ -501,7 +500,7 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
     write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
 
     Ok(match phase {
-        NetworkPhase::Ready => Action::requeue(Duration::from_secs(300)),
+        NetworkPhase::Ready => Action::requeue(ctx.resync),
         NetworkPhase::Degraded => Action::requeue(Duration::from_secs(60)),
         _ => Action::requeue(Duration::from_secs(15)),
     })

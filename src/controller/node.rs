@@ -283,7 +283,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
 
     Ok(match decision.phase {
-        NodePhase::Ready => Action::requeue(Duration::from_secs(300)),
+        NodePhase::Ready => Action::requeue(ctx.resync),
         NodePhase::Pending => Action::requeue(Duration::from_secs(15)),
         NodePhase::Degraded => Action::requeue(Duration::from_secs(30)),
     })

@@ -1,0 +1,143 @@
+//! Runs the real `besu-operator` binary against the test cluster, scoped to one
+//! namespace so that tests in one binary can run side by side, and installs the CRDs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use besu_operator::render::FIELD_MANAGER;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+
+use crate::support::{Check, Cluster, not_yet, wait_until};
+
+/// The user agent of the operator binary (see `besu_operator::operator::USER_AGENT`).
+pub const OPERATOR_AGENT: &str = "besu-operator/";
+
+/// A running operator process. Dropping it kills the process.
+pub struct Operator {
+    child: Option<Child>,
+    /// Where its stdout and stderr go (appended across restarts).
+    pub log: PathBuf,
+    namespace: String,
+    kubeconfig: PathBuf,
+    /// How many times it was started.
+    pub starts: u32,
+}
+
+impl Operator {
+    /// Starts the operator watching only `namespace`, with a short resync so that
+    /// steady-state checks cover several periodic reconciles.
+    pub fn start(cluster: &Cluster, namespace: &str) -> anyhow::Result<Operator> {
+        let log = std::env::temp_dir().join(format!("besu-operator-{namespace}.log"));
+        let _ = std::fs::remove_file(&log);
+        let mut op = Operator {
+            child: None,
+            log,
+            namespace: namespace.to_string(),
+            kubeconfig: cluster.kubeconfig.clone(),
+            starts: 0,
+        };
+        op.restart()?;
+        Ok(op)
+    }
+
+    /// Starts the process again (after [`Operator::kill`]).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("open {}", self.log.display()))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_besu-operator"))
+            .args([
+                "run",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--namespaces",
+                &self.namespace,
+                "--resync-seconds",
+                "5",
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,besu_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start besu-operator")?;
+        self.child = Some(child);
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would; waits for the process to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything the operator printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Installs (server-side applies) the CRDs and waits until both are Established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in besu_operator_api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("apply CRD {name}"))?;
+        wait_until(
+            &format!("CRD {name} Established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await?;
+                    let established = crd
+                        .status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    if established {
+                        Ok(Check::Done(()))
+                    } else {
+                        not_yet("not Established")
+                    }
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A sample manifest from `samples/`, parsed.
+pub fn sample<T: serde::de::DeserializeOwned>(file: &str) -> anyhow::Result<T> {
+    let path: &Path = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path.join("samples").join(file))
+        .with_context(|| format!("read samples/{file}"))?;
+    Ok(serde_yaml::from_str(&text)?)
+}
