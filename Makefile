@@ -55,3 +55,12 @@ cluster-down:
 .PHONY: generate
 generate:
 	$(CARGO) run --quiet --bin besu-operator -- crd --write .
+
+# A local cluster, the operator and samples/qbft-network.yaml, until Ready.
+.PHONY: demo
+demo:
+	hack/demo.sh up
+
+.PHONY: demo-down
+demo-down:
+	hack/demo.sh down
