@@ -21,7 +21,11 @@
 # a process outside our view) is ours unless it was already there before the
 # run, its 4-tuple was seen held by a foreign process, it is an inbound
 # connection to a foreign listener, or its remote end was seen used by a
-# foreign process during the run; otherwise it fails the run ("unattributed").
+# foreign process at any time during the run (a fetch by another engineer's
+# go or cargo leaves TIME-WAIT sockets before and after the one sample that
+# catches its process); otherwise it fails the run ("unattributed"). The price:
+# a connection of ours shorter than one sample, to the very address a foreign
+# process also used, would pass; a longer one is caught with its process.
 #
 # Listening sockets count too: a process of ours listening on 0.0.0.0 or any
 # non-loopback address is a violation.
@@ -110,8 +114,11 @@ classify() {
   CLASS=unattributed
 }
 
+declare -A pending=()        # "local peer" -> log line of an unattributed socket
+
 # sample OUT: one pass; appends new findings to OUT/netwatch.log and
-# violations to OUT/violations.log.
+# violations of our processes to OUT/violations.log. Unattributed sockets wait
+# in `pending` (see settle).
 sample() {
   local out=$1 state laddr peer pids c line
   while read -r state laddr peer pids; do
@@ -120,9 +127,29 @@ sample() {
     if [ -z "${reported["$c $laddr $peer"]:-}" ]; then
       reported["$c $laddr $peer"]=1
       printf '%s %s\n' "$(date -u +%FT%T.%3NZ)" "$line" >> "$out/netwatch.log"
-      case $c in ours|unattributed) printf '%s\n' "$line" >> "$out/violations.log" ;; esac
+      case $c in
+        ours) printf '%s\n' "$line" >> "$out/violations.log" ;;
+        unattributed) pending["$laddr $peer"]=$line ;;
+      esac
     fi
   done < <(non_loopback_sockets)
+}
+
+# settle OUT [final]: an unattributed socket whose remote end a foreign process
+# was seen using (before or after it) is that process's short connection: log
+# it as foreign. With "final", whatever is left is a violation.
+settle() {
+  local out=$1 final=${2:-} key peer
+  for key in "${!pending[@]}"; do
+    peer=${key#* }
+    if [ -n "${foreign_remote[$peer]:-}" ]; then
+      printf '%s foreign-by-remote %s\n' "$(date -u +%FT%T.%3NZ)" "${pending[$key]#unattributed }" >> "$out/netwatch.log"
+      unset "pending[$key]"
+    elif [ -n "$final" ]; then
+      printf '%s\n' "${pending[$key]}" >> "$out/violations.log"
+      unset "pending[$key]"
+    fi
+  done
 }
 
 # Everything present before the run started is not the run's.
@@ -146,10 +173,10 @@ run() {
   echo "netwatch: watching (tag $TAG, log $out/netwatch.log)" >&2
   local start=$SECONDS samples=0
   while [ ! -e "$out/stop" ] && [ $((SECONDS - start)) -lt "$max" ]; do
-    sample "$out"; samples=$((samples + 1))
+    sample "$out"; settle "$out"; samples=$((samples + 1))
     sleep 0.5
   done
-  sample "$out"; samples=$((samples + 1))
+  sample "$out"; settle "$out" final; samples=$((samples + 1))
   [ -e "$out/stop" ] || echo "netwatch: max duration ${max}s reached" >&2
   local n; n=$(wc -l < "$out/violations.log")
   if [ "$n" -gt 0 ]; then
@@ -186,24 +213,26 @@ ESTAB 0 0 127.0.0.1:40000 127.0.0.1:23456 users:(("kubectl",pid=$ours,fd=3))
 ESTAB 0 0 [::1]:40001 [::1]:23456 users:(("kubectl",pid=$ours,fd=3))
 ESTAB 0 0 [::ffff:127.0.0.1]:40002 [::ffff:127.0.0.1]:23456 users:(("x",pid=$ours,fd=3))
 ESTAB 0 0 192.0.2.2:2024 192.0.2.1:51000
+TIME-WAIT 0 0 192.0.2.2:40999 203.0.113.80:443
 ESTAB 0 0 192.0.2.2:41000 203.0.113.80:443 users:(("cargo",pid=$foreign,fd=9))
 TIME-WAIT 0 0 192.0.2.2:41001 203.0.113.80:443
 EOF
   TAG=$tag
   NETWATCH_SS_CMD="cat $tmp/ss" SS_CMD="cat $tmp/ss"
   mkdir -p "$tmp/out"; : > "$tmp/out/netwatch.log"; : > "$tmp/out/violations.log"
-  sample "$tmp/out"
+  sample "$tmp/out"; settle "$tmp/out"
   local fail=0
   if [ -s "$tmp/out/violations.log" ]; then echo "self-test: clean sample reported violations:" >&2; cat "$tmp/out/violations.log" >&2; fail=1; fi
   grep -q '^.* foreign ESTAB 192.0.2.2:41000 203.0.113.80:443' "$tmp/out/netwatch.log" || { echo "self-test: foreign connection not logged" >&2; fail=1; }
   grep -q ' foreign TIME-WAIT 192.0.2.2:41001 203.0.113.80:443' "$tmp/out/netwatch.log" || { echo "self-test: TIME-WAIT to a foreign remote not classified foreign" >&2; fail=1; }
+  grep -q ' foreign-by-remote TIME-WAIT 192.0.2.2:40999 203.0.113.80:443' "$tmp/out/netwatch.log" || { echo "self-test: TIME-WAIT seen before the foreign process not settled as foreign" >&2; fail=1; }
   cat > "$tmp/ss" <<EOF
 ESTAB 0 0 192.0.2.2:42000 198.51.100.7:8545 users:(("besu-operator",pid=$ours,fd=11))
 LISTEN 0 128 0.0.0.0:9090 0.0.0.0:* users:(("besu-sim",pid=$ours,fd=5))
 SYN-SENT 0 1 [2001:db8::2]:42002 [2001:db8::9]:443 users:(("x",pid=$ours,fd=4))
 TIME-WAIT 0 0 192.0.2.2:42001 198.51.100.8:30303
 EOF
-  sample "$tmp/out"
+  sample "$tmp/out"; settle "$tmp/out" final
   local n; n=$(wc -l < "$tmp/out/violations.log")
   if [ "$n" -ne 4 ]; then echo "self-test: expected 4 violations, got $n:" >&2; cat "$tmp/out/violations.log" >&2; fail=1; fi
   kill "$ours" "$foreign" 2>/dev/null || true
