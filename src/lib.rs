@@ -3,3 +3,4 @@ pub mod controller;
 pub mod generate;
 pub mod operator;
 pub mod render;
+pub mod rpc;

@@ -4,6 +4,7 @@
 //! keys, genesis and `BesuNode`s; the node controller turns a `BesuNode` into its
 //! StatefulSet and Services.
 
+pub mod day2;
 pub mod network;
 pub mod node;
 pub mod status;

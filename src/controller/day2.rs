@@ -1,0 +1,396 @@
+//! Day-2 decisions, pure and unit-tested: validator set changes by on-chain vote, and
+//! quorum-safe rolling updates. The network controller observes, calls these, and acts.
+//!
+//! Rules (besu-facts §6):
+//! - a validator is added or removed when more than half of the current validators
+//!   (`floor(n/2)+1`, `VoteTally.validatorLimit`) have voted, effective from the next block;
+//! - proposals live in each node's memory (`VoteProposer`), so a voter that restarted
+//!   must be asked again;
+//! - the chain produces blocks while `ceil(2n/3)` validators are up (`BftHelpers`), so at
+//!   most `n - ceil(2n/3)` validators may be down at once (at least 1 is allowed, so a
+//!   network of fewer than 4 can still be upgraded, with a pause in block production).
+
+use std::collections::BTreeSet;
+
+use besu_operator_api::NodeType;
+
+use crate::chain::key::Address;
+use crate::chain::quorum::{commit_quorum, vote_threshold};
+
+/// What the network controller knows about one validator slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorView {
+    /// Ordinal within the validators.
+    pub ordinal: i32,
+    /// The slot's address (from its key).
+    pub address: Address,
+    /// Whether its `BesuNode` exists.
+    pub exists: bool,
+    /// Whether its pod is Ready (and reachable over JSON-RPC).
+    pub up: bool,
+    /// Its chain height, if known.
+    pub height: Option<u64>,
+}
+
+/// The next step towards the desired validator set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScalingStep {
+    /// The on-chain set is exactly the desired validators.
+    Converged,
+    /// Create the next validator's node; it runs as a non-validator until voted in.
+    CreateNode {
+        /// Ordinal of the new validator.
+        ordinal: i32,
+    },
+    /// Wait for the new validator's node to be Ready and synced.
+    WaitForSync {
+        /// Ordinal of the new validator.
+        ordinal: i32,
+        /// What is awaited.
+        reason: String,
+    },
+    /// Make sure these voters hold the proposal; the change happens on-chain.
+    Vote {
+        /// Ordinal of the validator being added or removed.
+        ordinal: i32,
+        /// Its address.
+        address: Address,
+        /// Add (true) or remove (false).
+        add: bool,
+        /// Ordinals of the voters, `floor(n/2)+1` of the current on-chain validators.
+        voters: Vec<i32>,
+    },
+    /// The validator has left the on-chain set: delete its node.
+    RemoveNode {
+        /// Ordinal of the removed validator.
+        ordinal: i32,
+    },
+    /// A change is needed but cannot proceed now.
+    Blocked(String),
+}
+
+/// Decides the next validator-set step. `views` covers every validator slot with a key:
+/// ordinals below `desired` and existing nodes above it. `head` is the network's height.
+/// Adds come before removals, one validator at a time, lowest ordinal first for adds and
+/// highest first for removals.
+pub fn next_scaling_step(
+    desired: i32,
+    onchain: &BTreeSet<Address>,
+    views: &[ValidatorView],
+    head: u64,
+) -> ScalingStep {
+    let n = onchain.len();
+    let voters_for = |exclude: Option<&Address>| -> Result<Vec<i32>, String> {
+        let needed = vote_threshold(n);
+        let mut voters: Vec<&ValidatorView> = views
+            .iter()
+            .filter(|v| onchain.contains(&v.address) && v.up && Some(&v.address) != exclude)
+            .collect();
+        voters.sort_by_key(|v| v.ordinal);
+        if voters.len() < needed {
+            return Err(format!(
+                "{} of {n} on-chain validators are up; {needed} must vote",
+                voters.len()
+            ));
+        }
+        Ok(voters.iter().take(needed).map(|v| v.ordinal).collect())
+    };
+
+    // Add the lowest desired validator that is not on-chain.
+    let mut missing: Vec<&ValidatorView> = views
+        .iter()
+        .filter(|v| v.ordinal < desired && !onchain.contains(&v.address))
+        .collect();
+    missing.sort_by_key(|v| v.ordinal);
+    if let Some(v) = missing.first() {
+        if !v.exists {
+            return ScalingStep::CreateNode { ordinal: v.ordinal };
+        }
+        let synced = v.height.is_some_and(|h| h + 2 >= head);
+        if !v.up || !synced {
+            return ScalingStep::WaitForSync {
+                ordinal: v.ordinal,
+                reason: format!(
+                    "validator {} must be Ready and within 2 blocks of the head ({head}); it is {}, at height {}",
+                    v.ordinal,
+                    if v.up { "Ready" } else { "not Ready" },
+                    v.height.map_or("unknown".to_string(), |h| h.to_string())
+                ),
+            };
+        }
+        return match voters_for(None) {
+            Ok(voters) => ScalingStep::Vote {
+                ordinal: v.ordinal,
+                address: v.address,
+                add: true,
+                voters,
+            },
+            Err(why) => ScalingStep::Blocked(why),
+        };
+    }
+
+    // Remove the highest validator beyond the desired count that is still on-chain.
+    let mut extra: Vec<&ValidatorView> = views
+        .iter()
+        .filter(|v| v.ordinal >= desired && onchain.contains(&v.address))
+        .collect();
+    extra.sort_by_key(|v| std::cmp::Reverse(v.ordinal));
+    if let Some(v) = extra.first() {
+        return match voters_for(Some(&v.address)) {
+            Ok(voters) => ScalingStep::Vote {
+                ordinal: v.ordinal,
+                address: v.address,
+                add: false,
+                voters,
+            },
+            Err(why) => ScalingStep::Blocked(why),
+        };
+    }
+
+    // Voted out: now its node may go, highest first.
+    let mut gone: Vec<&ValidatorView> = views
+        .iter()
+        .filter(|v| v.ordinal >= desired && v.exists && !onchain.contains(&v.address))
+        .collect();
+    gone.sort_by_key(|v| std::cmp::Reverse(v.ordinal));
+    if let Some(v) = gone.first() {
+        return ScalingStep::RemoveNode { ordinal: v.ordinal };
+    }
+    ScalingStep::Converged
+}
+
+/// Validators that may be unavailable at once: `n - ceil(2n/3)`, at least 1.
+pub fn max_unavailable_validators(n: usize) -> usize {
+    (n - commit_quorum(n)).max(1)
+}
+
+/// One node as the rollout sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutNode {
+    /// The `BesuNode` name.
+    pub name: String,
+    /// Its role.
+    pub node_type: NodeType,
+    /// Whether its spec differs from what the network wants now.
+    pub outdated: bool,
+    /// Whether its pod is Ready on its current spec.
+    pub ready: bool,
+}
+
+/// What the rollout does now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// Nothing is outdated.
+    Done,
+    /// Update these nodes now.
+    Update(Vec<String>),
+    /// Wait: a previous step has not settled.
+    Wait(String),
+    /// Stop touching nodes until the chain advances again.
+    Stalled(String),
+}
+
+fn rollout_rank(t: NodeType) -> u8 {
+    match t {
+        NodeType::Bootnode => 0,
+        NodeType::Member => 1,
+        NodeType::Validator => 2,
+        NodeType::Prometheus | NodeType::Grafana => 3,
+    }
+}
+
+/// Decides which outdated nodes to update now: bootnodes, then members, then
+/// validators, with at most [`max_unavailable_validators`] validators down at once
+/// and one other node at a time. A node that is already down may always be updated
+/// (that cannot lower availability, and it is how a bad image is reverted).
+/// `settled` says whether the chain advanced enough since the last step;
+/// `chain_advancing` whether it advances at all.
+pub fn next_rollout_step(nodes: &[RolloutNode], settled: bool, chain_advancing: bool) -> RolloutStep {
+    let outdated: Vec<&RolloutNode> = nodes.iter().filter(|n| n.outdated).collect();
+    if outdated.is_empty() {
+        return RolloutStep::Done;
+    }
+    let down_outdated: Vec<String> = outdated
+        .iter()
+        .filter(|n| !n.ready)
+        .map(|n| n.name.clone())
+        .collect();
+    if !down_outdated.is_empty() {
+        return RolloutStep::Update(down_outdated);
+    }
+    if !chain_advancing {
+        return RolloutStep::Stalled(
+            "the chain is not producing blocks; no more nodes are restarted until it does"
+                .to_string(),
+        );
+    }
+    let unavailable: Vec<&RolloutNode> = nodes.iter().filter(|n| !n.ready).collect();
+    if !settled {
+        return RolloutStep::Wait(
+            "waiting for the chain to advance 2 blocks since the last node came back".to_string(),
+        );
+    }
+    let rank = outdated
+        .iter()
+        .map(|n| rollout_rank(n.node_type))
+        .min()
+        .unwrap_or(0);
+    let mut group: Vec<&RolloutNode> = outdated
+        .into_iter()
+        .filter(|n| rollout_rank(n.node_type) == rank)
+        .collect();
+    group.sort_by(|a, b| a.name.cmp(&b.name));
+    if rank == rollout_rank(NodeType::Validator) {
+        let validators = nodes
+            .iter()
+            .filter(|n| n.node_type == NodeType::Validator)
+            .count();
+        let down = unavailable
+            .iter()
+            .filter(|n| n.node_type == NodeType::Validator)
+            .count();
+        let budget = max_unavailable_validators(validators).saturating_sub(down);
+        if budget == 0 {
+            return RolloutStep::Wait(format!("{down} validator(s) already unavailable"));
+        }
+        return RolloutStep::Update(group.iter().take(budget).map(|n| n.name.clone()).collect());
+    }
+    if let Some(busy) = unavailable.first() {
+        return RolloutStep::Wait(format!("{} is not Ready yet", busy.name));
+    }
+    RolloutStep::Update(group.iter().take(1).map(|n| n.name.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(i: u8) -> Address {
+        Address([i; 20])
+    }
+
+    fn view(ordinal: i32, exists: bool, up: bool, height: Option<u64>) -> ValidatorView {
+        ValidatorView {
+            ordinal,
+            address: addr(u8::try_from(ordinal).unwrap_or(0) + 1),
+            exists,
+            up,
+            height,
+        }
+    }
+
+    fn onchain(ordinals: &[i32]) -> BTreeSet<Address> {
+        ordinals
+            .iter()
+            .map(|o| addr(u8::try_from(*o).unwrap_or(0) + 1))
+            .collect()
+    }
+
+    #[test]
+    fn converged_when_the_chain_has_exactly_the_desired_validators() {
+        let views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(10))).collect();
+        assert_eq!(next_scaling_step(4, &onchain(&[0, 1, 2, 3]), &views, 10), ScalingStep::Converged);
+    }
+
+    #[test]
+    fn scale_up_creates_syncs_then_asks_a_majority_of_current_validators() {
+        let mut views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(100))).collect();
+        views.push(view(4, false, false, None));
+        let chain = onchain(&[0, 1, 2, 3]);
+        assert_eq!(next_scaling_step(5, &chain, &views, 100), ScalingStep::CreateNode { ordinal: 4 });
+        views[4] = view(4, true, true, Some(50));
+        assert!(matches!(next_scaling_step(5, &chain, &views, 100), ScalingStep::WaitForSync { ordinal: 4, .. }));
+        views[4] = view(4, true, true, Some(98));
+        // floor(4/2)+1 = 3 voters (VoteTallyTest: with 4 validators, 3 votes add).
+        assert_eq!(
+            next_scaling_step(5, &chain, &views, 100),
+            ScalingStep::Vote { ordinal: 4, address: addr(5), add: true, voters: vec![0, 1, 2] }
+        );
+        // A voter down: another up validator takes its place.
+        views[1].up = false;
+        assert_eq!(
+            next_scaling_step(5, &chain, &views, 100),
+            ScalingStep::Vote { ordinal: 4, address: addr(5), add: true, voters: vec![0, 2, 3] }
+        );
+        views[2].up = false;
+        assert!(matches!(next_scaling_step(5, &chain, &views, 100), ScalingStep::Blocked(_)));
+    }
+
+    #[test]
+    fn scale_up_goes_one_validator_at_a_time() {
+        let mut views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(9))).collect();
+        views.push(view(4, false, false, None));
+        views.push(view(5, false, false, None));
+        let step = next_scaling_step(6, &onchain(&[0, 1, 2, 3]), &views, 9);
+        assert_eq!(step, ScalingStep::CreateNode { ordinal: 4 });
+    }
+
+    #[test]
+    fn scale_down_votes_out_the_highest_ordinal_before_deleting_it() {
+        let views: Vec<_> = (0..7).map(|o| view(o, true, true, Some(5))).collect();
+        let chain = onchain(&[0, 1, 2, 3, 4, 5, 6]);
+        // 7 on-chain: 4 votes; the leaving validator does not vote for itself.
+        assert_eq!(
+            next_scaling_step(4, &chain, &views, 5),
+            ScalingStep::Vote { ordinal: 6, address: addr(7), add: false, voters: vec![0, 1, 2, 3] }
+        );
+        let chain = onchain(&[0, 1, 2, 3, 4, 5]);
+        assert!(matches!(next_scaling_step(4, &chain, &views, 5), ScalingStep::Vote { ordinal: 5, add: false, .. }));
+        // Everything beyond 4 is off-chain: delete nodes, highest first.
+        let chain = onchain(&[0, 1, 2, 3]);
+        assert_eq!(next_scaling_step(4, &chain, &views, 5), ScalingStep::RemoveNode { ordinal: 6 });
+    }
+
+    #[test]
+    fn unavailable_validator_budget_follows_bft_quorum() {
+        // BftHelpersTest quorum values for n = 1, 2, 3, 4, 5, 7, 10 → tolerance n - quorum.
+        let expected = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2), (7, 2), (10, 3)];
+        for (n, budget) in expected {
+            assert_eq!(max_unavailable_validators(n), budget, "n={n}");
+        }
+    }
+
+    fn node(name: &str, t: NodeType, outdated: bool, ready: bool) -> RolloutNode {
+        RolloutNode { name: name.to_string(), node_type: t, outdated, ready }
+    }
+
+    #[test]
+    fn rollout_goes_bootnodes_members_validators_within_the_budget() {
+        let v = NodeType::Validator;
+        let mut nodes = vec![
+            node("b0", NodeType::Bootnode, true, true),
+            node("m0", NodeType::Member, true, true),
+            node("v0", v, true, true),
+            node("v1", v, true, true),
+            node("v2", v, true, true),
+            node("v3", v, true, true),
+        ];
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["b0".into()]));
+        nodes[0] = node("b0", NodeType::Bootnode, false, false);
+        assert!(matches!(next_rollout_step(&nodes, true, true), RolloutStep::Wait(_)));
+        nodes[0].ready = true;
+        assert!(matches!(next_rollout_step(&nodes, false, true), RolloutStep::Wait(_)));
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["m0".into()]));
+        nodes[1] = node("m0", NodeType::Member, false, true);
+        // 4 validators: one at a time.
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v0".into()]));
+        nodes[2] = node("v0", v, false, false);
+        assert!(matches!(next_rollout_step(&nodes, true, true), RolloutStep::Wait(_)));
+        nodes[2].ready = true;
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v1".into()]));
+        // A validator down for another reason uses up the budget.
+        nodes[4].ready = false;
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v2".into()]));
+    }
+
+    #[test]
+    fn rollout_stops_when_the_chain_stalls_but_a_down_node_can_be_reverted() {
+        let v = NodeType::Validator;
+        let nodes = vec![node("v0", v, true, true), node("v1", v, true, true)];
+        assert!(matches!(next_rollout_step(&nodes, true, false), RolloutStep::Stalled(_)));
+        let nodes = vec![node("v0", v, true, false), node("v1", v, true, true)];
+        assert_eq!(next_rollout_step(&nodes, true, false), RolloutStep::Update(vec!["v0".into()]));
+        let nodes = vec![node("v0", v, false, true)];
+        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Done);
+    }
+}

@@ -1,0 +1,321 @@
+//! A small Besu JSON-RPC client: chain height, peers, sync state, the validator set and
+//! validator votes (`qbft_*` / `ibft_*`, besu-facts §6).
+//!
+//! Every call has a timeout and a bounded number of retries on transport errors, and
+//! every error names the node and the method.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::chain::extradata::Consensus;
+use crate::chain::key::Address;
+
+/// Where a node's JSON-RPC is served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The `BesuNode` name, for messages.
+    pub node: String,
+    /// `http://<pod IP>:<port>`.
+    pub url: String,
+}
+
+impl Endpoint {
+    /// The endpoint of a pod IP and RPC port.
+    pub fn new(node: &str, pod_ip: &str, port: i32) -> Endpoint {
+        let host = if pod_ip.contains(':') {
+            format!("[{pod_ip}]")
+        } else {
+            pod_ip.to_string()
+        };
+        Endpoint {
+            node: node.to_string(),
+            url: format!("http://{host}:{port}"),
+        }
+    }
+}
+
+/// A failed JSON-RPC call.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The request did not complete (connection, timeout, HTTP status).
+    #[error("{node}: {method} failed after {attempts} attempt(s): {reason}")]
+    Transport {
+        /// The node.
+        node: String,
+        /// The JSON-RPC method.
+        method: String,
+        /// Attempts made.
+        attempts: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The node answered with a JSON-RPC error.
+    #[error("{node}: {method} returned error {code}: {message}")]
+    Rpc {
+        /// The node.
+        node: String,
+        /// The JSON-RPC method.
+        method: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The JSON-RPC error message.
+        message: String,
+    },
+    /// The node answered with a result of an unexpected shape.
+    #[error("{node}: {method} returned an unexpected result: {detail}")]
+    Decode {
+        /// The node.
+        node: String,
+        /// The JSON-RPC method.
+        method: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A node's sync state (`eth_syncing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The node's current block.
+    pub current: u64,
+    /// The highest block the node knows of.
+    pub highest: u64,
+}
+
+/// The JSON-RPC client.
+#[derive(Clone, Debug)]
+pub struct RpcClient {
+    http: reqwest::Client,
+    attempts: u32,
+}
+
+impl Default for RpcClient {
+    fn default() -> Self {
+        RpcClient::new(Duration::from_secs(3), 3)
+    }
+}
+
+fn api_prefix(consensus: Consensus) -> &'static str {
+    match consensus {
+        Consensus::Qbft => "qbft",
+        Consensus::Ibft2 => "ibft",
+    }
+}
+
+/// Parses a JSON-RPC hex quantity (`0x1a`).
+pub fn parse_quantity(v: &Value) -> Option<u64> {
+    let s = v.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+impl RpcClient {
+    /// A client with the given per-call timeout and attempts (at least 1).
+    pub fn new(timeout: Duration, attempts: u32) -> RpcClient {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        RpcClient {
+            http,
+            attempts: attempts.max(1),
+        }
+    }
+
+    /// Calls `method` with `params`; retries transport errors (not JSON-RPC errors).
+    pub async fn call(&self, ep: &Endpoint, method: &str, params: Value) -> Result<Value, RpcError> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            let sent = self.http.post(&ep.url).json(&body).send().await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => {
+                    let v: Value = resp.json().await.map_err(|e| RpcError::Decode {
+                        node: ep.node.clone(),
+                        method: method.to_string(),
+                        detail: e.to_string(),
+                    })?;
+                    if let Some(err) = v.get("error") {
+                        return Err(RpcError::Rpc {
+                            node: ep.node.clone(),
+                            method: method.to_string(),
+                            code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                            message: err
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        });
+                    }
+                    return Ok(v.get("result").cloned().unwrap_or(Value::Null));
+                }
+                Ok(resp) => last = format!("HTTP {}", resp.status()),
+                Err(e) => last = e.to_string(),
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+        Err(RpcError::Transport {
+            node: ep.node.clone(),
+            method: method.to_string(),
+            attempts: self.attempts,
+            reason: last,
+        })
+    }
+
+    async fn typed<T: DeserializeOwned>(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        params: Value,
+    ) -> Result<T, RpcError> {
+        let v = self.call(ep, method, params).await?;
+        serde_json::from_value(v.clone()).map_err(|e| RpcError::Decode {
+            node: ep.node.clone(),
+            method: method.to_string(),
+            detail: format!("{e}: {v}"),
+        })
+    }
+
+    fn quantity(ep: &Endpoint, method: &str, v: &Value) -> Result<u64, RpcError> {
+        parse_quantity(v).ok_or_else(|| RpcError::Decode {
+            node: ep.node.clone(),
+            method: method.to_string(),
+            detail: format!("not a hex quantity: {v}"),
+        })
+    }
+
+    /// `eth_blockNumber`.
+    pub async fn block_number(&self, ep: &Endpoint) -> Result<u64, RpcError> {
+        let v = self.call(ep, "eth_blockNumber", json!([])).await?;
+        Self::quantity(ep, "eth_blockNumber", &v)
+    }
+
+    /// `net_peerCount`.
+    pub async fn peer_count(&self, ep: &Endpoint) -> Result<u64, RpcError> {
+        let v = self.call(ep, "net_peerCount", json!([])).await?;
+        Self::quantity(ep, "net_peerCount", &v)
+    }
+
+    /// `eth_syncing`: `None` when in sync.
+    pub async fn syncing(&self, ep: &Endpoint) -> Result<Option<SyncStatus>, RpcError> {
+        let v = self.call(ep, "eth_syncing", json!([])).await?;
+        if v == Value::Bool(false) {
+            return Ok(None);
+        }
+        let field = |name: &str| {
+            v.get(name)
+                .and_then(parse_quantity)
+                .ok_or_else(|| RpcError::Decode {
+                    node: ep.node.clone(),
+                    method: "eth_syncing".to_string(),
+                    detail: format!("no {name} in {v}"),
+                })
+        };
+        Ok(Some(SyncStatus {
+            current: field("currentBlock")?,
+            highest: field("highestBlock")?,
+        }))
+    }
+
+    /// `<qbft|ibft>_getValidatorsByBlockNumber(block)`; `block` is `latest`, `pending` or
+    /// a hex number.
+    pub async fn validators(
+        &self,
+        ep: &Endpoint,
+        consensus: Consensus,
+        block: &str,
+    ) -> Result<Vec<Address>, RpcError> {
+        let method = format!("{}_getValidatorsByBlockNumber", api_prefix(consensus));
+        let list: Vec<String> = self.typed(ep, &method, json!([block])).await?;
+        list.iter()
+            .map(|a| {
+                a.parse().map_err(|e| RpcError::Decode {
+                    node: ep.node.clone(),
+                    method: method.clone(),
+                    detail: format!("{a}: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// `<qbft|ibft>_proposeValidatorVote(address, add)`.
+    pub async fn propose_vote(
+        &self,
+        ep: &Endpoint,
+        consensus: Consensus,
+        address: &Address,
+        add: bool,
+    ) -> Result<bool, RpcError> {
+        let method = format!("{}_proposeValidatorVote", api_prefix(consensus));
+        self.typed(ep, &method, json!([address.to_string(), add]))
+            .await
+    }
+
+    /// `<qbft|ibft>_discardValidatorVote(address)`.
+    pub async fn discard_vote(
+        &self,
+        ep: &Endpoint,
+        consensus: Consensus,
+        address: &Address,
+    ) -> Result<bool, RpcError> {
+        let method = format!("{}_discardValidatorVote", api_prefix(consensus));
+        self.typed(ep, &method, json!([address.to_string()])).await
+    }
+
+    /// `<qbft|ibft>_getPendingVotes`: the node's proposals, address → add.
+    pub async fn pending_votes(
+        &self,
+        ep: &Endpoint,
+        consensus: Consensus,
+    ) -> Result<BTreeMap<Address, bool>, RpcError> {
+        let method = format!("{}_getPendingVotes", api_prefix(consensus));
+        let raw: BTreeMap<String, bool> = self.typed(ep, &method, json!([])).await?;
+        raw.into_iter()
+            .map(|(a, add)| {
+                a.parse()
+                    .map(|addr| (addr, add))
+                    .map_err(|e| RpcError::Decode {
+                        node: ep.node.clone(),
+                        method: method.clone(),
+                        detail: format!("{a}: {e}"),
+                    })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_and_endpoints() {
+        assert_eq!(parse_quantity(&json!("0x1a")), Some(26));
+        assert_eq!(parse_quantity(&json!("0x0")), Some(0));
+        assert_eq!(parse_quantity(&json!("26")), None);
+        assert_eq!(parse_quantity(&json!(26)), None);
+        assert_eq!(
+            Endpoint::new("n", "127.64.0.5", 8545).url,
+            "http://127.64.0.5:8545"
+        );
+        assert_eq!(Endpoint::new("n", "::1", 8545).url, "http://[::1]:8545");
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_the_node_and_the_method() {
+        // Port 9 on loopback: nothing listens there, the connection is refused at once.
+        let ep = Endpoint::new("net-validator-0", "127.0.0.1", 9);
+        let client = RpcClient::new(Duration::from_millis(300), 2);
+        let err = client.block_number(&ep).await.err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("net-validator-0"), "{err}");
+        assert!(err.contains("eth_blockNumber"), "{err}");
+        assert!(err.contains("2 attempt"), "{err}");
+    }
+}
