@@ -300,6 +300,54 @@ pub struct ValidatorSetStatus {
     /// Addresses of the validators, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// The validator set on-chain at the latest block, ascending, as the validators'
+    /// JSON-RPC reports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_chain: Vec<String>,
+    /// The validator being added or removed by vote, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<ValidatorChange>,
+}
+
+/// A validator set change in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidatorChange {
+    /// The validator's address.
+    pub address: String,
+    /// Its ordinal.
+    pub ordinal: i32,
+    /// `add` or `remove`.
+    pub action: String,
+    /// Validators currently holding the proposal (Besu keeps proposals in memory).
+    pub votes: i32,
+    /// Votes the change needs: more than half of the current validators.
+    pub needed: i32,
+}
+
+/// Progress of a rolling update of the nodes (after `spec.image` or `spec.nodeTemplate`
+/// changed).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// The image being rolled out.
+    pub target_image: String,
+    /// Nodes already on the new spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
+    /// Nodes still to update, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    /// Nodes updated in the current step, awaited back Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
+    /// The next step waits until the chain reaches this height (2 blocks after the
+    /// previous step's nodes came back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_at_height: Option<i64>,
+    /// When the current step started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<String>,
 }
 
 /// Observed state of a `BesuNetwork`.
@@ -313,7 +361,7 @@ pub struct BesuNetworkStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// KeysReady, GenesisReady, BootnodesReady, ValidatorsReady, MembersReady, Ready,
-    /// Degraded.
+    /// Degraded, ValidatorSetConverged, FaultTolerant, Producing, UpgradeStalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Bootnodes desired and ready.
@@ -335,4 +383,7 @@ pub struct BesuNetworkStatus {
     /// Name of the ConfigMap holding `genesis.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis_config_map: Option<String>,
+    /// The rolling update in progress or last finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
 }

@@ -205,7 +205,11 @@ fn rollout_rank(t: NodeType) -> u8 {
 /// (that cannot lower availability, and it is how a bad image is reverted).
 /// `settled` says whether the chain advanced enough since the last step;
 /// `chain_advancing` whether it advances at all.
-pub fn next_rollout_step(nodes: &[RolloutNode], settled: bool, chain_advancing: bool) -> RolloutStep {
+pub fn next_rollout_step(
+    nodes: &[RolloutNode],
+    settled: bool,
+    chain_advancing: bool,
+) -> RolloutStep {
     let outdated: Vec<&RolloutNode> = nodes.iter().filter(|n| n.outdated).collect();
     if outdated.is_empty() {
         return RolloutStep::Done;
@@ -289,7 +293,10 @@ mod tests {
     #[test]
     fn converged_when_the_chain_has_exactly_the_desired_validators() {
         let views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(10))).collect();
-        assert_eq!(next_scaling_step(4, &onchain(&[0, 1, 2, 3]), &views, 10), ScalingStep::Converged);
+        assert_eq!(
+            next_scaling_step(4, &onchain(&[0, 1, 2, 3]), &views, 10),
+            ScalingStep::Converged
+        );
     }
 
     #[test]
@@ -297,23 +304,42 @@ mod tests {
         let mut views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(100))).collect();
         views.push(view(4, false, false, None));
         let chain = onchain(&[0, 1, 2, 3]);
-        assert_eq!(next_scaling_step(5, &chain, &views, 100), ScalingStep::CreateNode { ordinal: 4 });
+        assert_eq!(
+            next_scaling_step(5, &chain, &views, 100),
+            ScalingStep::CreateNode { ordinal: 4 }
+        );
         views[4] = view(4, true, true, Some(50));
-        assert!(matches!(next_scaling_step(5, &chain, &views, 100), ScalingStep::WaitForSync { ordinal: 4, .. }));
+        assert!(matches!(
+            next_scaling_step(5, &chain, &views, 100),
+            ScalingStep::WaitForSync { ordinal: 4, .. }
+        ));
         views[4] = view(4, true, true, Some(98));
         // floor(4/2)+1 = 3 voters (VoteTallyTest: with 4 validators, 3 votes add).
         assert_eq!(
             next_scaling_step(5, &chain, &views, 100),
-            ScalingStep::Vote { ordinal: 4, address: addr(5), add: true, voters: vec![0, 1, 2] }
+            ScalingStep::Vote {
+                ordinal: 4,
+                address: addr(5),
+                add: true,
+                voters: vec![0, 1, 2]
+            }
         );
         // A voter down: another up validator takes its place.
         views[1].up = false;
         assert_eq!(
             next_scaling_step(5, &chain, &views, 100),
-            ScalingStep::Vote { ordinal: 4, address: addr(5), add: true, voters: vec![0, 2, 3] }
+            ScalingStep::Vote {
+                ordinal: 4,
+                address: addr(5),
+                add: true,
+                voters: vec![0, 2, 3]
+            }
         );
         views[2].up = false;
-        assert!(matches!(next_scaling_step(5, &chain, &views, 100), ScalingStep::Blocked(_)));
+        assert!(matches!(
+            next_scaling_step(5, &chain, &views, 100),
+            ScalingStep::Blocked(_)
+        ));
     }
 
     #[test]
@@ -332,26 +358,55 @@ mod tests {
         // 7 on-chain: 4 votes; the leaving validator does not vote for itself.
         assert_eq!(
             next_scaling_step(4, &chain, &views, 5),
-            ScalingStep::Vote { ordinal: 6, address: addr(7), add: false, voters: vec![0, 1, 2, 3] }
+            ScalingStep::Vote {
+                ordinal: 6,
+                address: addr(7),
+                add: false,
+                voters: vec![0, 1, 2, 3]
+            }
         );
         let chain = onchain(&[0, 1, 2, 3, 4, 5]);
-        assert!(matches!(next_scaling_step(4, &chain, &views, 5), ScalingStep::Vote { ordinal: 5, add: false, .. }));
+        assert!(matches!(
+            next_scaling_step(4, &chain, &views, 5),
+            ScalingStep::Vote {
+                ordinal: 5,
+                add: false,
+                ..
+            }
+        ));
         // Everything beyond 4 is off-chain: delete nodes, highest first.
         let chain = onchain(&[0, 1, 2, 3]);
-        assert_eq!(next_scaling_step(4, &chain, &views, 5), ScalingStep::RemoveNode { ordinal: 6 });
+        assert_eq!(
+            next_scaling_step(4, &chain, &views, 5),
+            ScalingStep::RemoveNode { ordinal: 6 }
+        );
     }
 
     #[test]
     fn unavailable_validator_budget_follows_bft_quorum() {
         // BftHelpersTest quorum values for n = 1, 2, 3, 4, 5, 7, 10 → tolerance n - quorum.
-        let expected = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2), (7, 2), (10, 3)];
+        let expected = [
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 2),
+            (7, 2),
+            (10, 3),
+        ];
         for (n, budget) in expected {
             assert_eq!(max_unavailable_validators(n), budget, "n={n}");
         }
     }
 
     fn node(name: &str, t: NodeType, outdated: bool, ready: bool) -> RolloutNode {
-        RolloutNode { name: name.to_string(), node_type: t, outdated, ready }
+        RolloutNode {
+            name: name.to_string(),
+            node_type: t,
+            outdated,
+            ready,
+        }
     }
 
     #[test]
@@ -365,31 +420,61 @@ mod tests {
             node("v2", v, true, true),
             node("v3", v, true, true),
         ];
-        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["b0".into()]));
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["b0".into()])
+        );
         nodes[0] = node("b0", NodeType::Bootnode, false, false);
-        assert!(matches!(next_rollout_step(&nodes, true, true), RolloutStep::Wait(_)));
+        assert!(matches!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Wait(_)
+        ));
         nodes[0].ready = true;
-        assert!(matches!(next_rollout_step(&nodes, false, true), RolloutStep::Wait(_)));
-        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["m0".into()]));
+        assert!(matches!(
+            next_rollout_step(&nodes, false, true),
+            RolloutStep::Wait(_)
+        ));
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["m0".into()])
+        );
         nodes[1] = node("m0", NodeType::Member, false, true);
         // 4 validators: one at a time.
-        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v0".into()]));
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["v0".into()])
+        );
         nodes[2] = node("v0", v, false, false);
-        assert!(matches!(next_rollout_step(&nodes, true, true), RolloutStep::Wait(_)));
+        assert!(matches!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Wait(_)
+        ));
         nodes[2].ready = true;
-        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v1".into()]));
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["v1".into()])
+        );
         // A validator down for another reason uses up the budget.
         nodes[4].ready = false;
-        assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Update(vec!["v2".into()]));
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["v2".into()])
+        );
     }
 
     #[test]
     fn rollout_stops_when_the_chain_stalls_but_a_down_node_can_be_reverted() {
         let v = NodeType::Validator;
         let nodes = vec![node("v0", v, true, true), node("v1", v, true, true)];
-        assert!(matches!(next_rollout_step(&nodes, true, false), RolloutStep::Stalled(_)));
+        assert!(matches!(
+            next_rollout_step(&nodes, true, false),
+            RolloutStep::Stalled(_)
+        ));
         let nodes = vec![node("v0", v, true, false), node("v1", v, true, true)];
-        assert_eq!(next_rollout_step(&nodes, true, false), RolloutStep::Update(vec!["v0".into()]));
+        assert_eq!(
+            next_rollout_step(&nodes, true, false),
+            RolloutStep::Update(vec!["v0".into()])
+        );
         let nodes = vec![node("v0", v, false, true)];
         assert_eq!(next_rollout_step(&nodes, true, true), RolloutStep::Done);
     }

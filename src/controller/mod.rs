@@ -65,6 +65,11 @@ pub struct Context {
     pub recorder: Recorder,
     /// How often a settled object is reconciled again.
     pub resync: Duration,
+    /// Talks to the nodes' JSON-RPC.
+    pub rpc: crate::rpc::RpcClient,
+    /// Per network (`namespace/name`): the last chain height seen and when it changed.
+    pub chain_progress:
+        std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
 }
 
 impl Context {
@@ -78,7 +83,22 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             resync,
+            rpc: crate::rpc::RpcClient::default(),
+            chain_progress: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Records a network's chain height; returns how long ago the height last changed.
+    pub fn height_changed_ago(&self, network: &str, height: u64) -> Duration {
+        let now = std::time::Instant::now();
+        let Ok(mut map) = self.chain_progress.lock() else {
+            return Duration::ZERO;
+        };
+        let entry = map.entry(network.to_string()).or_insert((height, now));
+        if entry.0 != height {
+            *entry = (height, now);
+        }
+        now.duration_since(entry.1)
     }
 
     /// Publishes an Event about `obj`. A failure to publish is logged, not fatal.
@@ -99,6 +119,16 @@ impl Context {
     }
 }
 
+/// The applied-hash of a desired object (computed before the annotation is added).
+pub fn applied_hash<K: Serialize>(desired: &K) -> Result<String, Error> {
+    Ok(sha256_hex(&serde_json::to_string(desired)?))
+}
+
+/// Whether a live object carries the applied-hash of `desired`, i.e. is up to date.
+pub fn is_applied<K: Resource, D: Serialize>(live: &K, desired: &D) -> Result<bool, Error> {
+    Ok(live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&applied_hash(desired)?))
+}
+
 /// Server-side applies `desired` unless the live object already carries the same
 /// applied-hash annotation. Returns whether a write was made.
 pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K) -> Result<bool, Error>
@@ -110,7 +140,7 @@ where
         + std::fmt::Debug,
 {
     let name = desired.name_any();
-    let hash = sha256_hex(&serde_json::to_string(&desired)?);
+    let hash = applied_hash(&desired)?;
     if let Some(live) = api.get_opt(&name).await?
         && live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
     {

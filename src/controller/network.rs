@@ -6,26 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use besu_operator_api::{
-    BesuNetwork, BesuNetworkStatus, BesuNode, GENESIS_FIELD, KEY_FIELD, LABEL_NETWORK,
-    NetworkPhase, NodePhase, NodeType, RoleStatus, ValidatorSetStatus,
+    BesuNetwork, BesuNetworkStatus, BesuNode, DeletionPolicy, GENESIS_FIELD, KEY_FIELD,
+    LABEL_NETWORK, LABEL_NODE, LABEL_ORDINAL, NetworkPhase, NodePhase, NodeType, RoleStatus,
+    UpgradeStatus, ValidatorChange, ValidatorSetStatus,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
+use super::day2::{
+    RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
+    next_rollout_step, next_scaling_step,
+};
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, apply_if_changed, create_once};
+use super::{Context, Error, apply_if_changed, create_once, is_applied};
+use crate::chain::extradata::Consensus;
 use crate::chain::key::{Address, NodeKey, PublicKey};
 use crate::chain::quorum::commit_quorum;
 use crate::render::network::{
     GENESIS_CHECKSUM_ANNOTATION, bootnode_enode, desired_besu_node, desired_genesis_config_map,
-    desired_key_secret, genesis_config_map_name, genesis_for, genesis_validators, key_secret_for,
-    node_name,
+    desired_key_secret, desired_validator_pdb, genesis_config_map_name, genesis_for,
+    genesis_validators, key_secret_for, node_name,
 };
+use crate::rpc::{Endpoint, RpcClient};
 
 /// One node slot of a network: role and ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +91,8 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
 
     let selector = format!("{LABEL_NETWORK}={name}");
     let existing_nodes: BTreeMap<String, BesuNode> = nodes_api
@@ -117,9 +127,20 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
     };
 
     let slots = desired_slots(&network);
+    // Validators beyond spec.validators stay until voted out, so their keys matter too.
+    let extra_validators = existing_nodes
+        .values()
+        .filter(|n| n.spec.node_type == NodeType::Validator)
+        .filter_map(|n| n.labels().get(LABEL_ORDINAL)?.parse::<i32>().ok())
+        .filter(|o| *o >= network.spec.validators)
+        .map(|ordinal| Slot {
+            node_type: NodeType::Validator,
+            ordinal,
+        });
+    let key_slots: Vec<Slot> = slots.iter().copied().chain(extra_validators).collect();
     let mut keys: BTreeMap<Slot, KeyState> = BTreeMap::new();
     let mut generated = 0usize;
-    for slot in &slots {
+    for slot in &key_slots {
         let secret_name = key_secret_for(&network, slot.node_type, slot.ordinal);
         let imported = secret_name
             != crate::render::network::key_secret_name(&name, slot.node_type, slot.ordinal);
@@ -261,20 +282,15 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
     });
 
     // Stages 3-5: bootnodes, then validators once every bootnode is Ready, then members
-    // once a commit quorum of validators is Ready. A node that already exists is always
-    // kept up to date; only creation waits for its stage.
+    // once a commit quorum of validators is Ready. Only creation waits for its stage;
+    // changes to existing nodes go through the quorum-safe rollout below.
     let mut bootnode_enodes = Vec::new();
     for slot in slots.iter().filter(|s| s.node_type == NodeType::Bootnode) {
         if let Some(KeyState::Valid(pk, _)) = keys.get(slot) {
             bootnode_enodes.push(bootnode_enode(&network, slot.ordinal, pk));
         }
     }
-    let is_ready = |node: &str| {
-        existing_nodes
-            .get(node)
-            .and_then(|n| n.status.as_ref())
-            .is_some_and(|s| s.phase == NodePhase::Ready)
-    };
+    let is_ready = |node: &str| existing_nodes.get(node).is_some_and(node_ready);
     let count_ready = |t: NodeType| {
         slots
             .iter()
@@ -292,27 +308,242 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         desired_count(NodeType::Validator),
         desired_count(NodeType::Member),
     );
+    let genesis_count = stored_validators.as_ref().map(Vec::len).unwrap_or(v_want);
     let stage_open = |t: NodeType| match t {
         NodeType::Bootnode => true,
         NodeType::Validator => b_ready == b_want,
-        _ => v_ready >= commit_quorum(v_want),
+        _ => v_ready >= commit_quorum(v_want.min(genesis_count).max(1)),
     };
-    let mut created = Vec::new();
+
+    // What the chain says: heights, the on-chain validator set, proposals held.
+    let consensus = match network.spec.consensus {
+        besu_operator_api::ConsensusProtocol::Qbft => Consensus::Qbft,
+        besu_operator_api::ConsensusProtocol::Ibft2 => Consensus::Ibft2,
+    };
+    let endpoints = node_endpoints(&pods, &selector, &existing_nodes).await?;
+    let chain = observe_chain(&ctx.rpc, consensus, &endpoints, &existing_nodes).await;
+    let g = &network.spec.genesis;
+    let period = u64::try_from(g.block_period_seconds).unwrap_or(1).max(1);
+    let stall_window = Duration::from_secs(
+        (3 * period).max(2 * period + u64::try_from(g.request_timeout_seconds).unwrap_or(1)) + 2,
+    );
+    let advancing = chain
+        .head
+        .map(|h| ctx.height_changed_ago(&format!("{ns}/{name}"), h) < stall_window);
+
+    // Validator set changes, by on-chain vote, one validator at a time.
+    let views: Vec<ValidatorView> = key_slots
+        .iter()
+        .filter(|s| s.node_type == NodeType::Validator)
+        .filter_map(|s| match keys.get(s) {
+            Some(KeyState::Valid(_, address)) => {
+                let node = node_name(&name, NodeType::Validator, s.ordinal);
+                Some(ValidatorView {
+                    ordinal: s.ordinal,
+                    address: *address,
+                    exists: existing_nodes.contains_key(&node),
+                    up: is_ready(&node) && endpoints.contains_key(&node),
+                    height: chain.heights.get(&node).copied(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let scaling = match (&chain.onchain, chain.head) {
+        (Some(onchain), Some(head)) => Some(next_scaling_step(
+            network.spec.validators,
+            onchain,
+            &views,
+            head,
+        )),
+        _ => None,
+    };
+    let mut pending_changes = Vec::new();
+    if let (
+        Some(ScalingStep::Vote {
+            ordinal,
+            address,
+            add,
+            voters,
+        }),
+        Some(_),
+    ) = (&scaling, &chain.onchain)
+    {
+        let mut holding = 0usize;
+        for (node, ep) in &endpoints {
+            let Some(held) = chain.pending.get(node) else {
+                continue;
+            };
+            let chosen = voters
+                .iter()
+                .any(|o| node_name(&name, NodeType::Validator, *o) == *node);
+            if held.get(address) == Some(add) {
+                holding += 1;
+            } else if chosen {
+                match ctx.rpc.propose_vote(ep, consensus, address, *add).await {
+                    Ok(_) => {
+                        holding += 1;
+                        ctx.event(
+                            network.as_ref(),
+                            EventType::Normal,
+                            "VoteProposed",
+                            format!(
+                                "asked {node} to vote to {} validator {ordinal} ({address})",
+                                if *add { "add" } else { "remove" }
+                            ),
+                        )
+                        .await;
+                    }
+                    Err(e) => warn!(error = %e, "vote proposal failed"),
+                }
+            }
+        }
+        pending_changes.push(ValidatorChange {
+            address: address.to_string(),
+            ordinal: *ordinal,
+            action: if *add { "add" } else { "remove" }.to_string(),
+            votes: i32::try_from(holding).unwrap_or(i32::MAX),
+            needed: i32::try_from(voters.len()).unwrap_or(i32::MAX),
+        });
+    }
+    // Proposals that no longer serve the current step are discarded: the change they
+    // asked for happened, or the spec no longer wants it.
+    if let Some(onchain) = &chain.onchain {
+        let current = match &scaling {
+            Some(ScalingStep::Vote { address, add, .. }) => Some((*address, *add)),
+            _ => None,
+        };
+        for (node, held) in &chain.pending {
+            let Some(ep) = endpoints.get(node) else {
+                continue;
+            };
+            for (address, add) in held {
+                if current == Some((*address, *add)) {
+                    continue;
+                }
+                if ctx.rpc.discard_vote(ep, consensus, address).await.is_ok() {
+                    let done = *add == onchain.contains(address);
+                    ctx.event(
+                        network.as_ref(),
+                        EventType::Normal,
+                        if done {
+                            "ValidatorChanged"
+                        } else {
+                            "VoteDiscarded"
+                        },
+                        format!(
+                            "{node} dropped its proposal to {} {address}{}",
+                            if *add { "add" } else { "remove" },
+                            if done {
+                                ": the change is on-chain"
+                            } else {
+                                ": no longer wanted"
+                            }
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    if let Some(ScalingStep::RemoveNode { ordinal }) = &scaling {
+        let node = node_name(&name, NodeType::Validator, *ordinal);
+        nodes_api.delete(&node, &DeleteParams::background()).await?;
+        let secret = key_secret_for(&network, NodeType::Validator, *ordinal);
+        let generated =
+            crate::render::network::key_secret_name(&name, NodeType::Validator, *ordinal);
+        if network.spec.deletion_policy == DeletionPolicy::Delete && secret == generated {
+            secrets.delete(&secret, &DeleteParams::background()).await?;
+        }
+        ctx.event(
+            network.as_ref(),
+            EventType::Normal,
+            "ValidatorRemoved",
+            format!("{node} left the on-chain validator set; its node was deleted"),
+        )
+        .await;
+    }
+
+    // Desired nodes, and the rollout of changes to existing ones.
+    let mut desired_nodes: Vec<(Slot, BesuNode)> = Vec::new();
     if genesis_checksum.is_some() && bootnode_enodes.len() == b_want {
-        for slot in &slots {
-            let node = node_name(&name, slot.node_type, slot.ordinal);
-            let exists = existing_nodes.contains_key(&node);
-            if !exists && !stage_open(slot.node_type) {
+        for slot in &key_slots {
+            if !matches!(keys.get(slot), Some(KeyState::Valid(..))) {
                 continue;
             }
-            if !matches!(keys.get(slot), Some(KeyState::Valid(..))) && !exists {
-                continue;
+            let node = desired_besu_node(&network, slot.node_type, slot.ordinal, &bootnode_enodes)?;
+            desired_nodes.push((*slot, node));
+        }
+    }
+    let mut rollout_nodes = Vec::new();
+    for (_, desired) in &desired_nodes {
+        if let Some(live) = existing_nodes.get(&desired.name_any()) {
+            rollout_nodes.push(RolloutNode {
+                name: desired.name_any(),
+                node_type: desired.spec.node_type,
+                outdated: !is_applied(live, desired)?,
+                ready: node_ready(live),
+            });
+        }
+    }
+    let previous_upgrade = network.status.as_ref().and_then(|s| s.upgrade.clone());
+    let mut in_progress: Vec<String> = previous_upgrade
+        .as_ref()
+        .map(|u| u.in_progress.clone())
+        .unwrap_or_default();
+    let mut settle_at = previous_upgrade.as_ref().and_then(|u| u.settle_at_height);
+    let mut step_started_at = previous_upgrade
+        .as_ref()
+        .and_then(|u| u.step_started_at.clone());
+    if !in_progress.is_empty() && in_progress.iter().all(|n| is_ready(n)) {
+        in_progress.clear();
+        settle_at = chain.head.map(|h| i64::try_from(h + 2).unwrap_or(i64::MAX));
+    }
+    let head_i64 = chain.head.map(|h| i64::try_from(h).unwrap_or(i64::MAX));
+    let settled = in_progress.is_empty()
+        && match (settle_at, head_i64) {
+            (Some(target), Some(head)) => head >= target,
+            _ => true,
+        };
+    let rollout = next_rollout_step(&rollout_nodes, settled, advancing.unwrap_or(true));
+    let update: Vec<String> = match &rollout {
+        RolloutStep::Update(names) => names.clone(),
+        _ => Vec::new(),
+    };
+    if !update.is_empty() {
+        in_progress = update.clone();
+        settle_at = None;
+        step_started_at = Some(Timestamp::now().to_string());
+    }
+
+    let mut created = Vec::new();
+    let mut updated = Vec::new();
+    for (slot, desired) in desired_nodes {
+        let node = desired.name_any();
+        let exists = existing_nodes.contains_key(&node);
+        if exists {
+            if update.contains(&node) && apply_if_changed(&nodes_api, desired).await? {
+                updated.push(node);
             }
-            let desired =
-                desired_besu_node(&network, slot.node_type, slot.ordinal, &bootnode_enodes)?;
-            if apply_if_changed(&nodes_api, desired).await? && !exists {
-                created.push(node);
-            }
+            continue;
+        }
+        if !stage_open(slot.node_type)
+            || slot.ordinal >= network.spec.validators && slot.node_type == NodeType::Validator
+        {
+            continue;
+        }
+        let new_validator = slot.node_type == NodeType::Validator
+            && usize::try_from(slot.ordinal).is_ok_and(|o| o >= genesis_count);
+        if new_validator
+            && scaling
+                != Some(ScalingStep::CreateNode {
+                    ordinal: slot.ordinal,
+                })
+        {
+            continue;
+        }
+        if apply_if_changed(&nodes_api, desired).await? {
+            created.push(node);
         }
     }
     if !created.is_empty() {
@@ -324,40 +555,152 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         )
         .await;
     }
+    if !updated.is_empty() {
+        ctx.event(
+            network.as_ref(),
+            EventType::Normal,
+            "RollingUpdate",
+            format!("updating {} ({})", updated.join(", "), network.spec.image),
+        )
+        .await;
+    }
+    if v_want > 0 {
+        let budget = max_unavailable_validators(v_want);
+        let pdb = desired_validator_pdb(&network, i32::try_from(budget).unwrap_or(1))?;
+        apply_if_changed(&pdbs, pdb).await?;
+    }
 
-    // Nodes the spec no longer asks for. Bootnodes and members go; validators stay until
-    // they are voted out on-chain (not done by this version), which a condition reports.
-    let wanted: BTreeSet<String> = slots
+    // Bootnodes and members the spec no longer asks for go at once; validators go only
+    // once voted out (above).
+    let wanted: BTreeSet<String> = key_slots
         .iter()
         .map(|s| node_name(&name, s.node_type, s.ordinal))
         .collect();
-    let mut validators_to_vote_out = Vec::new();
     for (node, obj) in &existing_nodes {
-        if wanted.contains(node) || !obj.spec.node_type.is_besu() {
+        if wanted.contains(node)
+            || !obj.spec.node_type.is_besu()
+            || obj.spec.node_type == NodeType::Validator
+        {
             continue;
         }
-        if obj.spec.node_type == NodeType::Validator {
-            validators_to_vote_out.push(node.clone());
-        } else {
-            nodes_api.delete(node, &DeleteParams::background()).await?;
-            ctx.event(
-                network.as_ref(),
-                EventType::Normal,
-                "NodeRemoved",
-                format!("removed {node}"),
-            )
-            .await;
-        }
+        nodes_api.delete(node, &DeleteParams::background()).await?;
+        ctx.event(
+            network.as_ref(),
+            EventType::Normal,
+            "NodeRemoved",
+            format!("removed {node}"),
+        )
+        .await;
     }
-    if !validators_to_vote_out.is_empty() {
-        problems.push((
-            "ValidatorRemovalNotSupported",
+
+    // Day-2 conditions.
+    conditions.push(match (&scaling, &chain.error) {
+        (Some(ScalingStep::Converged), _) => DesiredCondition::new(
+            "ValidatorSetConverged",
+            true,
+            "Converged",
             format!(
-                "spec.validators is below the running validators ({}); removing a validator needs an on-chain vote, which this operator version does not do yet. Restore spec.validators",
-                validators_to_vote_out.join(", ")
+                "the on-chain validator set is the {} desired validators",
+                network.spec.validators
             ),
-        ));
-    }
+        ),
+        (Some(step), _) => DesiredCondition::new(
+            "ValidatorSetConverged",
+            false,
+            "Changing",
+            describe_step(step, &name),
+        ),
+        (None, Some(e)) => DesiredCondition::new(
+            "ValidatorSetConverged",
+            false,
+            "ChainUnreachable",
+            format!("cannot read the validator set from the validators' JSON-RPC: {e}"),
+        ),
+        (None, None) => DesiredCondition::new(
+            "ValidatorSetConverged",
+            false,
+            "ChainUnreachable",
+            "no validator is Ready to report the validator set yet",
+        ),
+    });
+    conditions.push(if network.spec.validators < 4 {
+        DesiredCondition::new(
+            "FaultTolerant",
+            false,
+            "TooFewValidators",
+            format!(
+                "{} validator(s) tolerate no stopped validator; use at least 4 to survive one failure",
+                network.spec.validators
+            ),
+        )
+    } else {
+        DesiredCondition::new(
+            "FaultTolerant",
+            true,
+            "Tolerates",
+            format!(
+                "{} validators keep producing blocks with up to {} stopped",
+                network.spec.validators,
+                crate::chain::quorum::fault_tolerance(v_want)
+            ),
+        )
+    });
+    conditions.push(match advancing {
+        Some(true) => DesiredCondition::new("Producing", true, "HeadAdvancing", "the chain head advanced within the last few block periods"),
+        Some(false) => DesiredCondition::new(
+            "Producing",
+            false,
+            "HeadStalled",
+            format!("the chain head has not advanced for {} s; more than a third of the validators may be down", stall_window.as_secs()),
+        ),
+        None => DesiredCondition::new("Producing", false, "Unknown", "no node reports the chain height yet"),
+    });
+    let stalled_for = step_started_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|t| Timestamp::now().duration_since(t).as_secs());
+    let stall_after = i64::try_from((10 * period).max(120)).unwrap_or(120);
+    conditions.push(match &rollout {
+        RolloutStep::Stalled(why) => DesiredCondition::new("UpgradeStalled", true, "ChainNotProducing", why.clone()),
+        _ if !in_progress.is_empty() && stalled_for.is_some_and(|s| s > stall_after) => DesiredCondition::new(
+            "UpgradeStalled",
+            true,
+            "NodeNotReady",
+            format!(
+                "{} did not become Ready on the new spec (image {}) within {stall_after} s; the rollout is paused. Fix or revert spec.image",
+                in_progress.join(", "),
+                network.spec.image
+            ),
+        ),
+        _ => DesiredCondition::new("UpgradeStalled", false, "NotStalled", "no rollout is stuck"),
+    });
+    let upgrade = if rollout_nodes.iter().any(|n| n.outdated) || !in_progress.is_empty() {
+        Some(UpgradeStatus {
+            target_image: network.spec.image.clone(),
+            done: rollout_nodes
+                .iter()
+                .filter(|n| !n.outdated && !in_progress.contains(&n.name))
+                .map(|n| n.name.clone())
+                .collect(),
+            pending: rollout_nodes
+                .iter()
+                .filter(|n| n.outdated && !update.contains(&n.name))
+                .map(|n| n.name.clone())
+                .collect(),
+            in_progress: in_progress.clone(),
+            settle_at_height: settle_at,
+            step_started_at: step_started_at.clone(),
+        })
+    } else {
+        previous_upgrade.map(|u| UpgradeStatus {
+            done: rollout_nodes.iter().map(|n| n.name.clone()).collect(),
+            pending: Vec::new(),
+            in_progress: Vec::new(),
+            settle_at_height: None,
+            step_started_at: None,
+            ..u
+        })
+    };
 
     let role = |t, ready: usize, want: usize, waiting: &str| {
         let ok = ready == want;
@@ -488,6 +831,12 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
             ready: to_i32(v_ready),
             summary: format!("{v_ready}/{v_want}"),
             addresses,
+            on_chain: chain
+                .onchain
+                .as_ref()
+                .map(|set| set.iter().map(|a| a.to_string()).collect())
+                .unwrap_or_default(),
+            pending: pending_changes,
         },
         members: RoleStatus {
             desired: to_i32(m_want),
@@ -496,6 +845,7 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         bootnode_enodes,
         genesis_checksum,
         genesis_config_map: Some(genesis_name),
+        upgrade,
     };
     write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
 
@@ -504,6 +854,140 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         NetworkPhase::Degraded => Action::requeue(Duration::from_secs(60)),
         _ => Action::requeue(Duration::from_secs(15)),
     })
+}
+
+/// A node counts as Ready when its controller has seen its latest spec and its pod is
+/// Ready on it.
+fn node_ready(node: &BesuNode) -> bool {
+    node.status.as_ref().is_some_and(|s| {
+        s.phase == NodePhase::Ready && s.observed_generation >= node.metadata.generation
+    })
+}
+
+/// JSON-RPC endpoints of the network's Ready pods, by node name.
+async fn node_endpoints(
+    pods: &Api<Pod>,
+    selector: &str,
+    nodes: &BTreeMap<String, BesuNode>,
+) -> Result<BTreeMap<String, Endpoint>, Error> {
+    let mut out = BTreeMap::new();
+    for pod in pods.list(&ListParams::default().labels(selector)).await? {
+        let Some(node) = pod.labels().get(LABEL_NODE).and_then(|n| nodes.get(n)) else {
+            continue;
+        };
+        let status = pod.status.as_ref();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ip = status.and_then(|s| s.pod_ip.clone());
+        if let (true, Some(ip), None) = (ready, ip, pod.metadata.deletion_timestamp.as_ref()) {
+            out.insert(
+                node.name_any(),
+                Endpoint::new(&node.name_any(), &ip, node.spec.ports.rpc_http),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// What the chain looks like from the network's nodes.
+#[derive(Default)]
+struct ChainView {
+    /// Height per node.
+    heights: BTreeMap<String, u64>,
+    /// The highest height any node reports.
+    head: Option<u64>,
+    /// The validator set at the latest block.
+    onchain: Option<BTreeSet<Address>>,
+    /// Proposals each validator holds.
+    pending: BTreeMap<String, BTreeMap<Address, bool>>,
+    /// Why the chain could not be read, if it could not.
+    error: Option<String>,
+}
+
+async fn observe_chain(
+    rpc: &RpcClient,
+    consensus: Consensus,
+    endpoints: &BTreeMap<String, Endpoint>,
+    nodes: &BTreeMap<String, BesuNode>,
+) -> ChainView {
+    let mut view = ChainView::default();
+    let heights = futures::future::join_all(
+        endpoints
+            .iter()
+            .map(|(node, ep)| async move { (node.clone(), rpc.block_number(ep).await) }),
+    )
+    .await;
+    for (node, h) in heights {
+        match h {
+            Ok(h) => {
+                view.heights.insert(node, h);
+            }
+            Err(e) => view.error = Some(e.to_string()),
+        }
+    }
+    view.head = view.heights.values().max().copied();
+    let validators: Vec<(&String, &Endpoint)> = endpoints
+        .iter()
+        .filter(|(n, _)| {
+            nodes
+                .get(*n)
+                .is_some_and(|b| b.spec.node_type == NodeType::Validator)
+        })
+        .collect();
+    for (_, ep) in &validators {
+        match rpc.validators(ep, consensus, "latest").await {
+            Ok(set) => {
+                view.onchain = Some(set.into_iter().collect());
+                break;
+            }
+            Err(e) => view.error = Some(e.to_string()),
+        }
+    }
+    let pending = futures::future::join_all(validators.iter().map(|(node, ep)| async move {
+        ((*node).clone(), rpc.pending_votes(ep, consensus).await)
+    }))
+    .await;
+    for (node, p) in pending {
+        if let Ok(p) = p {
+            view.pending.insert(node, p);
+        }
+    }
+    if view.onchain.is_some() && view.head.is_some() {
+        view.error = None;
+    }
+    view
+}
+
+/// A sentence for the ValidatorSetConverged condition.
+fn describe_step(step: &ScalingStep, network: &str) -> String {
+    let node = |o: &i32| node_name(network, NodeType::Validator, *o);
+    match step {
+        ScalingStep::Converged => "converged".to_string(),
+        ScalingStep::CreateNode { ordinal } => {
+            format!("starting {} as a non-validating node", node(ordinal))
+        }
+        ScalingStep::WaitForSync { reason, .. } => reason.clone(),
+        ScalingStep::Vote {
+            ordinal,
+            address,
+            add,
+            voters,
+        } => format!(
+            "{} validators are voting to {} {} ({address}): {}",
+            voters.len(),
+            if *add { "add" } else { "remove" },
+            node(ordinal),
+            voters.iter().map(node).collect::<Vec<_>>().join(", ")
+        ),
+        ScalingStep::RemoveNode { ordinal } => {
+            format!(
+                "{} left the validator set; deleting its node",
+                node(ordinal)
+            )
+        }
+        ScalingStep::Blocked(why) => format!("validator change blocked: {why}"),
+    }
 }
 
 fn key_state(secret: &Secret, name: &str) -> KeyState {

@@ -308,3 +308,45 @@ pub fn genesis_validators(json: &str) -> Result<Vec<Address>, String> {
         .map(|(_, v)| v)
         .map_err(|e| e.to_string())
 }
+
+/// Name of the PodDisruptionBudget protecting the validators.
+pub fn validator_pdb_name(network: &str) -> String {
+    format!("{network}-validators")
+}
+
+/// The PodDisruptionBudget of the validators: voluntary evictions (node drains) may take
+/// down at most `max_unavailable` validators at once, the same bound rollouts keep.
+pub fn desired_validator_pdb(
+    network: &BesuNetwork,
+    max_unavailable: i32,
+) -> Result<k8s_openapi::api::policy::v1::PodDisruptionBudget, RenderError> {
+    use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let name = network.name_any();
+    let selector = BTreeMap::from([
+        (besu_operator_api::LABEL_NETWORK.to_string(), name.clone()),
+        (
+            besu_operator_api::LABEL_NODE_TYPE.to_string(),
+            NodeType::Validator.as_str().to_string(),
+        ),
+    ]);
+    Ok(PodDisruptionBudget {
+        metadata: ObjectMeta {
+            name: Some(validator_pdb_name(&name)),
+            namespace: Some(namespace(network)?),
+            labels: Some(network_labels(&name)),
+            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(max_unavailable)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    })
+}

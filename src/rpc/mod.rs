@@ -127,7 +127,12 @@ impl RpcClient {
     }
 
     /// Calls `method` with `params`; retries transport errors (not JSON-RPC errors).
-    pub async fn call(&self, ep: &Endpoint, method: &str, params: Value) -> Result<Value, RpcError> {
+    pub async fn call(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut last = String::new();
         for attempt in 1..=self.attempts {
