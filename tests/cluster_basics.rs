@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service, ServiceAccount,
 };
@@ -113,6 +114,45 @@ async fn three_fake_nodes_are_ready_with_capacity_and_loopback_pod_cidrs() -> an
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// The fake kubelets renew their node Leases, as kubelets do. Without that the
+/// node lifecycle controller marks every node NotReady after its grace period
+/// (~50 s) and every pod loses Ready; this catches it in one renewal interval.
+#[tokio::test]
+async fn fake_kubelets_renew_node_leases() -> anyhow::Result<()> {
+    let client = cluster().client().await?;
+    let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    for node in ["kwok-node-0", "kwok-node-1", "kwok-node-2"] {
+        let first = wait_until(&format!("a Lease for {node}"), WAIT, || async {
+            match leases.get_opt(node).await? {
+                Some(l) => match l.spec.and_then(|s| s.renew_time) {
+                    Some(t) => Ok(Check::Done(t.0)),
+                    None => not_yet("Lease without renewTime"),
+                },
+                None => not_yet("no Lease"),
+            }
+        })
+        .await?;
+        wait_until(
+            &format!("{node}'s Lease to be renewed after {first:?}"),
+            WAIT,
+            || async {
+                let now = leases
+                    .get(node)
+                    .await?
+                    .spec
+                    .and_then(|s| s.renew_time)
+                    .map(|t| t.0);
+                match now {
+                    Some(t) if t > first => Ok(Check::Done(())),
+                    other => not_yet(format!("renewTime {other:?}")),
+                }
+            },
+        )
+        .await?;
     }
     Ok(())
 }
