@@ -260,7 +260,11 @@ EOF
 }
 
 up() {
-  if is_up; then log "already up ($dir)"; env_line; return 0; fi
+  if is_up; then
+    log "already up ($dir)"
+    is_ours_alive "$(pid_of besu-sim)" || start_besu_sim
+    env_line; return 0
+  fi
   local t0; t0=$(now_ms)
   if [ -d "$dir" ]; then log "removing stale state in $dir"; down_quiet; fi
   local c
@@ -389,8 +393,16 @@ start_besu_sim() {
   [ -z "$sim" ] && [ -x "$here/../target/debug/besu-sim" ] && sim="$here/../target/debug/besu-sim"
   if [ -z "$sim" ] || [ ! -x "$sim" ]; then return 0; fi
   # is_ours_alive recognises it by BESU_CLUSTER_DIR in its environment.
+  rm -f "$dir/besu-sim.addr"
   start besu-sim env KUBECONFIG="$dir/kubeconfig" BESU_CLUSTER_DIR="$dir" "$sim"
-  log "besu-sim started ($sim, pid $(pid_of besu-sim))"
+  # Tests find its admin endpoint in $dir/besu-sim.addr, written once it serves.
+  local deadline=$(( $(now_ms) + 10000 ))
+  until [ -s "$dir/besu-sim.addr" ] || [ "$(now_ms)" -ge "$deadline" ]; do sleep 0.1; done
+  if [ -s "$dir/besu-sim.addr" ]; then
+    log "besu-sim started ($sim, pid $(pid_of besu-sim), admin $(cat "$dir/besu-sim.addr"))"
+  else
+    log "warning: besu-sim ($sim) wrote no admin address within 10 s; see $dir/logs/besu-sim.log"
+  fi
 }
 # ==============================================================================
 
