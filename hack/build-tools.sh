@@ -116,11 +116,63 @@ build_etcd() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+# --- helm (lint and template of the chart in manifests/helm). Like helm's Makefile, the
+# Kubernetes version it assumes (for `helm template` and lint's deprecation checks) is
+# derived from the k8s.io/client-go version in its go.mod: v0.M.x is Kubernetes 1.M.
+build_helm() {
+  local v=$HELM_VERSION out="$bin/helm-$HELM_VERSION"
+  [ -x "$out/helm" ] && return 0
+  log "building helm $v"
+  local gomod client_go k8s_minor
+  gomod=$(module_gomod "helm.sh/helm/v3@$v")
+  client_go=$(awk '$1 == "k8s.io/client-go" {print $2; exit}' "$gomod")
+  k8s_minor=$(echo "${client_go#v}" | cut -d. -f2)
+  [ -n "$k8s_minor" ] || { log "no k8s.io/client-go in helm's go.mod"; return 1; }
+  local h=helm.sh/helm/v3 ld
+  ld="-s -w -X $h/internal/version.version=$v -X $h/internal/version.gitTreeState=clean"
+  ld+=" -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
+  ld+=" -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$k8s_minor"
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  GOBIN="$tmp" go install -trimpath -ldflags "$ld" "$h/cmd/helm@$v"
+  rm -rf "$out"; mv -T "$tmp" "$out"
+}
+
+# --- operator-sdk (bundle validate). containers_image_openpgp: a pure-Go signature
+# backend instead of gpgme, so it builds with CGO_ENABLED=0. `go install pkg@version`
+# refuses here (it lists the module's versions for deprecation notices, and the proxy
+# answers 403 for that list), so a wrapper module requires the pinned version, like
+# etcd above; upstream go.mod has no replace directives to carry over (checked below).
+build_operator_sdk() {
+  local v=$OPERATOR_SDK_VERSION out="$bin/operator-sdk-$OPERATOR_SDK_VERSION"
+  [ -x "$out/operator-sdk" ] && return 0
+  log "building operator-sdk $v"
+  local w="$cache/build/operator-sdk-$v"
+  rm -rf "$w"; mkdir -p "$w"; cd "$w"
+  local gomod
+  gomod=$(module_gomod "github.com/operator-framework/operator-sdk@$v")
+  if grep -qE '^[[:space:]]*replace|=>' "$gomod"; then
+    log "operator-sdk $v has replace directives in its go.mod: carry them into the wrapper"
+    return 1
+  fi
+  printf 'module besu-operator.local/operator-sdk-tools\n\ngo 1.25\n\nrequire github.com/operator-framework/operator-sdk %s\n' "$v" > go.mod
+  local repo=github.com/operator-framework/operator-sdk
+  go get -tags containers_image_openpgp "$repo/cmd/operator-sdk@$v"
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  go build -trimpath -tags containers_image_openpgp \
+    -ldflags "-s -w -X $repo/internal/version.Version=$v -X $repo/internal/version.GitVersion=$v" \
+    -o "$tmp/operator-sdk" "$repo/cmd/operator-sdk"
+  rm -rf "$out"; mv -T "$tmp" "$out"
+}
+
 build_etcd
 build_kwok
 build_kubernetes
+build_helm
+build_operator_sdk
 # Stable names for the scripts: links into the versioned directories.
 ln -sfn "kubernetes-$K8S_VERSION" "$bin/kubernetes"
 ln -sfn "kwok-$KWOK_VERSION" "$bin/kwok"
 ln -sfn "etcd-$ETCD_VERSION" "$bin/etcd"
+ln -sfn "helm-$HELM_VERSION" "$bin/helm"
+ln -sfn "operator-sdk-$OPERATOR_SDK_VERSION" "$bin/operator-sdk"
 echo "$bin"

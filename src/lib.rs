@@ -1,6 +1,7 @@
 pub mod chain;
 pub mod controller;
 pub mod generate;
+pub mod leader;
 pub mod operator;
 pub mod render;
 pub mod rpc;

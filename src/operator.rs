@@ -32,6 +32,9 @@ pub enum RunError {
         "the BesuNetwork and BesuNode CRDs are not installed (or not readable): {0}. Install them with `besu-operator crd | kubectl apply --server-side -f -`"
     )]
     CrdsMissing(kube::Error),
+    /// Leader election failed or leadership was lost.
+    #[error(transparent)]
+    Leader(#[from] crate::leader::LeaderError),
 }
 
 /// The User-Agent of every API request, so that audit logs attribute the operator's
@@ -41,13 +44,25 @@ pub const USER_AGENT: &str = concat!("besu-operator/", env!("CARGO_PKG_VERSION")
 /// A client from KUBECONFIG or the in-cluster config, identifying itself as
 /// [`USER_AGENT`].
 pub async fn client() -> Result<Client, kube::Error> {
+    client_for(None).await
+}
+
+/// Like [`client`], with `instance` (a pod name, say) in the User-Agent,
+/// `besu-operator/<version> (<instance>)`, so that audit logs tell replicas apart.
+pub async fn client_for(instance: Option<&str>) -> Result<Client, kube::Error> {
     let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    config.headers.push((
-        axum::http::header::USER_AGENT,
-        axum::http::HeaderValue::from_static(USER_AGENT),
-    ));
+    let agent = match instance {
+        Some(i) => format!(
+            "{USER_AGENT} ({})",
+            i.replace(|c: char| !c.is_ascii_graphic(), "_")
+        ),
+        None => USER_AGENT.to_string(),
+    };
+    let agent = axum::http::HeaderValue::from_str(&agent)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static(USER_AGENT));
+    config.headers.push((axum::http::header::USER_AGENT, agent));
     Client::try_from(config)
 }
 
@@ -61,6 +76,8 @@ pub struct RunOptions {
     /// How often a settled object is reconciled again (drift check, no writes unless
     /// something changed).
     pub resync: std::time::Duration,
+    /// Reconcile only while holding this Lease (None: always).
+    pub leader_election: Option<crate::leader::LeaderElectionConfig>,
 }
 
 /// Runs both controllers until SIGTERM/SIGINT.
@@ -103,6 +120,20 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
         }
     });
 
+    // A standby replica is ready (to take over); it reconciles once it leads.
+    let mut elector = match opts.leader_election.clone() {
+        Some(config) => {
+            let mut elector = crate::leader::LeaderElector::new(client.clone(), config)?;
+            ready.store(true, Ordering::Relaxed);
+            tokio::select! {
+                () = elector.acquire() => {}
+                () = crate::leader::shutdown_signal() => return Ok(()),
+            }
+            Some(elector)
+        }
+        None => None,
+    };
+
     let ctx = Context::new(client.clone(), opts.resync);
     let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() {
         vec![None]
@@ -117,9 +148,24 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     ready.store(true, Ordering::Relaxed);
     info!("controllers started");
     info!(namespaces = ?opts.namespaces, "watching {}", if scopes == [None] { "all namespaces" } else { "the given namespaces" });
-    futures::future::join_all(controllers).await;
-    info!("controllers stopped");
-    Ok(())
+    let Some(elector) = elector.as_mut() else {
+        futures::future::join_all(controllers).await;
+        info!("controllers stopped");
+        return Ok(());
+    };
+    let lost = tokio::select! {
+        _ = futures::future::join_all(controllers) => None,
+        lost = elector.hold() => Some(lost),
+    };
+    match lost {
+        // Stop at once: another replica may lead as soon as the Lease expires.
+        Some(lost) => Err(lost.into()),
+        None => {
+            info!("controllers stopped");
+            elector.release().await;
+            Ok(())
+        }
+    }
 }
 
 /// An Api over all namespaces, or one.

@@ -1,6 +1,8 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use besu_operator::leader::{LeaderElectionConfig, default_identity};
 use besu_operator::operator::{RunOptions, run as run_operator};
 
 /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
@@ -19,6 +21,45 @@ pub struct RunArgs {
     /// Log format: text or json.
     #[arg(long, env = "BESU_OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// This instance's name, in the User-Agent of its API requests and as its leader
+    /// election identity. Default: $POD_NAME, else none.
+    #[arg(long, env = "BESU_OPERATOR_INSTANCE")]
+    pub instance: Option<String>,
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that several
+    /// replicas can run. Off by default for the CLI; the Deployment turns it on.
+    #[arg(long, env = "BESU_OPERATOR_LEADER_ELECT", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        env = "BESU_OPERATOR_LEADER_ELECT_LEASE",
+        default_value = "besu-operator-leader"
+    )]
+    pub leader_elect_lease: String,
+    /// Namespace of the Lease. Default: $POD_NAMESPACE, else the client's namespace.
+    #[arg(long, env = "BESU_OPERATOR_LEADER_ELECT_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// Seconds a Lease that is not renewed keeps other replicas from taking over.
+    #[arg(
+        long,
+        env = "BESU_OPERATOR_LEADER_ELECT_LEASE_SECONDS",
+        default_value_t = 15
+    )]
+    pub leader_elect_lease_seconds: u64,
+    /// Seconds the leader keeps trying to renew before it stops (< lease seconds).
+    #[arg(
+        long,
+        env = "BESU_OPERATOR_LEADER_ELECT_RENEW_SECONDS",
+        default_value_t = 10
+    )]
+    pub leader_elect_renew_seconds: u64,
+    /// Seconds between attempts to acquire or renew the Lease (< renew seconds).
+    #[arg(
+        long,
+        env = "BESU_OPERATOR_LEADER_ELECT_RETRY_SECONDS",
+        default_value_t = 2
+    )]
+    pub leader_elect_retry_seconds: u64,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -40,11 +81,31 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
-        let client = besu_operator::operator::client().await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot build a Kubernetes client ({e}); set KUBECONFIG or run in a cluster"
-            )
-        })?;
+        let instance = args
+            .instance
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .filter(|i| !i.is_empty());
+        let client = besu_operator::operator::client_for(instance.as_deref())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot build a Kubernetes client ({e}); set KUBECONFIG or run in a cluster"
+                )
+            })?;
+        let leader_election = args.leader_elect.then(|| LeaderElectionConfig {
+            lease_name: args.leader_elect_lease.clone(),
+            namespace: args
+                .leader_elect_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+            identity: instance.clone().unwrap_or_else(default_identity),
+            lease_duration: Duration::from_secs(args.leader_elect_lease_seconds),
+            renew_deadline: Duration::from_secs(args.leader_elect_renew_seconds),
+            retry_period: Duration::from_secs(args.leader_elect_retry_seconds),
+        });
         run_operator(
             client,
             RunOptions {
@@ -55,6 +116,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                     .filter(|n| !n.is_empty())
                     .collect(),
                 resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
+                leader_election,
             },
         )
         .await?;
