@@ -83,6 +83,16 @@ pub fn may_generate_key(
 /// Reconciles one `BesuNetwork`.
 #[instrument(skip_all, fields(network = %network.name_any(), namespace = network.namespace().unwrap_or_default()))]
 pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(network, ctx).await;
+    let took = started.elapsed();
+    if took > Duration::from_secs(2) {
+        warn!(took_ms = took.as_millis() as u64, "slow network reconcile");
+    }
+    result
+}
+
+async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = network.namespace().unwrap_or_default();
     let name = network.name_any();
     let client = ctx.client.clone();
@@ -475,6 +485,15 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
             desired_nodes.push((*slot, node));
         }
     }
+    // Back in service, for the rollout: Ready on its current spec and, when the chain's
+    // height is known, within 2 blocks of the head (what Besu's /readiness checks).
+    let in_service = |node: &str| {
+        is_ready(node)
+            && match chain.head {
+                Some(head) => chain.heights.get(node).is_some_and(|h| h + 2 >= head),
+                None => true,
+            }
+    };
     let mut rollout_nodes = Vec::new();
     for (_, desired) in &desired_nodes {
         if let Some(live) = existing_nodes.get(&desired.name_any()) {
@@ -482,7 +501,7 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
                 name: desired.name_any(),
                 node_type: desired.spec.node_type,
                 outdated: !is_applied(live, desired)?,
-                ready: node_ready(live),
+                ready: in_service(&desired.name_any()),
             });
         }
     }
@@ -495,7 +514,7 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
     let mut step_started_at = previous_upgrade
         .as_ref()
         .and_then(|u| u.step_started_at.clone());
-    if !in_progress.is_empty() && in_progress.iter().all(|n| is_ready(n)) {
+    if !in_progress.is_empty() && in_progress.iter().all(|n| in_service(n)) {
         in_progress.clear();
         settle_at = chain.head.map(|h| i64::try_from(h + 2).unwrap_or(i64::MAX));
     }
@@ -659,7 +678,7 @@ pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<A
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .map(|t| Timestamp::now().duration_since(t).as_secs());
-    let stall_after = i64::try_from((10 * period).max(120)).unwrap_or(120);
+    let stall_after = i64::try_from((15 * period).max(60)).unwrap_or(60);
     conditions.push(match &rollout {
         RolloutStep::Stalled(why) => DesiredCondition::new("UpgradeStalled", true, "ChainNotProducing", why.clone()),
         _ if !in_progress.is_empty() && stalled_for.is_some_and(|s| s > stall_after) => DesiredCondition::new(
