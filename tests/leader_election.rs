@@ -1,0 +1,226 @@
+//! Leader election: two operator processes run against one namespace with a short Lease;
+//! only the leader writes (per the audit log, told apart by the instance in their
+//! User-Agents); after SIGKILL of the leader mid bring-up, the standby takes the Lease
+//! within the lease duration and finishes the bring-up; on SIGTERM a leader releases
+//! the Lease, so a successor takes over without waiting for it to expire.
+
+mod install_support;
+mod operator;
+mod support;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::ensure;
+use besu_operator::operator::USER_AGENT;
+use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use install_support::{OperatorProcess, audit_by_agent, is_write, wait_phase};
+use operator::{install_crds, sample};
+use support::{Check, TestNamespace, cluster, not_yet, unique_name, wait_until};
+
+const LEASE: &str = "besu-operator-leader";
+const LEASE_SECONDS: u64 = 4;
+const RENEW_SECONDS: u64 = 3;
+const RETRY_SECONDS: u64 = 1;
+
+fn start(name: &str, ns: &str) -> anyhow::Result<OperatorProcess> {
+    let (lease, renew, retry) = (
+        LEASE_SECONDS.to_string(),
+        RENEW_SECONDS.to_string(),
+        RETRY_SECONDS.to_string(),
+    );
+    OperatorProcess::start(
+        name,
+        &cluster().kubeconfig,
+        &[
+            "--namespaces",
+            ns,
+            "--leader-elect",
+            "--leader-elect-namespace",
+            ns,
+            "--leader-elect-lease-seconds",
+            &lease,
+            "--leader-elect-renew-seconds",
+            &renew,
+            "--leader-elect-retry-seconds",
+            &retry,
+            "--instance",
+            name,
+        ],
+    )
+}
+
+fn agent(instance: &str) -> String {
+    format!("{USER_AGENT} ({instance})")
+}
+
+async fn wait_holder(leases: &Api<Lease>, holder: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_until(&format!("Lease held by {holder}"), timeout, || async {
+        let seen = leases
+            .get_opt(LEASE)
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity);
+        if seen.as_deref() == Some(holder) {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("holder {seen:?}"))
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyhow::Result<()> {
+    let c = cluster();
+    let admin = c.client().await?;
+    install_crds(&admin).await?;
+    let ns = TestNamespace::create(&admin, "leader").await?;
+    let leases: Api<Lease> = ns.api();
+    let a_name = unique_name("leader-a");
+    let b_name = unique_name("leader-b");
+
+    let mut a = start(&a_name, &ns.name)?;
+    wait_holder(&leases, &a_name, Duration::from_secs(30)).await?;
+    let b = start(&b_name, &ns.name)?;
+    wait_until(
+        "the standby to see the leader",
+        Duration::from_secs(30),
+        || async {
+            if b.log_text().contains("another instance leads") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet("no 'waiting for leadership' in its log")
+            }
+        },
+    )
+    .await?;
+
+    // A bring-up, interrupted: SIGKILL the leader as soon as the first BesuNode exists.
+    let t0 = SystemTime::now();
+    let networks: Api<BesuNetwork> = ns.api();
+    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    net.metadata.namespace = Some(ns.name.clone());
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    let nodes: Api<BesuNode> = ns.api();
+    wait_until("the first BesuNode", Duration::from_secs(60), || async {
+        if nodes.list(&ListParams::default()).await?.items.is_empty() {
+            not_yet("none")
+        } else {
+            Ok(Check::Done(()))
+        }
+    })
+    .await?;
+    a.kill();
+    let killed = Instant::now();
+    let t_kill = SystemTime::now();
+    let at_kill = networks.get(&name).await?;
+    let nodes_at_kill = nodes.list(&ListParams::default()).await?.items.len();
+    ensure!(
+        at_kill.status.as_ref().map(|s| s.phase) != Some(NetworkPhase::Ready) && nodes_at_kill < 6,
+        "the bring-up finished before the leader was killed ({nodes_at_kill} nodes)"
+    );
+
+    // Until the kill, every write came from the leader; the standby only read its Lease.
+    let b_requests = audit_by_agent(c, &agent(&b_name))?;
+    let a_requests = audit_by_agent(c, &agent(&a_name))?;
+    let a_writes = a_requests
+        .iter()
+        .filter(|(t, r)| *t >= t0 && *t <= t_kill && is_write(&r.verb))
+        .count();
+    // The standby: no write at all; reads of its Lease, and the startup probe that the
+    // CRDs are installed (one list of BesuNetworks).
+    let b_before: Vec<String> = b_requests
+        .iter()
+        .filter(|(t, _)| *t <= t_kill)
+        .filter(|(_, r)| {
+            let resource = r.group_resource().map(|(_, res)| res).unwrap_or_default();
+            is_write(&r.verb)
+                || !(resource == "leases" && r.verb == "get"
+                    || resource == "besunetworks" && r.verb == "list")
+        })
+        .map(|(_, r)| format!("{} {:?}", r.verb, r.group_resource()))
+        .collect();
+    ensure!(
+        a_writes > 0,
+        "the leader wrote nothing before it was killed"
+    );
+    ensure!(
+        b_before.is_empty(),
+        "the standby made requests other than reading its Lease and the CRD probe: {b_before:?}"
+    );
+
+    // The standby takes over within the lease duration (plus its retry period, with
+    // jitter, for noticing) and finishes the bring-up.
+    wait_holder(&leases, &b_name, Duration::from_secs(30)).await?;
+    let takeover = killed.elapsed();
+    let bound = Duration::from_secs(LEASE_SECONDS + 2 * RETRY_SECONDS + 1);
+    ensure!(
+        takeover <= bound,
+        "takeover took {takeover:?}, more than {bound:?}"
+    );
+    if let Err(e) = wait_phase(
+        &networks,
+        &name,
+        NetworkPhase::Ready,
+        Duration::from_secs(180),
+    )
+    .await
+    {
+        anyhow::bail!("{e:#}\nstandby log:\n{}", b.log_text());
+    }
+    let b_writes = audit_by_agent(c, &agent(&b_name))?
+        .iter()
+        .filter(|(t, r)| {
+            *t > t_kill
+                && is_write(&r.verb)
+                && r.group_resource().is_some_and(|(_, res)| res != "leases")
+        })
+        .count();
+    ensure!(b_writes > 0, "the new leader wrote nothing");
+    eprintln!(
+        "leader wrote {a_writes} times before SIGKILL, standby 0; takeover {takeover:.1?} after SIGKILL (lease {LEASE_SECONDS}s, retry {RETRY_SECONDS}s); new leader wrote {b_writes} times to finish"
+    );
+
+    // SIGTERM: the leader releases the Lease; a fresh standby takes over at once.
+    let c_name = unique_name("leader-c");
+    let standby = start(&c_name, &ns.name)?;
+    wait_until(
+        "the new standby to see the leader",
+        Duration::from_secs(30),
+        || async {
+            if standby.log_text().contains("another instance leads") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet("not yet")
+            }
+        },
+    )
+    .await?;
+    let mut b = b;
+    let stopped = Instant::now();
+    let status = b.terminate(Duration::from_secs(10))?;
+    ensure!(
+        status.success(),
+        "the leader exited with {status} on SIGTERM"
+    );
+    ensure!(
+        b.log_text().contains("released leadership"),
+        "the leader did not release its Lease:\n{}",
+        b.log_text()
+    );
+    wait_holder(&leases, &c_name, Duration::from_secs(30)).await?;
+    let handover = stopped.elapsed();
+    ensure!(
+        handover < Duration::from_secs(LEASE_SECONDS),
+        "handover after SIGTERM took {handover:?}; a released Lease needs no expiry"
+    );
+    eprintln!("handover after SIGTERM: {handover:.1?}");
+    drop(standby);
+    ns.cleanup().await?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! RBAC is enough, and only just: the operator binary runs out of cluster as the
+//! ServiceAccount of `manifests/rbac/` (a token, no admin credentials), watching every
+//! namespace with the ClusterRole and the leader election Role exactly as committed, and
+//! brings the qbft sample up to Ready and scales it down. Then the audit log shows no
+//! request it was refused (enough), and every granted verb on every resource was used
+//! (only just), except for the few documented below that this run cannot reach.
+
+mod install_support;
+mod operator;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use install_support::{
+    ClusterScopedCleanup, OperatorProcess, audit_by_user, kubectl_apply, token_kubeconfig,
+    wait_phase,
+};
+use operator::{install_crds, sample};
+use support::{
+    Check, TestNamespace, cluster, not_yet, repo_root, service_account_token, unique_name,
+    wait_until,
+};
+
+const BRING_UP: Duration = Duration::from_secs(180);
+
+/// Granted but not reached by this test, each with the code path that needs it.
+const NOT_EXERCISED: [(&str, &str, &str, &str); 2] = [
+    (
+        "events.k8s.io",
+        "events",
+        "patch",
+        "kube Recorder patches an Event only when the same event repeats within its cache TTL",
+    ),
+    (
+        "",
+        "secrets",
+        "delete",
+        "network::reconcile deletes a generated key Secret only when a validator is voted out with deletionPolicy Delete (tests/day2.rs territory)",
+    ),
+];
+
+/// The committed RBAC documents, moved into `namespace`, with cluster-scoped names
+/// made unique (`cluster_name`); rules untouched.
+fn committed_rbac(namespace: &str, cluster_name: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for file in [
+        "service_account",
+        "cluster_role",
+        "cluster_role_binding",
+        "leader_election_role",
+        "leader_election_role_binding",
+    ] {
+        let path = repo_root().join(format!("manifests/rbac/{file}.yaml"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read {path:?}"))?;
+        let mut doc: Value = serde_yaml::from_str(&text)?;
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        if doc["metadata"].get("namespace").is_some() {
+            doc["metadata"]["namespace"] = namespace.into();
+        }
+        if kind.starts_with("Cluster") {
+            doc["metadata"]["name"] = cluster_name.into();
+        }
+        if kind == "ClusterRoleBinding" {
+            doc["roleRef"]["name"] = cluster_name.into();
+        }
+        if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
+            for s in subjects {
+                s["namespace"] = namespace.into();
+            }
+        }
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&doc)?);
+    }
+    Ok(out)
+}
+
+/// (group, resource, verb) triples of RBAC rules; fails on any `*`.
+fn granted(rules: &[PolicyRule]) -> anyhow::Result<BTreeSet<(String, String, String)>> {
+    let mut out = BTreeSet::new();
+    for r in rules {
+        let groups = r.api_groups.clone().unwrap_or_default();
+        let resources = r.resources.clone().unwrap_or_default();
+        ensure!(
+            r.non_resource_urls.is_none() && r.resource_names.is_none(),
+            "unexpected rule shape {r:?}"
+        );
+        for g in &groups {
+            for res in &resources {
+                for v in &r.verbs {
+                    ensure!(
+                        !g.contains('*') && !res.contains('*') && !v.contains('*'),
+                        "wildcard in rule {r:?}"
+                    );
+                    out.insert((g.clone(), res.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_as_the_manifest_service_account_brings_a_network_up_using_every_rule()
+-> anyhow::Result<()> {
+    let c = cluster();
+    let admin = c.client().await?;
+    install_crds(&admin).await?;
+    let op_ns = TestNamespace::create(&admin, "rbac-op").await?;
+    let net_ns = TestNamespace::create(&admin, "rbac-net").await?;
+    let cluster_name = unique_name("besu-operator-test");
+    let _cleanup = ClusterScopedCleanup {
+        kubeconfig: c.kubeconfig.clone(),
+        objects: vec![
+            format!("clusterrolebinding/{cluster_name}"),
+            format!("clusterrole/{cluster_name}"),
+        ],
+    };
+    kubectl_apply(c, &committed_rbac(&op_ns.name, &cluster_name)?, &[])?;
+    let token = service_account_token(&admin, &op_ns.name, "besu-operator").await?;
+    let kubeconfig = token_kubeconfig(c, &token, &cluster_name)?;
+    let username = format!("system:serviceaccount:{}:besu-operator", op_ns.name);
+
+    let started = Instant::now();
+    let mut op = OperatorProcess::start(
+        "rbac-cluster",
+        &kubeconfig,
+        &[
+            "--leader-elect",
+            "--leader-elect-namespace",
+            &op_ns.name,
+            "--instance",
+            &cluster_name,
+        ],
+    )?;
+    let networks: Api<BesuNetwork> = net_ns.api();
+    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    net.metadata.namespace = Some(net_ns.name.clone());
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    let ready = wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await;
+    if let Err(e) = ready {
+        anyhow::bail!("{e:#}\noperator log:\n{}", op.log_text());
+    }
+    eprintln!(
+        "network Ready {:.1?} after the operator started",
+        started.elapsed()
+    );
+
+    // Scale members down: the operator deletes the member's BesuNode.
+    networks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"members": 0}})),
+        )
+        .await?;
+    let nodes: Api<BesuNode> = net_ns.api();
+    let member = format!("{name}-member-0");
+    wait_until(
+        &format!("{member} deleted"),
+        Duration::from_secs(60),
+        || async {
+            match nodes.get_opt(&member).await? {
+                None => Ok(Check::Done(())),
+                Some(_) => not_yet("still there"),
+            }
+        },
+    )
+    .await?;
+    wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await?;
+    op.kill();
+
+    // Enough: no request refused. Only this test's namespaces and cluster-wide
+    // requests count: watching every namespace, the operator may also meet a namespace
+    // another test is deleting, where creates are refused with 403 as well.
+    let requests = audit_by_user(c, &username)?;
+    ensure!(
+        !requests.is_empty(),
+        "no request by {username} in the audit log"
+    );
+    let ours = |r: &&install_support::AuditRecord| {
+        r.object_ref
+            .as_ref()
+            .and_then(|o| o.namespace.as_deref())
+            .is_none_or(|n| n == net_ns.name || n == op_ns.name)
+    };
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(ours)
+        .filter(|r| r.response_status.as_ref().and_then(|s| s.code) == Some(403))
+        .map(|r| format!("{} {:?} {:?}", r.verb, r.group_resource(), r.object_ref))
+        .collect();
+    ensure!(
+        refused.is_empty(),
+        "requests refused (403): {refused:?}\noperator log:\n{}",
+        op.log_text()
+    );
+
+    // Only just: every granted (group, resource, verb) was used, or is listed above.
+    // A server-side apply that creates its object is audited as a `patch` answered
+    // 201, and RBAC checks `create` for it as well.
+    let used: BTreeSet<(String, String, String)> = requests
+        .iter()
+        .flat_map(|r| {
+            let created =
+                r.verb == "patch" && r.response_status.as_ref().and_then(|s| s.code) == Some(201);
+            r.group_resource().into_iter().flat_map(move |(g, res)| {
+                let mut verbs = vec![(g.clone(), res.clone(), r.verb.clone())];
+                if created {
+                    verbs.push((g, res, "create".to_string()));
+                }
+                verbs
+            })
+        })
+        .collect();
+    let cluster_role = Api::<ClusterRole>::all(admin.clone())
+        .get(&cluster_name)
+        .await?;
+    let leader_role = Api::<Role>::namespaced(admin.clone(), &op_ns.name)
+        .get("besu-operator-leader-election")
+        .await?;
+    let mut rules = cluster_role.rules.clone().unwrap_or_default();
+    rules.extend(leader_role.rules.clone().unwrap_or_default());
+    let granted = granted(&rules)?;
+    let exempt: BTreeSet<(String, String, String)> = NOT_EXERCISED
+        .iter()
+        .map(|(g, r, v, _)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
+    let stale: Vec<_> = exempt.difference(&granted).collect();
+    ensure!(
+        stale.is_empty(),
+        "NOT_EXERCISED lists rules that are not granted: {stale:?}"
+    );
+    let unused: Vec<_> = granted
+        .iter()
+        .filter(|t| !used.contains(*t) && !exempt.contains(*t))
+        .collect();
+    ensure!(
+        unused.is_empty(),
+        "granted but never used by the operator: {unused:?}; used: {used:?}"
+    );
+    eprintln!(
+        "RBAC: {} rules in the ClusterRole + {} in the leader election Role = {} (group, resource, verb) grants; {} used in this run, {} not reachable here",
+        cluster_role.rules.as_ref().map_or(0, Vec::len),
+        leader_role.rules.as_ref().map_or(0, Vec::len),
+        granted.len(),
+        granted.intersection(&used).count(),
+        exempt.len()
+    );
+    net_ns.cleanup().await?;
+    op_ns.cleanup().await?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Watch-namespace mode: the operator binary runs as the ServiceAccount with only the
+//! Roles that `besu-operator crd --install --watch-namespaces <ns>` generates (one in the
+//! watched namespace, the leader election Role in its own; no ClusterRole), brings a
+//! network in the watched namespace to Ready, and never touches a network in a
+//! namespace it does not watch: no status, no children, not one API request there.
+
+mod install_support;
+mod operator;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::ensure;
+use besu_operator::generate::install::{InstallOptions, join_documents, rbac_documents};
+use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use install_support::{
+    OperatorProcess, audit_by_user, kubectl_apply, token_kubeconfig, wait_phase,
+};
+use operator::{install_crds, sample};
+use support::{TestNamespace, cluster, service_account_token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_with_roles_only_runs_the_watched_namespace_and_ignores_the_rest()
+-> anyhow::Result<()> {
+    let c = cluster();
+    let admin = c.client().await?;
+    install_crds(&admin).await?;
+    let op_ns = TestNamespace::create(&admin, "wns-op").await?;
+    let watched = TestNamespace::create(&admin, "wns-watched").await?;
+    let unwatched = TestNamespace::create(&admin, "wns-unwatched").await?;
+
+    let opts = InstallOptions {
+        namespace: op_ns.name.clone(),
+        watch_namespaces: vec![watched.name.clone()],
+        ..InstallOptions::default()
+    };
+    let docs = rbac_documents(&opts);
+    ensure!(
+        docs.iter().all(|d| !d.contains("kind: ClusterRole")),
+        "watch-namespace RBAC must not contain a ClusterRole(Binding)"
+    );
+    kubectl_apply(c, &join_documents("", &docs), &[])?;
+    let token = service_account_token(&admin, &op_ns.name, "besu-operator").await?;
+    let kubeconfig = token_kubeconfig(c, &token, &op_ns.name)?;
+    let username = format!("system:serviceaccount:{}:besu-operator", op_ns.name);
+
+    let op = OperatorProcess::start(
+        "rbac-namespaced",
+        &kubeconfig,
+        &[
+            "--namespaces",
+            &watched.name,
+            "--leader-elect",
+            "--leader-elect-namespace",
+            &op_ns.name,
+        ],
+    )?;
+
+    // A network where the operator does not look, created first.
+    let ignored: Api<BesuNetwork> = unwatched.api();
+    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    net.metadata.namespace = Some(unwatched.name.clone());
+    ignored.create(&PostParams::default(), &net).await?;
+
+    let networks: Api<BesuNetwork> = watched.api();
+    net.metadata.namespace = Some(watched.name.clone());
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    if let Err(e) = wait_phase(
+        &networks,
+        &name,
+        NetworkPhase::Ready,
+        Duration::from_secs(180),
+    )
+    .await
+    {
+        anyhow::bail!("{e:#}\noperator log:\n{}", op.log_text());
+    }
+    // Several resync periods (5 s) pass with the ignored network in place.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+
+    let untouched = ignored.get(&name).await?;
+    ensure!(
+        untouched.status.is_none(),
+        "the network in the unwatched namespace got a status: {:?}",
+        untouched.status
+    );
+    let nodes: Api<BesuNode> = unwatched.api();
+    let secrets: Api<Secret> = unwatched.api();
+    ensure!(nodes.list(&ListParams::default()).await?.items.is_empty());
+    ensure!(
+        secrets
+            .list(&ListParams::default().labels("app.kubernetes.io/managed-by=besu-operator"))
+            .await?
+            .items
+            .is_empty(),
+        "key Secrets appeared in the unwatched namespace"
+    );
+
+    let requests = audit_by_user(c, &username)?;
+    ensure!(!requests.is_empty(), "no request by {username}");
+    let namespaces: BTreeSet<Option<String>> = requests
+        .iter()
+        .map(|r| r.object_ref.as_ref().and_then(|o| o.namespace.clone()))
+        .collect();
+    let allowed: BTreeSet<Option<String>> =
+        [Some(watched.name.clone()), Some(op_ns.name.clone())].into();
+    ensure!(
+        namespaces.is_subset(&allowed),
+        "requests outside the watched and the operator's namespace: {:?}",
+        namespaces.difference(&allowed).collect::<Vec<_>>()
+    );
+    let refused: Vec<_> = requests
+        .iter()
+        .filter(|r| r.response_status.as_ref().and_then(|s| s.code) == Some(403))
+        .map(|r| format!("{} {:?}", r.verb, r.group_resource()))
+        .collect();
+    ensure!(refused.is_empty(), "refused: {refused:?}");
+    eprintln!(
+        "{} requests by the operator, all in {} or {}",
+        requests.len(),
+        watched.name,
+        op_ns.name
+    );
+    drop(op);
+    unwatched.cleanup().await?;
+    watched.cleanup().await?;
+    op_ns.cleanup().await?;
+    Ok(())
+}
