@@ -44,11 +44,24 @@ pub struct Stall {
     pub needed: usize,
 }
 
+/// The validators that were up from `at_ms` on (recorded at every change, so the
+/// record also covers stalls, when there are no blocks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UpChange {
+    pub at_ms: u64,
+    pub head: u64,
+    /// The current validators (for the next block).
+    pub validators: Vec<Address>,
+    /// Those of them up: pod Ready and node in sync.
+    pub up: Vec<Address>,
+}
+
 pub struct ChainEntry {
     pub key: ChainKey,
     pub chain: Chain,
     pub created_ms: u64,
     pub events: Vec<NodeEvent>,
+    pub up_history: Vec<UpChange>,
     pub stalled: Option<Stall>,
 }
 
@@ -164,6 +177,8 @@ pub struct ChainView {
     pub tallies: Vec<Tally>,
     pub nodes: Vec<NodeView>,
     pub events: Vec<NodeEvent>,
+    /// Every change of the validator set or of which validators are up.
+    pub up_history: Vec<UpChange>,
     /// Blocks from `from` (default 0) on.
     pub blocks: Vec<Block>,
 }
@@ -202,6 +217,7 @@ impl World {
                 chain: Chain::new(params, now_ms),
                 created_ms: now_ms,
                 events: Vec::new(),
+                up_history: Vec::new(),
                 stalled: None,
             }
         });
@@ -338,6 +354,24 @@ impl World {
                 ..
             } = self;
             let entry = chains.get_mut(&key).expect("listed above");
+            let validators: Vec<Address> = entry.chain.tally.validators().iter().copied().collect();
+            let up_validators: Vec<Address> = validators
+                .iter()
+                .filter(|v| up.contains(v))
+                .copied()
+                .collect();
+            if entry
+                .up_history
+                .last()
+                .is_none_or(|l| l.validators != validators || l.up != up_validators)
+            {
+                entry.up_history.push(UpChange {
+                    at_ms: now_ms,
+                    head,
+                    validators,
+                    up: up_validators,
+                });
+            }
             let step = entry.chain.step(now_ms, &up, |proposer, tally| {
                 nodes
                     .values_mut()
@@ -517,6 +551,7 @@ impl World {
             tallies: e.chain.tally.outstanding(),
             nodes,
             events: e.events.clone(),
+            up_history: e.up_history.clone(),
             blocks: e.chain.blocks.iter().skip(from).cloned().collect(),
         })
     }
@@ -724,6 +759,17 @@ mod tests {
         w.set_pod_ready(&uids[1], true, 1_000);
         w.tick(2_000);
         assert_eq!(w.chains.values().next().unwrap().chain.head(), 1);
+        // The up record covers the stall: 2 up, then 3.
+        let ups: Vec<usize> = w
+            .chains
+            .values()
+            .next()
+            .unwrap()
+            .up_history
+            .iter()
+            .map(|u| u.up.len())
+            .collect();
+        assert_eq!(ups, vec![2, 3]);
     }
 
     #[test]
