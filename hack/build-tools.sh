@@ -164,15 +164,49 @@ build_operator_sdk() {
   rm -rf "$out"; mv -T "$tmp" "$out"
 }
 
+# --- prometheus and promtool (monitoring tests: a real Prometheus on loopback, promtool
+# check config/rules). Its go.mod has a replace directive, so `go install` refuses: a
+# wrapper module requires the pinned module version and carries the replaces over. The
+# web UI is not embedded (no builtinassets tag): the tests use the HTTP API only.
+build_prometheus() {
+  local v=$PROMETHEUS_VERSION out="$bin/prometheus-$PROMETHEUS_VERSION"
+  [ -x "$out/prometheus" ] && [ -x "$out/promtool" ] && return 0
+  log "building prometheus $v (module $PROMETHEUS_MODULE; cold: ~10 min on 2 cores)"
+  local w="$cache/build/prometheus-$v"
+  rm -rf "$w"; mkdir -p "$w"; cd "$w"
+  local gomod repo=github.com/prometheus/prometheus
+  gomod=$(module_gomod "$repo@$PROMETHEUS_MODULE")
+  {
+    echo "module besu-operator.local/prometheus-tools"
+    echo
+    echo "go 1.25"
+    echo
+    echo "require $repo $PROMETHEUS_MODULE"
+    echo
+    grep -E '^replace ' "$gomod" || true
+  } > go.mod
+  go get "$repo/cmd/prometheus@$PROMETHEUS_MODULE" "$repo/cmd/promtool@$PROMETHEUS_MODULE"
+  local c=github.com/prometheus/common/version ld
+  ld="-s -w -X $c.Version=${v#v} -X $c.Branch=HEAD -X $c.Revision=$PROMETHEUS_MODULE -X $c.BuildUser=besu-operator"
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  for cmd in prometheus promtool; do
+    log "go build $cmd"
+    go build -trimpath -ldflags "$ld" -o "$tmp/$cmd" "$repo/cmd/$cmd"
+  done
+  rm -rf "$out"; mv -T "$tmp" "$out"
+}
+
 build_etcd
 build_kwok
 build_kubernetes
 build_helm
 build_operator_sdk
+build_prometheus
 # Stable names for the scripts: links into the versioned directories.
 ln -sfn "kubernetes-$K8S_VERSION" "$bin/kubernetes"
 ln -sfn "kwok-$KWOK_VERSION" "$bin/kwok"
 ln -sfn "etcd-$ETCD_VERSION" "$bin/etcd"
 ln -sfn "helm-$HELM_VERSION" "$bin/helm"
 ln -sfn "operator-sdk-$OPERATOR_SDK_VERSION" "$bin/operator-sdk"
+ln -sfn "prometheus-$PROMETHEUS_VERSION" "$bin/prometheus"
 echo "$bin"

@@ -1,5 +1,5 @@
 //! Runs the controllers: the network controller and the node controller, plus the HTTP
-//! server for health probes.
+//! server for health probes and `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +78,11 @@ pub struct RunOptions {
     pub resync: std::time::Duration,
     /// Reconcile only while holding this Lease (None: always).
     pub leader_election: Option<crate::leader::LeaderElectionConfig>,
+    /// At a steady state, how often each network's chain is read over JSON-RPC.
+    pub chain_poll: std::time::Duration,
+    /// `host:port` where the networks' Prometheus scrapes the operator (None: not
+    /// scraped).
+    pub metrics_target: Option<String>,
 }
 
 /// Runs both controllers until SIGTERM/SIGINT.
@@ -97,10 +102,27 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
             source,
         })?;
     let local = listener.local_addr().unwrap_or(opts.http_addr);
-    info!(addr = %local, "serving /healthz and /readyz");
+    info!(addr = %local, "serving /healthz, /readyz and /metrics");
     let server_ready = ready.clone();
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let served = metrics.clone();
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = served.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
         .route(
             "/readyz",
             axum::routing::get(move || {
@@ -134,7 +156,13 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
         None => None,
     };
 
-    let ctx = Context::new(client.clone(), opts.resync);
+    let ctx = Context::with_metrics(
+        client.clone(),
+        opts.resync,
+        opts.chain_poll,
+        metrics,
+        opts.metrics_target.clone(),
+    );
     let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() {
         vec![None]
     } else {
@@ -193,7 +221,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     .watches(scoped::<Secret>(client, ns), managed(), network_of)
     .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
     .shutdown_on_signal()
-    .run(controller::network::reconcile, network_error_policy, ctx)
+    .run(reconcile_network, network_error_policy, ctx)
     .for_each(|res| async move {
         if let Err(e) = res {
             warn!(error = %e, "network reconcile failed");
@@ -209,13 +237,37 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .owns(scoped::<ConfigMap>(client, ns), managed())
         .watches(scoped::<Secret>(client, ns), managed(), node_of)
         .shutdown_on_signal()
-        .run(controller::node::reconcile, node_error_policy, ctx)
+        .run(reconcile_node, node_error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
                 warn!(error = %e, "node reconcile failed");
             }
         })
         .await;
+}
+
+async fn reconcile_network(
+    network: Arc<BesuNetwork>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, controller::Error> {
+    let started = std::time::Instant::now();
+    let result = controller::network::reconcile(network, ctx.clone()).await;
+    let error = result.as_ref().err().map(controller::Error::metric_label);
+    ctx.metrics
+        .reconciled("network", started.elapsed().as_secs_f64(), error);
+    result
+}
+
+async fn reconcile_node(
+    node: Arc<BesuNode>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, controller::Error> {
+    let started = std::time::Instant::now();
+    let result = controller::node::reconcile(node, ctx.clone()).await;
+    let error = result.as_ref().err().map(controller::Error::metric_label);
+    ctx.metrics
+        .reconciled("node", started.elapsed().as_secs_f64(), error);
+    result
 }
 
 fn network_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNetwork>> {

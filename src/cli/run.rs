@@ -18,6 +18,14 @@ pub struct RunArgs {
     /// nothing unless something changed).
     #[arg(long, env = "BESU_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
+    /// Seconds between JSON-RPC reads of a settled network's chain (height, peers,
+    /// validators) for metrics; while a change is in progress it is read every reconcile.
+    #[arg(long, env = "BESU_OPERATOR_CHAIN_POLL_SECONDS", default_value_t = 15)]
+    pub chain_poll_seconds: u64,
+    /// `host:port` where a network's Prometheus scrapes the operator's /metrics.
+    /// Default: the metrics Service in $POD_NAMESPACE, else none.
+    #[arg(long, env = "BESU_OPERATOR_METRICS_TARGET")]
+    pub metrics_target: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "BESU_OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -117,6 +125,17 @@ pub fn run(args: RunArgs) -> ExitCode {
                     .collect(),
                 resync: std::time::Duration::from_secs(args.resync_seconds.max(1)),
                 leader_election,
+                chain_poll: std::time::Duration::from_secs(args.chain_poll_seconds.max(1)),
+                metrics_target: args
+                    .metrics_target
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| {
+                        std::env::var("POD_NAMESPACE")
+                            .ok()
+                            .filter(|n| !n.is_empty())
+                            .map(|ns| format!("besu-operator-metrics.{ns}.svc:8080"))
+                    }),
             },
         )
         .await?;

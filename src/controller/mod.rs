@@ -70,11 +70,38 @@ pub struct Context {
     /// Per network (`namespace/name`): the last chain height seen and when it changed.
     pub chain_progress:
         std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+    /// The operator's metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// At a steady state, how often a network's chain is read over JSON-RPC (while a
+    /// change is in progress it is read on every reconcile).
+    pub chain_poll: Duration,
+    /// Per network (`namespace/name`): when its chain was last read.
+    pub chain_observed: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
+    pub metrics_target: Option<String>,
 }
 
 impl Context {
     /// A context for the given client.
     pub fn new(client: Client, resync: Duration) -> Arc<Context> {
+        Context::with_metrics(
+            client,
+            resync,
+            Duration::from_secs(15),
+            Arc::new(crate::metrics::Metrics::new()),
+            None,
+        )
+    }
+
+    /// A context that records into `metrics` and reads a settled chain every
+    /// `chain_poll`.
+    pub fn with_metrics(
+        client: Client,
+        resync: Duration,
+        chain_poll: Duration,
+        metrics: Arc<crate::metrics::Metrics>,
+        metrics_target: Option<String>,
+    ) -> Arc<Context> {
         let reporter = Reporter {
             controller: "besu-operator".to_string(),
             instance: std::env::var("POD_NAME").ok(),
@@ -85,6 +112,10 @@ impl Context {
             resync,
             rpc: crate::rpc::RpcClient::default(),
             chain_progress: std::sync::Mutex::new(std::collections::HashMap::new()),
+            metrics,
+            chain_poll,
+            chain_observed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            metrics_target,
         })
     }
 

@@ -1,0 +1,429 @@
+//! The operator's own Prometheus metrics, served on `/metrics`.
+//!
+//! Per controller: reconciles, errors by [`crate::controller::Error::metric_label`] and a
+//! duration histogram. Per network: validators desired / on-chain / ready, fault
+//! tolerance, head height and whether the chain is producing. Per node: peers, height and
+//! lag behind the network's head. Fast-changing chain figures live here, never in status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of the per-controller metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `network` or `node`.
+    pub controller: String,
+}
+
+/// Labels of the reconcile error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// `network` or `node`.
+    pub controller: String,
+    /// A stable error label ([`crate::controller::Error::metric_label`]).
+    pub error: String,
+}
+
+/// Labels of the per-network metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NetworkLabels {
+    /// The network's namespace.
+    pub namespace: String,
+    /// The network's name.
+    pub network: String,
+}
+
+/// Labels of `besu_network_validators`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValidatorLabels {
+    /// The network's namespace.
+    pub namespace: String,
+    /// The network's name.
+    pub network: String,
+    /// `desired`, `onchain` or `ready`.
+    pub state: String,
+}
+
+/// Labels of the per-node metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    /// The node's namespace.
+    pub namespace: String,
+    /// The network's name.
+    pub network: String,
+    /// The BesuNode's name.
+    pub node: String,
+}
+
+/// What the network controller knows about a network's chain, for the gauges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkFigures {
+    /// `spec.validators`.
+    pub desired: usize,
+    /// Size of the on-chain validator set, when it could be read.
+    pub onchain: Option<usize>,
+    /// Validators whose node is Ready.
+    pub ready: usize,
+    /// On-chain validators that are not up (node not Ready or not answering).
+    pub down: usize,
+    /// The highest height any node reports.
+    pub head: Option<u64>,
+    /// Whether the head advanced recently (None: unknown).
+    pub producing: Option<bool>,
+    /// Per node: (height, peers), where they could be read.
+    pub nodes: BTreeMap<String, (Option<u64>, Option<u64>)>,
+}
+
+/// Validators that may still stop without halting the chain: `n − ceil(2n/3)` of the
+/// on-chain set minus those already down, never below 0.
+pub fn fault_tolerance(onchain: usize, down: usize) -> i64 {
+    let spare = crate::chain::quorum::fault_tolerance(onchain);
+    i64::try_from(spare).unwrap_or(i64::MAX) - i64::try_from(down).unwrap_or(i64::MAX)
+}
+
+/// The operator's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram>,
+    validators: Family<ValidatorLabels, Gauge>,
+    fault_tolerance: Family<NetworkLabels, Gauge>,
+    block_height: Family<NetworkLabels, Gauge>,
+    producing: Family<NetworkLabels, Gauge>,
+    node_peers: Family<NodeLabels, Gauge>,
+    node_height: Family<NodeLabels, Gauge>,
+    node_lag: Family<NodeLabels, Gauge>,
+    /// Per network (`namespace/name`): the nodes that have series, to drop gone ones.
+    nodes_seen: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+impl Metrics {
+    /// Every metric, registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "besu_operator_reconciles",
+            "Reconciles run, per controller",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "besu_operator_reconcile_errors",
+            "Reconciles that failed, per controller and error kind",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "besu_operator_reconcile_duration_seconds",
+            "Time a reconcile took, per controller",
+            reconcile_duration.clone(),
+        );
+        let validators = Family::<ValidatorLabels, Gauge>::default();
+        registry.register(
+            "besu_network_validators",
+            "Validators of a network: desired (spec), onchain (the chain's set), ready (node Ready)",
+            validators.clone(),
+        );
+        let fault_tolerance = Family::<NetworkLabels, Gauge>::default();
+        registry.register(
+            "besu_network_fault_tolerance",
+            "Validators that may still stop without halting the chain: n - ceil(2n/3) minus those down",
+            fault_tolerance.clone(),
+        );
+        let block_height = Family::<NetworkLabels, Gauge>::default();
+        registry.register(
+            "besu_network_block_height",
+            "The highest block any node of the network reports",
+            block_height.clone(),
+        );
+        let producing = Family::<NetworkLabels, Gauge>::default();
+        registry.register(
+            "besu_network_producing",
+            "1 when the chain head advanced within the last few block periods",
+            producing.clone(),
+        );
+        let node_peers = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "besu_node_peers",
+            "Peers of a node (net_peerCount)",
+            node_peers.clone(),
+        );
+        let node_height = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "besu_node_block_height",
+            "A node's chain height (eth_blockNumber)",
+            node_height.clone(),
+        );
+        let node_lag = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "besu_node_lag_blocks",
+            "Blocks a node is behind the network's head",
+            node_lag.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            validators,
+            fault_tolerance,
+            block_height,
+            producing,
+            node_peers,
+            node_height,
+            node_lag,
+            nodes_seen: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records one reconcile of `controller` that took `seconds`, failed with `error`.
+    pub fn reconciled(&self, controller: &str, seconds: f64, error: Option<&'static str>) {
+        let labels = ControllerLabels {
+            controller: controller.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+        if let Some(error) = error {
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    controller: controller.to_string(),
+                    error: error.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// Sets a network's gauges and its nodes' gauges; nodes no longer reported lose
+    /// their series.
+    pub fn set_network(&self, namespace: &str, network: &str, f: &NetworkFigures) {
+        let net = NetworkLabels {
+            namespace: namespace.to_string(),
+            network: network.to_string(),
+        };
+        let state = |s: &str| ValidatorLabels {
+            namespace: namespace.to_string(),
+            network: network.to_string(),
+            state: s.to_string(),
+        };
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.validators
+            .get_or_create(&state("desired"))
+            .set(as_i64(f.desired));
+        self.validators
+            .get_or_create(&state("ready"))
+            .set(as_i64(f.ready));
+        match f.onchain {
+            Some(n) => {
+                self.validators
+                    .get_or_create(&state("onchain"))
+                    .set(as_i64(n));
+                self.fault_tolerance
+                    .get_or_create(&net)
+                    .set(fault_tolerance(n, f.down));
+            }
+            None => {
+                self.validators.remove(&state("onchain"));
+                self.fault_tolerance.remove(&net);
+            }
+        }
+        match f.head {
+            Some(h) => {
+                self.block_height
+                    .get_or_create(&net)
+                    .set(i64::try_from(h).unwrap_or(i64::MAX));
+            }
+            None => {
+                self.block_height.remove(&net);
+            }
+        }
+        self.producing
+            .get_or_create(&net)
+            .set(i64::from(f.producing == Some(true)));
+
+        let key = format!("{namespace}/{network}");
+        let node_labels = |node: &str| NodeLabels {
+            namespace: namespace.to_string(),
+            network: network.to_string(),
+            node: node.to_string(),
+        };
+        let mut gone = BTreeSet::new();
+        if let Ok(mut seen) = self.nodes_seen.lock() {
+            let now: BTreeSet<String> = f.nodes.keys().cloned().collect();
+            let before = seen.insert(key, now.clone()).unwrap_or_default();
+            gone = before.difference(&now).cloned().collect();
+        }
+        for node in gone {
+            let l = node_labels(&node);
+            self.node_peers.remove(&l);
+            self.node_height.remove(&l);
+            self.node_lag.remove(&l);
+        }
+        for (node, (height, peers)) in &f.nodes {
+            let l = node_labels(node);
+            match peers {
+                Some(p) => {
+                    self.node_peers
+                        .get_or_create(&l)
+                        .set(i64::try_from(*p).unwrap_or(i64::MAX));
+                }
+                None => {
+                    self.node_peers.remove(&l);
+                }
+            }
+            match (height, f.head) {
+                (Some(h), Some(head)) => {
+                    self.node_height
+                        .get_or_create(&l)
+                        .set(i64::try_from(*h).unwrap_or(i64::MAX));
+                    self.node_lag
+                        .get_or_create(&l)
+                        .set(i64::try_from(head.saturating_sub(*h)).unwrap_or(i64::MAX));
+                }
+                _ => {
+                    self.node_height.remove(&l);
+                    self.node_lag.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn fault_tolerance_is_spare_minus_down() {
+        assert_eq!(fault_tolerance(4, 0), 1);
+        assert_eq!(fault_tolerance(4, 1), 0);
+        assert_eq!(fault_tolerance(4, 2), -1);
+        assert_eq!(fault_tolerance(5, 0), 1);
+        assert_eq!(fault_tolerance(7, 1), 1);
+    }
+
+    #[test]
+    fn network_figures_become_series_and_gone_nodes_drop() {
+        let m = Metrics::new();
+        let mut f = NetworkFigures {
+            desired: 5,
+            onchain: Some(4),
+            ready: 4,
+            down: 0,
+            head: Some(100),
+            producing: Some(true),
+            nodes: BTreeMap::new(),
+        };
+        f.nodes.insert("n-validator-0".into(), (Some(100), Some(3)));
+        f.nodes.insert("n-validator-1".into(), (Some(97), None));
+        m.set_network("ns", "n", &f);
+        m.reconciled("network", 0.02, None);
+        m.reconciled("network", 0.03, Some("kube"));
+        let t = m.encode();
+        let net = r#"{namespace="ns",network="n""#;
+        assert_eq!(
+            value(
+                &t,
+                &format!("besu_network_validators{net},state=\"desired\"}}")
+            ),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                &format!("besu_network_validators{net},state=\"onchain\"}}")
+            ),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(&t, &format!("besu_network_fault_tolerance{net}}}")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&t, &format!("besu_network_block_height{net}}}")),
+            Some(100.0)
+        );
+        assert_eq!(
+            value(&t, &format!("besu_network_producing{net}}}")),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                &format!("besu_node_lag_blocks{net},node=\"n-validator-1\"}}")
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                &format!("besu_node_peers{net},node=\"n-validator-0\"}}")
+            ),
+            Some(3.0)
+        );
+        assert!(!t.contains(r#"besu_node_peers{namespace="ns",network="n",node="n-validator-1"}"#));
+        assert_eq!(
+            value(
+                &t,
+                r#"besu_operator_reconciles_total{controller="network"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"besu_operator_reconcile_errors_total{controller="network",error="kube"}"#
+            ),
+            Some(1.0)
+        );
+        assert!(t.contains("besu_operator_reconcile_duration_seconds_bucket"));
+
+        f.nodes.remove("n-validator-1");
+        f.down = 1;
+        m.set_network("ns", "n", &f);
+        let t = m.encode();
+        assert!(!t.contains("n-validator-1"));
+        assert_eq!(
+            value(&t, &format!("besu_network_fault_tolerance{net}}}")),
+            Some(0.0)
+        );
+    }
+}
