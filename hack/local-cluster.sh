@@ -35,7 +35,11 @@ bin=$("$here/build-tools.sh" bindir)
 kubectl="$bin/kubernetes/kubectl"
 
 SERVICE_CIDR=127.32.0.0/16
+# Pod IPs: a /16 of 127.64.0.0/12 per cluster (pick_cluster_cidr).
 CLUSTER_CIDR=127.64.0.0/12
+# besu-sim binds pod IPs on this machine's loopback, so clusters running side by side
+# must not share them: each `up` claims a free /16 here (the claim names its state dir).
+POD_RANGE_CLAIMS=/tmp/besu-local-cluster-pod-ranges
 # Pods on a node without a podCIDR yet would get this range instead; `up`
 # waits for every node's podCIDR, so it is only a loopback safety net.
 KWOK_FALLBACK_CIDR=127.127.0.0/16
@@ -101,6 +105,28 @@ pick_ports() {
     picked+=("$p")
   done
   echo "${picked[@]}"
+}
+
+# A /16 of 127.64.0.0/12 that no other running local cluster on this machine uses
+# (not 127.64/16, which clusters from before the claims use). A claim is stale once
+# its state dir is gone or its cluster.env names another range.
+pick_cluster_cidr() {
+  local k cidr f owner fd
+  mkdir -p "$POD_RANGE_CLAIMS"
+  exec {fd}>"$POD_RANGE_CLAIMS/.lock"
+  flock "$fd"
+  for k in $(shuf -i 65-79); do
+    cidr="127.$k.0.0/16" f="$POD_RANGE_CLAIMS/127.$k"
+    owner=$(cat "$f" 2>/dev/null || true)
+    if [ -n "$owner" ] && [ "$owner" != "$dir" ] && [ -d "$owner" ] &&
+      { [ ! -f "$owner/cluster.env" ] || grep -qxF "CLUSTER_CIDR=$cidr" "$owner/cluster.env"; }; then
+      continue
+    fi
+    echo "$dir" > "$f"
+    echo "$cidr"
+    return 0
+  done
+  die "every /16 of 127.64.0.0/12 is claimed by another local cluster (see $POD_RANGE_CLAIMS)"
 }
 
 # --- certificates and kubeconfigs --------------------------------------------
@@ -279,6 +305,7 @@ up() {
   local ports; read -r -a ports <<< "$(pick_ports 6)"
   ETCD_PORT=${ports[0]} ETCD_PEER_PORT=${ports[1]} API_PORT=${ports[2]}
   CONTROLLER_MANAGER_PORT=${ports[3]} SCHEDULER_PORT=${ports[4]} KWOK_PORT=${ports[5]}
+  CLUSTER_CIDR=$(pick_cluster_cidr)
   cat > "$dir/cluster.env" <<EOF
 # Written by hack/local-cluster.sh up; read by tests and scripts.
 K8S_VERSION=$K8S_VERSION
