@@ -307,6 +307,8 @@ spec:
               fieldPath: metadata.namespace
         - name: RUST_LOG
           value: {{{{ .Values.log.level | quote }}}}
+        - name: BESU_OPERATOR_METRICS_TARGET
+          value: {{{{ include "besu-operator.fullname" . }}}}-metrics.$(POD_NAMESPACE).svc:{{{{ .Values.metrics.port }}}}
         ports:
         - name: http
           containerPort: {{{{ .Values.metrics.port }}}}

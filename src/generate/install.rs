@@ -276,6 +276,12 @@ pub fn deployment(opts: &InstallOptions) -> Deployment {
                 value: Some(LOG_LEVEL.to_string()),
                 ..EnvVar::default()
             },
+            // Where a network's Prometheus scrapes the operator: the metrics Service.
+            EnvVar {
+                name: "BESU_OPERATOR_METRICS_TARGET".to_string(),
+                value: Some(format!("{NAME}-metrics.$(POD_NAMESPACE).svc:{HTTP_PORT}")),
+                ..EnvVar::default()
+            },
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".to_string()),
