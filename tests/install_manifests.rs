@@ -215,7 +215,7 @@ fn dockerfile_builds_the_release_binary_into_a_non_root_runtime() -> anyhow::Res
         "the runtime stage copies only the release binary: {copies:?}"
     );
     ensure!(
-        runtime.iter().any(|l| *l == &"USER 65532:65532"),
+        runtime.contains(&&"USER 65532:65532"),
         "the runtime runs as 65532 (nonroot), as the Deployment expects"
     );
     ensure!(
