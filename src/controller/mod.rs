@@ -5,6 +5,7 @@
 //! StatefulSet and Services.
 
 pub mod day2;
+pub mod monitoring;
 pub mod network;
 pub mod node;
 pub mod status;
@@ -43,6 +44,9 @@ pub enum Error {
     /// A desired object could not be serialised.
     #[error("cannot serialise: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A monitoring object could not be rendered.
+    #[error("cannot render monitoring: {0}")]
+    Monitoring(#[from] crate::render::monitoring::MonitoringError),
 }
 
 impl Error {
@@ -53,9 +57,13 @@ impl Error {
             Error::Render(_) => "render",
             Error::Genesis(_) => "genesis",
             Error::Serialize(_) => "serialize",
+            Error::Monitoring(_) => "monitoring",
         }
     }
 }
+
+/// A network's chain as last read: when, what, and whether its head was advancing.
+pub type CachedChain = (std::time::Instant, network::ChainView, Option<bool>);
 
 /// State shared by every reconcile.
 pub struct Context {
@@ -75,8 +83,9 @@ pub struct Context {
     /// At a steady state, how often a network's chain is read over JSON-RPC (while a
     /// change is in progress it is read on every reconcile).
     pub chain_poll: Duration,
-    /// Per network (`namespace/name`): when its chain was last read.
-    pub chain_observed: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Per network (`namespace/name`): the chain as last read, when, and whether its head
+    /// was advancing then.
+    pub chain_cache: std::sync::Mutex<std::collections::HashMap<String, CachedChain>>,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
 }
@@ -114,7 +123,7 @@ impl Context {
             chain_progress: std::sync::Mutex::new(std::collections::HashMap::new()),
             metrics,
             chain_poll,
-            chain_observed: std::sync::Mutex::new(std::collections::HashMap::new()),
+            chain_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             metrics_target,
         })
     }
@@ -130,6 +139,23 @@ impl Context {
             *entry = (height, now);
         }
         now.duration_since(entry.1)
+    }
+
+    /// The chain as read less than `chain_poll` ago, with whether it was advancing.
+    pub fn cached_chain(&self, network: &str) -> Option<(network::ChainView, Option<bool>)> {
+        let map = self.chain_cache.lock().ok()?;
+        let (at, view, advancing) = map.get(network)?;
+        (at.elapsed() < self.chain_poll).then(|| (view.clone(), *advancing))
+    }
+
+    /// Remembers the chain as just read.
+    pub fn store_chain(&self, network: &str, view: network::ChainView, advancing: Option<bool>) {
+        if let Ok(mut map) = self.chain_cache.lock() {
+            map.insert(
+                network.to_string(),
+                (std::time::Instant::now(), view, advancing),
+            );
+        }
     }
 
     /// Publishes an Event about `obj`. A failure to publish is logged, not fatal.

@@ -331,15 +331,30 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         besu_operator_api::ConsensusProtocol::Ibft2 => Consensus::Ibft2,
     };
     let endpoints = node_endpoints(&pods, &selector, &existing_nodes).await?;
-    let chain = observe_chain(&ctx.rpc, consensus, &endpoints, &existing_nodes).await;
     let g = &network.spec.genesis;
     let period = u64::try_from(g.block_period_seconds).unwrap_or(1).max(1);
     let stall_window = Duration::from_secs(
         (3 * period).max(2 * period + u64::try_from(g.request_timeout_seconds).unwrap_or(1)) + 2,
     );
-    let advancing = chain
-        .head
-        .map(|h| ctx.height_changed_ago(&format!("{ns}/{name}"), h) < stall_window);
+    // At rest the chain is read at most every --chain-poll-seconds; while anything is
+    // changing, on every reconcile (day-2 decisions need fresh figures).
+    let chain_key = format!("{ns}/{name}");
+    let cached = if at_rest(&network, &existing_nodes) {
+        ctx.cached_chain(&chain_key)
+    } else {
+        None
+    };
+    let (chain, advancing) = match cached {
+        Some(c) => c,
+        None => {
+            let chain = observe_chain(&ctx.rpc, consensus, &endpoints, &existing_nodes).await;
+            let advancing = chain
+                .head
+                .map(|h| ctx.height_changed_ago(&chain_key, h) < stall_window);
+            ctx.store_chain(&chain_key, chain.clone(), advancing);
+            (chain, advancing)
+        }
+    };
 
     // Validator set changes, by on-chain vote, one validator at a time.
     let views: Vec<ValidatorView> = key_slots
@@ -359,6 +374,34 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             _ => None,
         })
         .collect();
+    let up: BTreeSet<Address> = views.iter().filter(|v| v.up).map(|v| v.address).collect();
+    ctx.metrics.set_network(
+        &ns,
+        &name,
+        &crate::metrics::NetworkFigures {
+            desired: v_want,
+            onchain: chain.onchain.as_ref().map(BTreeSet::len),
+            ready: v_ready,
+            down: chain
+                .onchain
+                .as_ref()
+                .map_or(0, |set| set.difference(&up).count()),
+            head: chain.head,
+            producing: advancing,
+            nodes: existing_nodes
+                .values()
+                .filter(|n| n.spec.node_type.is_besu())
+                .map(|n| {
+                    let node = n.name_any();
+                    let figures = (
+                        chain.heights.get(&node).copied(),
+                        chain.peers.get(&node).copied(),
+                    );
+                    (node, figures)
+                })
+                .collect(),
+        },
+    );
     let scaling = match (&chain.onchain, chain.head) {
         (Some(onchain), Some(head)) => Some(next_scaling_step(
             network.spec.validators,
@@ -587,6 +630,21 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let budget = max_unavailable_validators(v_want);
         let pdb = desired_validator_pdb(&network, i32::try_from(budget).unwrap_or(1))?;
         apply_if_changed(&pdbs, pdb).await?;
+    }
+
+    // Monitoring nodes: there while switched on, deleted when switched off.
+    let monitoring = &network.spec.monitoring;
+    for (node_type, enabled) in [
+        (NodeType::Prometheus, monitoring.prometheus.enabled),
+        (NodeType::Grafana, monitoring.grafana.enabled),
+    ] {
+        let node = node_name(&name, node_type, 0);
+        if enabled {
+            let desired = crate::render::monitoring::desired_monitoring_node(&network, node_type)?;
+            apply_if_changed(&nodes_api, desired).await?;
+        } else if existing_nodes.contains_key(&node) {
+            nodes_api.delete(&node, &DeleteParams::background()).await?;
+        }
     }
 
     // Bootnodes and members the spec no longer asks for go at once; validators go only
@@ -869,7 +927,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
 
     Ok(match phase {
-        NetworkPhase::Ready => Action::requeue(ctx.resync),
+        // Metrics follow the chain at the poll rate even when nothing else happens.
+        NetworkPhase::Ready => Action::requeue(ctx.resync.min(ctx.chain_poll)),
         NetworkPhase::Degraded => Action::requeue(Duration::from_secs(60)),
         _ => Action::requeue(Duration::from_secs(15)),
     })
@@ -909,11 +968,36 @@ async fn node_endpoints(
     Ok(out)
 }
 
+/// Whether nothing is changing: the network is Ready on its current spec, its validator
+/// set converged, no rollout under way and every node Ready. Then the chain is read at
+/// the poll rate only.
+fn at_rest(network: &BesuNetwork, nodes: &BTreeMap<String, BesuNode>) -> bool {
+    let Some(s) = &network.status else {
+        return false;
+    };
+    let holds = |t: &str| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    s.phase == NetworkPhase::Ready
+        && s.observed_generation == network.metadata.generation
+        && holds("ValidatorSetConverged")
+        && holds("Producing")
+        && s.validators.pending.is_empty()
+        && s.upgrade
+            .as_ref()
+            .is_none_or(|u| u.in_progress.is_empty() && u.pending.is_empty())
+        && nodes.values().all(node_ready)
+}
+
 /// What the chain looks like from the network's nodes.
-#[derive(Default)]
-struct ChainView {
+#[derive(Clone, Debug, Default)]
+pub struct ChainView {
     /// Height per node.
     heights: BTreeMap<String, u64>,
+    /// Peers per node.
+    peers: BTreeMap<String, u64>,
     /// The highest height any node reports.
     head: Option<u64>,
     /// The validator set at the latest block.
@@ -931,13 +1015,15 @@ async fn observe_chain(
     nodes: &BTreeMap<String, BesuNode>,
 ) -> ChainView {
     let mut view = ChainView::default();
-    let heights = futures::future::join_all(
-        endpoints
-            .iter()
-            .map(|(node, ep)| async move { (node.clone(), rpc.block_number(ep).await) }),
-    )
+    let heights = futures::future::join_all(endpoints.iter().map(|(node, ep)| async move {
+        let (h, p) = futures::join!(rpc.block_number(ep), rpc.peer_count(ep));
+        (node.clone(), h, p)
+    }))
     .await;
-    for (node, h) in heights {
+    for (node, h, p) in heights {
+        if let Ok(p) = p {
+            view.peers.insert(node.clone(), p);
+        }
         match h {
             Ok(h) => {
                 view.heights.insert(node, h);

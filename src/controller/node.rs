@@ -153,7 +153,7 @@ async fn key_fact(secrets: &Api<Secret>, node: &BesuNode) -> Result<KeyFact, Err
     })
 }
 
-fn statefulset_ready(sts: &StatefulSet) -> bool {
+pub(crate) fn statefulset_ready(sts: &StatefulSet) -> bool {
     let Some(status) = &sts.status else {
         return false;
     };
@@ -172,31 +172,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     let name = node.name_any();
 
     if !node.spec.node_type.is_besu() {
-        // Prometheus and Grafana workloads arrive with the observability issue.
-        let status = BesuNodeStatus {
-            phase: NodePhase::Pending,
-            observed_generation: node.metadata.generation,
-            conditions: merge_conditions(
-                node.status
-                    .as_ref()
-                    .map(|s| s.conditions.as_slice())
-                    .unwrap_or(&[]),
-                &[DesiredCondition::new(
-                    "Ready",
-                    false,
-                    "NotImplemented",
-                    format!(
-                        "this operator version runs no {} workload yet",
-                        node.spec.node_type.as_str()
-                    ),
-                )],
-                node.metadata.generation,
-                Timestamp::now(),
-            ),
-            ..BesuNodeStatus::default()
-        };
-        write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
-        return Ok(Action::await_change());
+        return super::monitoring::reconcile(node, ctx).await;
     }
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);

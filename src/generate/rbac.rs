@@ -82,8 +82,44 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "",
             resource: "pods",
-            verbs: &["list"],
-            used_by: "JSON-RPC endpoints of Ready pods by label (network::node_endpoints)",
+            verbs: &["get", "list", "watch"],
+            used_by: "JSON-RPC endpoints of Ready pods by label (network::node_endpoints); get and watch only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
+        },
+        Rule {
+            api_group: "",
+            resource: "serviceaccounts",
+            verbs: &["get", "create", "patch"],
+            used_by: "prometheus node ServiceAccount: apply_if_changed (get + server-side apply) in controller::monitoring",
+        },
+        Rule {
+            api_group: "rbac.authorization.k8s.io",
+            resource: "roles",
+            verbs: &["get", "create", "patch"],
+            used_by: "prometheus node Role (pods get/list/watch in its namespace): apply_if_changed in controller::monitoring",
+        },
+        Rule {
+            api_group: "rbac.authorization.k8s.io",
+            resource: "rolebindings",
+            verbs: &["get", "create", "patch"],
+            used_by: "prometheus node RoleBinding: apply_if_changed in controller::monitoring",
+        },
+        Rule {
+            api_group: "apps",
+            resource: "deployments",
+            verbs: &["get", "create", "patch"],
+            used_by: "grafana node Deployment: readiness get, apply_if_changed (get + server-side apply) in controller::monitoring",
+        },
+        Rule {
+            api_group: "monitoring.coreos.com",
+            resource: "prometheusrules",
+            verbs: &["get", "create", "patch"],
+            used_by: "alert rules as a PrometheusRule when the Prometheus Operator CRDs exist (controller::monitoring::apply_dynamic)",
+        },
+        Rule {
+            api_group: "monitoring.coreos.com",
+            resource: "podmonitors",
+            verbs: &["get", "create", "patch"],
+            used_by: "a PodMonitor for the network's Besu pods when the Prometheus Operator CRDs exist (controller::monitoring::apply_dynamic)",
         },
         Rule {
             api_group: "",
