@@ -164,7 +164,7 @@ pub fn prometheus_config(namespace: &str, network: &str, operator_target: Option
     }
     let config = json!({
         "global": {"scrape_interval": "15s", "evaluation_interval": "5s"},
-        "rule_files": [format!("/etc/prometheus/{RULES_FILE}")],
+        "rule_files": [RULES_FILE],
         "scrape_configs": jobs,
     });
     serde_yaml::to_string(&config).unwrap_or_default()
