@@ -129,6 +129,15 @@ pub fn next_scaling_step(
         };
     }
 
+    // Voted out: its node goes before the next vote starts, highest first.
+    let mut gone: Vec<&ValidatorView> = views
+        .iter()
+        .filter(|v| v.ordinal >= desired && v.exists && !onchain.contains(&v.address))
+        .collect();
+    gone.sort_by_key(|v| std::cmp::Reverse(v.ordinal));
+    if let Some(v) = gone.first() {
+        return ScalingStep::RemoveNode { ordinal: v.ordinal };
+    }
     // Remove the highest validator beyond the desired count that is still on-chain.
     let mut extra: Vec<&ValidatorView> = views
         .iter()
@@ -147,15 +156,6 @@ pub fn next_scaling_step(
         };
     }
 
-    // Voted out: now its node may go, highest first.
-    let mut gone: Vec<&ValidatorView> = views
-        .iter()
-        .filter(|v| v.ordinal >= desired && v.exists && !onchain.contains(&v.address))
-        .collect();
-    gone.sort_by_key(|v| std::cmp::Reverse(v.ordinal));
-    if let Some(v) = gone.first() {
-        return ScalingStep::RemoveNode { ordinal: v.ordinal };
-    }
     ScalingStep::Converged
 }
 
@@ -365,7 +365,13 @@ mod tests {
                 voters: vec![0, 1, 2, 3]
             }
         );
+        // 6 left the set: its node goes before 5 is voted out.
         let chain = onchain(&[0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            next_scaling_step(4, &chain, &views, 5),
+            ScalingStep::RemoveNode { ordinal: 6 }
+        );
+        let views: Vec<_> = (0..6).map(|o| view(o, true, true, Some(5))).collect();
         assert!(matches!(
             next_scaling_step(4, &chain, &views, 5),
             ScalingStep::Vote {
@@ -374,11 +380,10 @@ mod tests {
                 ..
             }
         ));
-        // Everything beyond 4 is off-chain: delete nodes, highest first.
         let chain = onchain(&[0, 1, 2, 3]);
         assert_eq!(
             next_scaling_step(4, &chain, &views, 5),
-            ScalingStep::RemoveNode { ordinal: 6 }
+            ScalingStep::RemoveNode { ordinal: 5 }
         );
     }
 
