@@ -257,9 +257,9 @@ async fn validators_scale_4_5_7_4_by_vote_and_the_chain_never_stops() -> anyhow:
     let chain = sim_chain(&ns.name, &name).await?;
     let all = validator_addresses(&secrets, &name, 7).await?;
     let deletions = node_deletions(&ns.name)?;
-    for ordinal in 4..7 {
+    for (ordinal, address) in all.iter().enumerate().skip(4) {
         let node = format!("{name}-validator-{ordinal}");
-        let address = all[ordinal].to_lowercase();
+        let address = address.to_lowercase();
         let deleted_at = *deletions
             .get(&node)
             .with_context(|| format!("no audit record of deleting {node}"))?;
