@@ -32,7 +32,7 @@ use support::{
 const BRING_UP: Duration = Duration::from_secs(180);
 
 /// Granted but not reached by this test, each with the code path that needs it.
-const NOT_EXERCISED: [(&str, &str, &str, &str); 2] = [
+const NOT_EXERCISED: [(&str, &str, &str, &str); 4] = [
     (
         "events.k8s.io",
         "events",
@@ -45,7 +45,53 @@ const NOT_EXERCISED: [(&str, &str, &str, &str); 2] = [
         "delete",
         "network::reconcile deletes a generated key Secret only when a validator is voted out with deletionPolicy Delete (tests/day2.rs territory)",
     ),
+    (
+        "",
+        "pods",
+        "get",
+        "not called: held so that the prometheus node's Role (pods get/list/watch) passes the RBAC escalation check",
+    ),
+    (
+        "",
+        "pods",
+        "watch",
+        "not called: held so that the prometheus node's Role (pods get/list/watch) passes the RBAC escalation check",
+    ),
 ];
+
+/// Stand-ins for the Prometheus Operator's CRDs, so that the operator also applies its
+/// PrometheusRule and PodMonitor (controller::monitoring, only when these exist).
+const PROMETHEUS_OPERATOR_CRDS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: prometheusrules.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: PrometheusRule, listKind: PrometheusRuleList, plural: prometheusrules, singular: prometheusrule}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: podmonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: PodMonitor, listKind: PodMonitorList, plural: podmonitors, singular: podmonitor}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
 
 /// The committed RBAC documents, moved into `namespace`, with cluster-scoped names
 /// made unique (`cluster_name`); rules untouched.
@@ -121,8 +167,17 @@ async fn operator_as_the_manifest_service_account_brings_a_network_up_using_ever
         objects: vec![
             format!("clusterrolebinding/{cluster_name}"),
             format!("clusterrole/{cluster_name}"),
+            "crd/prometheusrules.monitoring.coreos.com".to_string(),
+            "crd/podmonitors.monitoring.coreos.com".to_string(),
         ],
     };
+    kubectl_apply(c, PROMETHEUS_OPERATOR_CRDS, &[])?;
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "crd/podmonitors.monitoring.coreos.com",
+    ])?;
     kubectl_apply(c, &committed_rbac(&op_ns.name, &cluster_name)?, &[])?;
     let token = service_account_token(&admin, &op_ns.name, "besu-operator").await?;
     let kubeconfig = token_kubeconfig(c, &token, &cluster_name)?;
@@ -143,6 +198,9 @@ async fn operator_as_the_manifest_service_account_brings_a_network_up_using_ever
     let networks: Api<BesuNetwork> = net_ns.api();
     let mut net: BesuNetwork = sample("qbft-network.yaml")?;
     net.metadata.namespace = Some(net_ns.name.clone());
+    // With Prometheus and Grafana: their ServiceAccount, Role, RoleBinding, Deployment.
+    net.spec.monitoring.prometheus.enabled = true;
+    net.spec.monitoring.grafana.enabled = true;
     let name = net.name_any();
     networks.create(&PostParams::default(), &net).await?;
     let ready = wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await;
