@@ -317,6 +317,16 @@ async fn qbft_sample_comes_up_in_stages_with_a_genesis_from_its_own_keys() -> an
         validator.spec.bootnodes
     );
 
+    // The validators' PodDisruptionBudget keeps the same bound as rollouts:
+    // 4 validators, at most 4 - ceil(8/3) = 1 evicted at once.
+    let pdb: k8s_openapi::api::policy::v1::PodDisruptionBudget =
+        ns.api().get(&format!("{name}-validators")).await?;
+    let max_unavailable = pdb.spec.as_ref().and_then(|s| s.max_unavailable.clone());
+    ensure!(
+        max_unavailable == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
+        "validator PDB maxUnavailable {max_unavailable:?}"
+    );
+
     // 5. Steady state: once settled, zero writes by the operator in this namespace over
     //    60 s, across ~12 resyncs (the operator runs with --resync-seconds 5).
     let audit = cluster().audit();
