@@ -261,9 +261,16 @@ impl Metrics {
                 self.block_height.remove(&net);
             }
         }
-        self.producing
-            .get_or_create(&net)
-            .set(i64::from(f.producing == Some(true)));
+        // Unknown (no node reports a height yet, e.g. while the network comes up) is no
+        // series at all, so that "not producing" alerts only on a chain seen to stall.
+        match f.producing {
+            Some(p) => {
+                self.producing.get_or_create(&net).set(i64::from(p));
+            }
+            None => {
+                self.producing.remove(&net);
+            }
+        }
 
         let key = format!("{namespace}/{network}");
         let node_labels = |node: &str| NodeLabels {

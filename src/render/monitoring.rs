@@ -211,14 +211,14 @@ pub fn alert_rules() -> Vec<AlertRule> {
         AlertRule {
             name: "BesuValidatorDown",
             expr: "besu_network_validators{state=\"onchain\"} - ignoring(state) besu_network_validators{state=\"ready\"} > 0".to_string(),
-            for_: "15s",
+            for_: "1m",
             severity: "warning",
             summary: "{{ $value }} on-chain validator(s) of {{ $labels.namespace }}/{{ $labels.network }} are not Ready",
         },
         AlertRule {
             name: "BesuFaultToleranceZero",
             expr: "besu_network_fault_tolerance <= 0".to_string(),
-            for_: "15s",
+            for_: "1m",
             severity: "critical",
             summary: "Network {{ $labels.namespace }}/{{ $labels.network }} cannot lose another validator without halting",
         },
