@@ -132,7 +132,7 @@ build_helm() {
   ld="-s -w -X $h/internal/version.version=$v -X $h/internal/version.gitTreeState=clean"
   ld+=" -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
   ld+=" -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$k8s_minor"
-  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
   GOBIN="$tmp" go install -trimpath -ldflags "$ld" "$h/cmd/helm@$v"
   rm -rf "$out"; mv -T "$tmp" "$out"
 }
@@ -157,7 +157,7 @@ build_operator_sdk() {
   printf 'module besu-operator.local/operator-sdk-tools\n\ngo 1.25\n\nrequire github.com/operator-framework/operator-sdk %s\n' "$v" > go.mod
   local repo=github.com/operator-framework/operator-sdk
   go get -tags containers_image_openpgp "$repo/cmd/operator-sdk@$v"
-  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
   go build -trimpath -tags containers_image_openpgp \
     -ldflags "-s -w -X $repo/internal/version.Version=$v -X $repo/internal/version.GitVersion=$v" \
     -o "$tmp/operator-sdk" "$repo/cmd/operator-sdk"
@@ -188,7 +188,7 @@ build_prometheus() {
   go get "$repo/cmd/prometheus@$PROMETHEUS_MODULE" "$repo/cmd/promtool@$PROMETHEUS_MODULE"
   local c=github.com/prometheus/common/version ld
   ld="-s -w -X $c.Version=${v#v} -X $c.Branch=HEAD -X $c.Revision=$PROMETHEUS_MODULE -X $c.BuildUser=besu-operator"
-  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX")
+  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
   for cmd in prometheus promtool; do
     log "go build $cmd"
     go build -trimpath -ldflags "$ld" -o "$tmp/$cmd" "$repo/cmd/$cmd"
