@@ -319,6 +319,61 @@ impl Metrics {
         }
     }
 
+    /// Drops every series of the networks in `namespace` (None: any) that are not in
+    /// `live` (`namespace/name` keys): a deleted network must not keep alerting.
+    pub fn forget_networks_except(
+        &self,
+        namespace: Option<&str>,
+        live: &BTreeSet<String>,
+    ) -> usize {
+        let gone: Vec<(String, BTreeSet<String>)> = match self.nodes_seen.lock() {
+            Ok(mut seen) => {
+                let keys: Vec<String> = seen
+                    .keys()
+                    .filter(|k| !live.contains(*k))
+                    .filter(|k| {
+                        namespace.is_none_or(|ns| k.split_once('/').is_some_and(|(n, _)| n == ns))
+                    })
+                    .cloned()
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| seen.remove(&k).map(|nodes| (k, nodes)))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (key, nodes) in &gone {
+            let Some((ns, network)) = key.split_once('/') else {
+                continue;
+            };
+            let net = NetworkLabels {
+                namespace: ns.to_string(),
+                network: network.to_string(),
+            };
+            for state in ["desired", "onchain", "ready"] {
+                self.validators.remove(&ValidatorLabels {
+                    namespace: ns.to_string(),
+                    network: network.to_string(),
+                    state: state.to_string(),
+                });
+            }
+            self.fault_tolerance.remove(&net);
+            self.block_height.remove(&net);
+            self.producing.remove(&net);
+            for node in nodes {
+                let l = NodeLabels {
+                    namespace: ns.to_string(),
+                    network: network.to_string(),
+                    node: node.clone(),
+                };
+                self.node_peers.remove(&l);
+                self.node_height.remove(&l);
+                self.node_lag.remove(&l);
+            }
+        }
+        gone.len()
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -423,6 +478,11 @@ mod tests {
         );
         assert!(t.contains("besu_operator_reconcile_duration_seconds_bucket"));
 
+        // Another namespace's scope, or a live network: nothing goes.
+        assert_eq!(m.forget_networks_except(Some("other"), &BTreeSet::new()), 0);
+        let live = BTreeSet::from(["ns/n".to_string()]);
+        assert_eq!(m.forget_networks_except(None, &live), 0);
+
         f.nodes.remove("n-validator-1");
         f.down = 1;
         m.set_network("ns", "n", &f);
@@ -432,5 +492,11 @@ mod tests {
             value(&t, &format!("besu_network_fault_tolerance{net}}}")),
             Some(0.0)
         );
+
+        // A deleted network loses every series.
+        assert_eq!(m.forget_networks_except(Some("ns"), &BTreeSet::new()), 1);
+        let t = m.encode();
+        assert!(!t.contains(r#"network="n""#), "{t}");
+        assert!(t.contains("besu_operator_reconciles_total"));
     }
 }

@@ -212,22 +212,43 @@ fn managed() -> watcher::Config {
 }
 
 async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
-    Controller::new(
+    let controller = Controller::new(
         scoped::<BesuNetwork>(client, ns),
         watcher::Config::default(),
-    )
-    .owns(scoped::<BesuNode>(client, ns), managed())
-    // A deleted or changed key Secret or genesis ConfigMap wakes its network.
-    .watches(scoped::<Secret>(client, ns), managed(), network_of)
-    .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
-    .shutdown_on_signal()
-    .run(reconcile_network, network_error_policy, ctx)
-    .for_each(|res| async move {
-        if let Err(e) = res {
-            warn!(error = %e, "network reconcile failed");
+    );
+    // A deleted network is never reconciled again: drop its gauges here.
+    let store = controller.store();
+    let (metrics, scope, every) = (ctx.metrics.clone(), ns.map(str::to_string), ctx.chain_poll);
+    // Gauges exist only for networks reconciled, i.e. once in this store, so an
+    // object missing from it is a deleted one (re-lists swap the store atomically).
+    let pruner = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let live = store
+                .state()
+                .iter()
+                .map(|n| format!("{}/{}", n.namespace().unwrap_or_default(), n.name_any()))
+                .collect();
+            let dropped = metrics.forget_networks_except(scope.as_deref(), &live);
+            if dropped > 0 {
+                info!(dropped, "dropped the metrics of deleted networks");
+            }
         }
-    })
-    .await;
+    });
+    controller
+        .owns(scoped::<BesuNode>(client, ns), managed())
+        // A deleted or changed key Secret or genesis ConfigMap wakes its network.
+        .watches(scoped::<Secret>(client, ns), managed(), network_of)
+        .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
+        .shutdown_on_signal()
+        .run(reconcile_network, network_error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "network reconcile failed");
+            }
+        })
+        .await;
+    pruner.abort();
 }
 
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {

@@ -252,6 +252,25 @@ async fn operator_metrics_follow_a_scale_from_4_to_5_validators() -> anyhow::Res
                 "{controller}: {count} reconciles, {timed} timed"
             );
         }
+        // A deleted network's series go (it is never reconciled again).
+        networks.delete(NETWORK, &Default::default()).await?;
+        wait_until(
+            "the deleted network's series to go",
+            Duration::from_secs(60),
+            || async {
+                let m = scrape(&addr).await?;
+                let left = m
+                    .keys()
+                    .filter(|k| k.contains(&format!("namespace=\"{name}\"")))
+                    .count();
+                if left == 0 {
+                    Ok(Check::Done(()))
+                } else {
+                    not_yet(format!("{left} series left"))
+                }
+            },
+        )
+        .await?;
         anyhow::Ok(())
     }
     .await;
