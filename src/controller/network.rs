@@ -1109,6 +1109,58 @@ fn key_state(secret: &Secret, name: &str) -> KeyState {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_chain_is_read_at_the_poll_rate_only_when_nothing_changes() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/qbft-network.yaml"
+        ))
+        .expect("sample");
+        let mut net: BesuNetwork = serde_yaml::from_str(&text).expect("yaml");
+        net.metadata.generation = Some(1);
+        let condition = |t: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: t.to_string(),
+            status: "True".to_string(),
+            reason: "R".to_string(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        };
+        let settled = BesuNetworkStatus {
+            phase: NetworkPhase::Ready,
+            observed_generation: Some(1),
+            conditions: vec![condition("ValidatorSetConverged"), condition("Producing")],
+            ..BesuNetworkStatus::default()
+        };
+        net.status = Some(settled.clone());
+        let nodes = BTreeMap::new();
+        assert!(at_rest(&net, &nodes));
+        // A spec change not yet seen, a vote or a rollout in progress, a stalled chain:
+        // read on every reconcile.
+        net.metadata.generation = Some(2);
+        assert!(!at_rest(&net, &nodes));
+        net.metadata.generation = Some(1);
+        let mut s = settled.clone();
+        s.validators.pending.push(ValidatorChange::default());
+        net.status = Some(s);
+        assert!(!at_rest(&net, &nodes));
+        let mut s = settled.clone();
+        s.upgrade = Some(UpgradeStatus {
+            in_progress: vec!["n-validator-0".into()],
+            ..UpgradeStatus::default()
+        });
+        net.status = Some(s);
+        assert!(!at_rest(&net, &nodes));
+        let mut s = settled.clone();
+        s.conditions.pop();
+        net.status = Some(s);
+        assert!(!at_rest(&net, &nodes));
+        net.status = None;
+        assert!(!at_rest(&net, &nodes));
+    }
+
     fn slot(node_type: NodeType, ordinal: i32) -> Slot {
         Slot { node_type, ordinal }
     }
