@@ -289,7 +289,6 @@ async fn validators_scale_4_5_7_4_by_vote_and_the_chain_never_stops() -> anyhow:
     );
 
     // Steady state: no Kubernetes write and no vote over 60 s once converged.
-    let audit = cluster().audit();
     let events: Api<Event> = ns.api();
     let votes_before = events
         .list(&ListParams::default())
@@ -297,45 +296,9 @@ async fn validators_scale_4_5_7_4_by_vote_and_the_chain_never_stops() -> anyhow:
         .iter()
         .filter(|e| e.reason.as_deref() == Some("VoteProposed"))
         .count();
-    let settled = wait_until(
-        "the operator to stop writing",
-        Duration::from_secs(30),
-        || async {
-            let now = SystemTime::now();
-            let recent = audit
-                .writes_by_agent(OPERATOR_AGENT, now - Duration::from_secs(3), now)?
-                .into_iter()
-                .filter(|e| {
-                    e.object_ref.as_ref().and_then(|o| o.namespace.as_deref())
-                        == Some(ns.name.as_str())
-                })
-                .count();
-            if recent == 0 {
-                Ok(Check::Done(now))
-            } else {
-                not_yet(format!("{recent} writes in 3 s"))
-            }
-        },
-    )
-    .await?;
+    let (settled, _, writes) =
+        operator::writes_over_quiet_window(&ns.name, Duration::from_secs(60)).await?;
     let settled_ms = settled.duration_since(UNIX_EPOCH)?.as_millis() as u64;
-    let end = settled + Duration::from_secs(60);
-    wait_until("a 60 s window", Duration::from_secs(70), || async {
-        if SystemTime::now() >= end {
-            Ok(Check::Done(()))
-        } else {
-            not_yet("open")
-        }
-    })
-    .await?;
-    let writes: Vec<String> = audit
-        .writes_by_agent(OPERATOR_AGENT, settled, end)?
-        .iter()
-        .filter(|e| {
-            e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(ns.name.as_str())
-        })
-        .map(|e| e.summary())
-        .collect();
     ensure!(writes.is_empty(), "writes at rest: {writes:#?}");
     let chain = sim_chain(&ns.name, &name).await?;
     let produced: Vec<Value> = blocks(&chain)

@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use besu_operator::chain::enode::enode_url;
@@ -330,53 +330,8 @@ async fn qbft_sample_comes_up_in_stages_with_a_genesis_from_its_own_keys() -> an
     // 5. Steady state: once settled, zero writes by the operator in this namespace over
     //    60 s, across ~12 resyncs (the operator runs with --resync-seconds 5).
     let audit = cluster().audit();
-    let settled = wait_until(
-        "the operator to stop writing",
-        Duration::from_secs(30),
-        || async {
-            let now = SystemTime::now();
-            let recent =
-                audit.writes_by_agent(OPERATOR_AGENT, now - Duration::from_secs(3), now)?;
-            let recent: Vec<_> = recent
-                .iter()
-                .filter(|e| {
-                    e.object_ref.as_ref().and_then(|o| o.namespace.as_deref())
-                        == Some(ns.name.as_str())
-                })
-                .collect();
-            if recent.is_empty() {
-                Ok(Check::Done(now))
-            } else {
-                not_yet(format!(
-                    "{} writes in the last 3 s, e.g. {}",
-                    recent.len(),
-                    recent[0].summary()
-                ))
-            }
-        },
-    )
-    .await?;
-    let window_end = settled + Duration::from_secs(60);
-    wait_until(
-        "a 60 s observation window",
-        Duration::from_secs(70),
-        || async {
-            if SystemTime::now() >= window_end {
-                Ok(Check::Done(()))
-            } else {
-                not_yet("window still open")
-            }
-        },
-    )
-    .await?;
-    let in_ns: Vec<String> = audit
-        .writes_by_agent(OPERATOR_AGENT, settled, window_end)?
-        .iter()
-        .filter(|e| {
-            e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(ns.name.as_str())
-        })
-        .map(|e| e.summary())
-        .collect();
+    let (settled, window_end, in_ns) =
+        operator::writes_over_quiet_window(&ns.name, Duration::from_secs(60)).await?;
     ensure!(in_ns.is_empty(), "the operator wrote at rest: {in_ns:#?}");
     let reads = audit
         .events()?

@@ -141,3 +141,52 @@ pub fn sample<T: serde::de::DeserializeOwned>(file: &str) -> anyhow::Result<T> {
         .with_context(|| format!("read samples/{file}"))?;
     Ok(serde_yaml::from_str(&text)?)
 }
+
+/// The operator's writes to one namespace over a quiet window: waits until it has made
+/// no write there for 3 s, then observes `window`. Returns the window's start and end and
+/// a summary of every write in it (empty at rest).
+pub async fn writes_over_quiet_window(
+    namespace: &str,
+    window: Duration,
+) -> anyhow::Result<(std::time::SystemTime, std::time::SystemTime, Vec<String>)> {
+    use std::time::SystemTime;
+    let audit = crate::support::cluster().audit();
+    let in_ns = |events: Vec<crate::support::AuditEvent>| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| {
+                e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(namespace)
+            })
+            .map(|e| e.summary())
+            .collect()
+    };
+    let settled = wait_until(
+        "the operator to stop writing",
+        Duration::from_secs(30),
+        || async {
+            let now = SystemTime::now();
+            let recent =
+                in_ns(audit.writes_by_agent(OPERATOR_AGENT, now - Duration::from_secs(3), now)?);
+            match recent.first() {
+                None => Ok(Check::Done(now)),
+                Some(e) => not_yet(format!("{} writes in the last 3 s, e.g. {e}", recent.len())),
+            }
+        },
+    )
+    .await?;
+    let end = settled + window;
+    wait_until(
+        "the observation window",
+        window + Duration::from_secs(10),
+        || async {
+            if SystemTime::now() >= end {
+                Ok(Check::Done(()))
+            } else {
+                not_yet("window still open")
+            }
+        },
+    )
+    .await?;
+    let writes = in_ns(audit.writes_by_agent(OPERATOR_AGENT, settled, end)?);
+    Ok((settled, end, writes))
+}
