@@ -150,12 +150,24 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let key_slots: Vec<Slot> = slots.iter().copied().chain(extra_validators).collect();
     let mut keys: BTreeMap<Slot, KeyState> = BTreeMap::new();
     let mut generated = 0usize;
+    // One list for the generated key Secrets (they carry the network label); a get only
+    // for a name the list lacks (an imported Secret, or a missing one).
+    let mut labelled: BTreeMap<String, Secret> = secrets
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
     for slot in &key_slots {
         let secret_name = key_secret_for(&network, slot.node_type, slot.ordinal);
         let imported = secret_name
             != crate::render::network::key_secret_name(&name, slot.node_type, slot.ordinal);
         let node = node_name(&name, slot.node_type, slot.ordinal);
-        let state = match secrets.get_opt(&secret_name).await? {
+        let found = match labelled.remove(&secret_name) {
+            Some(secret) => Some(secret),
+            None => secrets.get_opt(&secret_name).await?,
+        };
+        let state = match found {
             Some(secret) => key_state(&secret, &secret_name),
             None => {
                 let volume_exists = pvcs.get_opt(&format!("data-{node}-0")).await?.is_some();
