@@ -16,7 +16,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use operator::{OPERATOR_AGENT, Operator, install_crds, sample};
+use operator::{OPERATOR_AGENT, Operator, install_crds, qbft_chain_only};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
 const PERIOD_S: i32 = 1;
@@ -24,7 +24,7 @@ const CHANGE: Duration = Duration::from_secs(120);
 
 /// A network with 1 bootnode, 4 validators, no member, 1 s blocks.
 fn network(ns: &str) -> anyhow::Result<BesuNetwork> {
-    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    let mut net: BesuNetwork = qbft_chain_only()?;
     net.metadata.namespace = Some(ns.to_string());
     net.spec.members = 0;
     net.spec.genesis.block_period_seconds = PERIOD_S;

@@ -16,7 +16,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use operator::{install_crds, sample};
+use operator::{install_crds, qbft_chain_only};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
 const NETWORK: &str = "qbft";
@@ -119,7 +119,7 @@ async fn operator_metrics_follow_a_scale_from_4_to_5_validators() -> anyhow::Res
             .spawn()
             .context("start besu-operator")?,
     );
-    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    let mut net: BesuNetwork = qbft_chain_only()?;
     net.metadata.namespace = Some(ns.name.clone());
     let networks: Api<BesuNetwork> = ns.api();
     networks.create(&PostParams::default(), &net).await?;

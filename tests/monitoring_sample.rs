@@ -1,4 +1,4 @@
-//! The qbft sample with monitoring switched on (`spec.monitoring.prometheus.enabled` and
+//! The qbft sample as shipped, monitoring on (`spec.monitoring.prometheus.enabled` and
 //! `grafana.enabled`) reaches Ready under kwok with the Prometheus and Grafana pods
 //! Ready, the Grafana admin password in a Secret and never in the operator's log, and
 //! then the operator writes nothing over 60 s (the "no writes at rest" invariant).
@@ -29,8 +29,11 @@ async fn sample_with_monitoring_is_ready_and_quiet_at_rest() -> anyhow::Result<(
     let op = Operator::start(c, &ns.name)?;
     let mut net: BesuNetwork = sample("qbft-network.yaml")?;
     net.metadata.namespace = Some(ns.name.clone());
-    net.spec.monitoring.prometheus.enabled = true;
-    net.spec.monitoring.grafana.enabled = true;
+    // The sample as shipped: monitoring on.
+    ensure!(
+        net.spec.monitoring.prometheus.enabled && net.spec.monitoring.grafana.enabled,
+        "samples/qbft-network.yaml should ship with Prometheus and Grafana enabled"
+    );
     let networks: Api<BesuNetwork> = ns.api();
     networks.create(&PostParams::default(), &net).await?;
 

@@ -25,14 +25,14 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use operator::{OPERATOR_AGENT, Operator, install_crds, sample};
+use operator::{OPERATOR_AGENT, Operator, install_crds, qbft_chain_only};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
 const BRING_UP: Duration = Duration::from_secs(120);
 
 /// The qbft sample, in the test namespace, optionally smaller.
 fn qbft_network(ns: &str, members: i32) -> anyhow::Result<BesuNetwork> {
-    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    let mut net: BesuNetwork = qbft_chain_only()?;
     net.metadata.namespace = Some(ns.to_string());
     net.spec.members = members;
     Ok(net)

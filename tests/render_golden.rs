@@ -11,7 +11,8 @@ use besu_operator::chain::genesis::decode_genesis_validators;
 use besu_operator::chain::key::NodeKey;
 use besu_operator::chain::{Consensus, enode_url};
 use besu_operator::render::all::{
-    EphemeralKeys, KeyDir, REDACTED, by_kind, parse_objects, render_all, to_yaml_stream,
+    EphemeralKeys, KeyDir, REDACTED, RenderOptions, by_kind, parse_objects, render_all,
+    to_yaml_stream,
 };
 use serde_json::Value;
 
@@ -33,7 +34,11 @@ fn test_key(node: &str) -> NodeKey {
 fn render_sample(sample: &str, show_secrets: bool) -> Vec<Value> {
     let text = std::fs::read_to_string(root().join("samples").join(sample)).expect("read sample");
     let inputs = parse_objects(&text, "default").expect("parse sample");
-    render_all(&inputs, &mut KeyDir::new(keys_dir()), show_secrets).expect("render sample")
+    let options = RenderOptions {
+        show_secrets,
+        ..RenderOptions::default()
+    };
+    render_all(&inputs, &mut KeyDir::new(keys_dir()), &options).expect("render sample")
 }
 
 fn check_golden(sample: &str) -> Vec<Value> {
@@ -127,7 +132,8 @@ fn check_network_invariants(network: &str, consensus: Consensus, objects: &[Valu
     // Pods: non-root, read-only root, no capabilities, RuntimeDefault seccomp.
     let statefulsets = &kinds["StatefulSet"];
     assert!(!statefulsets.is_empty());
-    for sts in statefulsets {
+    let deployments = kinds.get("Deployment").cloned().unwrap_or_default();
+    for sts in statefulsets.iter().chain(deployments.iter()) {
         let pod = &sts["spec"]["template"];
         assert_eq!(
             pod["metadata"]["labels"]["besu.nodeops.dev/network"],
@@ -184,8 +190,17 @@ fn check_network_invariants(network: &str, consensus: Consensus, objects: &[Valu
         );
     }
 
-    // Secrets: redacted, immutable, annotated with the address of the test key.
-    let secrets = &kinds["Secret"];
+    // Key Secrets: redacted, immutable, annotated with the address of the test key. The
+    // Grafana admin Secret: every value redacted.
+    let (secrets, others): (Vec<&Value>, Vec<&Value>) = kinds["Secret"]
+        .iter()
+        .partition(|s| s["data"]["key"].is_string());
+    for secret in others {
+        assert_eq!(label(secret, "besu.nodeops.dev/node-type"), Some("grafana"));
+        let values = secret["stringData"].as_object().expect("stringData");
+        assert!(!values.is_empty());
+        assert!(values.values().all(|v| v == REDACTED), "{}", name(secret));
+    }
     let mut validator_addresses = Vec::new();
     for secret in secrets {
         assert_eq!(secret["data"]["key"], REDACTED, "{}", name(secret));
@@ -236,8 +251,9 @@ fn check_network_invariants(network: &str, consensus: Consensus, objects: &[Valu
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if label(node, "besu.nodeops.dev/node-type") == Some("bootnode") {
-            assert!(bootnodes.is_empty(), "{} is given itself", name(node));
+        let node_type = label(node, "besu.nodeops.dev/node-type");
+        if matches!(node_type, Some("bootnode" | "prometheus" | "grafana")) {
+            assert!(bootnodes.is_empty(), "{} is given bootnodes", name(node));
         } else {
             assert_eq!(
                 bootnodes,
@@ -279,8 +295,10 @@ const QBFT_NODES: [&str; 6] = [
 #[test]
 fn qbft_sample_matches_golden_and_keeps_invariants() {
     let objects = check_golden("qbft-network.yaml");
-    // 6 key Secrets, genesis, 6 BesuNodes with 4 children each.
-    assert_eq!(objects.len(), 6 + 1 + 6 * 5);
+    // 6 key Secrets, genesis, 6 BesuNodes with 4 children each; the prometheus BesuNode
+    // with 6 (ServiceAccount, Role, RoleBinding, ConfigMap, Service, StatefulSet) and the
+    // grafana BesuNode with 4 (admin Secret, ConfigMap, Service, Deployment).
+    assert_eq!(objects.len(), 6 + 1 + 6 * 5 + 7 + 5);
     check_network_invariants("qbft", Consensus::Qbft, &objects);
     assert_no_key_material(&objects, &QBFT_NODES);
 }
@@ -334,7 +352,11 @@ fn member_sample_bootnode_is_the_qbft_sample_bootnode() {
 #[test]
 fn show_secrets_prints_the_keys_in_besu_format() {
     let objects = render_sample("qbft-network.yaml", true);
-    let secrets = &by_kind(&objects)["Secret"];
+    let secrets: Vec<&Value> = by_kind(&objects)["Secret"]
+        .iter()
+        .copied()
+        .filter(|s| s["data"]["key"].is_string())
+        .collect();
     assert_eq!(secrets.len(), 6);
     for secret in secrets {
         let node = label(secret, "besu.nodeops.dev/node").expect("node label");
@@ -346,10 +368,81 @@ fn show_secrets_prints_the_keys_in_besu_format() {
 }
 
 #[test]
+fn show_secrets_prints_a_fresh_grafana_password() {
+    let password = |objects: &[Value]| {
+        by_kind(objects)["Secret"]
+            .iter()
+            .find(|s| label(s, "besu.nodeops.dev/node-type") == Some("grafana"))
+            .and_then(|s| s["stringData"]["admin-password"].as_str())
+            .expect("grafana admin password")
+            .to_string()
+    };
+    let a = password(&render_sample("qbft-network.yaml", true));
+    let b = password(&render_sample("qbft-network.yaml", true));
+    assert_eq!(a.len(), 48, "24 random bytes, hex");
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b, "each render generates its own password");
+}
+
+#[test]
+fn monitoring_nodes_render_with_the_controllers_objects() {
+    let objects = render_sample("qbft-network.yaml", false);
+    let names: Vec<String> = objects.iter().map(name).collect();
+    let tail: Vec<&str> = names[names.len() - 12..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "BesuNode/qbft-prometheus",
+            "ServiceAccount/qbft-prometheus",
+            "Role/qbft-prometheus",
+            "RoleBinding/qbft-prometheus",
+            "ConfigMap/qbft-prometheus-config",
+            "Service/qbft-prometheus",
+            "StatefulSet/qbft-prometheus",
+            "BesuNode/qbft-grafana",
+            "Secret/qbft-grafana-admin",
+            "ConfigMap/qbft-grafana-config",
+            "Service/qbft-grafana",
+            "Deployment/qbft-grafana",
+        ]
+    );
+    // Pod discovery only, in the network's namespace.
+    let role = objects
+        .iter()
+        .find(|o| name(o) == "Role/qbft-prometheus")
+        .expect("role");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
+    );
+    // Without --metrics-target the scrape config has no operator job; with it, it does.
+    let config = |objects: &[Value]| {
+        objects
+            .iter()
+            .find(|o| name(o) == "ConfigMap/qbft-prometheus-config")
+            .and_then(|o| o["data"]["prometheus.yml"].as_str())
+            .expect("prometheus.yml")
+            .to_string()
+    };
+    assert!(!config(&objects).contains("op.example:8080"));
+    let text = std::fs::read_to_string(root().join("samples/qbft-network.yaml")).expect("read");
+    let inputs = parse_objects(&text, "default").expect("parse");
+    let options = RenderOptions {
+        metrics_target: Some("op.example:8080".to_string()),
+        ..RenderOptions::default()
+    };
+    let with_target = render_all(&inputs, &mut KeyDir::new(keys_dir()), &options).expect("render");
+    assert!(config(&with_target).contains("op.example:8080"));
+}
+
+#[test]
 fn ephemeral_keys_render_the_same_shape() {
     let text = std::fs::read_to_string(root().join("samples/qbft-network.yaml")).expect("read");
     let inputs = parse_objects(&text, "default").expect("parse");
-    let a = render_all(&inputs, &mut EphemeralKeys, false).expect("render");
+    let a = render_all(&inputs, &mut EphemeralKeys, &RenderOptions::default()).expect("render");
     let b = render_sample("qbft-network.yaml", false);
     let names = |objects: &[Value]| objects.iter().map(name).collect::<Vec<_>>();
     assert_eq!(names(&a), names(&b));

@@ -25,7 +25,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use operator::{Operator, install_crds, sample};
+use operator::{Operator, install_crds, qbft_chain_only};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
 const BRING_UP: Duration = Duration::from_secs(120);
@@ -177,7 +177,7 @@ async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, Operator)
     install_crds(&client).await?;
     let ns = TestNamespace::create(&client, prefix).await?;
     let op = Operator::start(c, &ns.name)?;
-    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    let mut net: BesuNetwork = qbft_chain_only()?;
     net.metadata.namespace = Some(ns.name.clone());
     Api::<BesuNetwork>::namespaced(client.clone(), &ns.name)
         .create(&PostParams::default(), &net)

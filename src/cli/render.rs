@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use besu_operator::render::all::{
-    EphemeralKeys, KeyDir, KeySource, notes, parse_objects, render_all, to_yaml_stream,
+    EphemeralKeys, KeyDir, KeySource, RenderOptions, parse_objects, render_all, to_yaml_stream,
 };
 
 /// Print what the operator would create for a BesuNetwork or BesuNode manifest.
@@ -18,7 +18,11 @@ format (0x + 64 hex digits), e.g. DIR/qbft-validator-0/key. Without --keys, fres
 are generated and the addresses, enode URLs and genesis in the output are illustrative.
 
 Owner references are printed only when the input has metadata.uid (e.g. \
-`kubectl get besunetwork NAME -o yaml | besu-operator render -f -`).")]
+`kubectl get besunetwork NAME -o yaml | besu-operator render -f -`).
+
+With monitoring enabled, the Prometheus and Grafana nodes and their objects are printed \
+too; the PrometheusRule and PodMonitor the operator adds when the Prometheus Operator's \
+CRDs are installed are not.")]
 pub struct RenderArgs {
     /// The manifest: one or more YAML documents, each a BesuNetwork or BesuNode
     /// (`-` reads standard input).
@@ -27,9 +31,15 @@ pub struct RenderArgs {
     /// Read node keys from this directory instead of generating throw-away ones.
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
-    /// Print Secret values (node private keys) instead of `<redacted>`.
+    /// Print Secret values (node private keys, a fresh Grafana admin password) instead
+    /// of `<redacted>`.
     #[arg(long)]
     pub show_secrets: bool,
+    /// `host:port` of the operator's /metrics for the monitoring Prometheus to scrape, as
+    /// `run --metrics-target` (the operator Deployment uses
+    /// besu-operator-metrics.<namespace>.svc:8080). Without it: no operator scrape job.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_target: Option<String>,
     /// Namespace of objects that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -82,9 +92,10 @@ fn render(args: &RenderArgs) -> anyhow::Result<String> {
             "besu-operator render: warning: no --keys given; generated throw-away keys, so addresses, enode URLs and genesis are illustrative"
         );
     }
-    for note in notes(&inputs) {
-        eprintln!("besu-operator render: note: {note}");
-    }
-    let objects = render_all(&inputs, keys.as_mut(), args.show_secrets)?;
+    let options = RenderOptions {
+        show_secrets: args.show_secrets,
+        metrics_target: args.metrics_target.clone().filter(|t| !t.is_empty()),
+    };
+    let objects = render_all(&inputs, keys.as_mut(), &options)?;
     to_yaml_stream(&objects).context("cannot serialise the output as YAML")
 }

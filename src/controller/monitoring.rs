@@ -19,8 +19,8 @@ use super::status::{DesiredCondition, merge_conditions, write_status_if_changed}
 use super::{Context, Error, apply_if_changed, create_once};
 use crate::render::FIELD_MANAGER;
 use crate::render::monitoring::{
-    grafana_admin_secret, grafana_objects, grafana_secret_name, pod_monitor, prometheus_objects,
-    prometheus_rule,
+    generate_password, grafana_admin_secret, grafana_objects, grafana_secret_name, pod_monitor,
+    prometheus_objects, prometheus_rule,
 };
 
 static PROMETHEUS_OPERATOR: OnceCell<bool> = OnceCell::const_new();
@@ -51,14 +51,6 @@ fn deployment_ready(d: &Deployment) -> bool {
     status.observed_generation >= d.metadata.generation
         && status.updated_replicas.unwrap_or(0) >= 1
         && status.ready_replicas.unwrap_or(0) >= 1
-}
-
-/// A random password: 24 bytes from the OS, hex. Never logged.
-fn generate_password() -> String {
-    use rand_core::RngCore;
-    let mut bytes = [0u8; 24];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 async fn apply_dynamic(

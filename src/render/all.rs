@@ -1,10 +1,15 @@
 //! Everything the operator would create for a set of input objects, without a cluster:
 //! the engine of `besu-operator render`.
 //!
-//! It calls the same builders as the controllers ([`super::network`], [`super::node`]), so
-//! the output is what the operator applies. For a `BesuNetwork`: key Secrets, the genesis
-//! ConfigMap, the Besu `BesuNode`s, and each node's children. For a `BesuNode`: its
-//! children (node ConfigMap, headless Service, RPC Service, StatefulSet).
+//! It calls the same builders as the controllers ([`super::network`], [`super::node`],
+//! [`super::monitoring`]), so the output is what the operator applies. For a
+//! `BesuNetwork`: key Secrets, the genesis ConfigMap, the Besu `BesuNode`s, the monitoring
+//! `BesuNode`s (`prometheus`, `grafana`) when enabled, and each node's children. For a
+//! `BesuNode`: its children (for a Besu node: node ConfigMap, headless Service, RPC
+//! Service, StatefulSet).
+//!
+//! Not rendered: the PrometheusRule and PodMonitor the operator adds only when it finds
+//! the Prometheus Operator's CRDs in the cluster (a render has no cluster to ask).
 //!
 //! Owner references appear only when the input carries `metadata.uid` (as an object read
 //! back from the cluster does); a fresh manifest has none, so none are invented.
@@ -18,6 +23,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::monitoring::{
+    MonitoringError, desired_monitoring_node, generate_password, grafana_admin_secret,
+    grafana_objects, prometheus_objects,
+};
 use super::network::{
     bootnode_enode, desired_besu_node, desired_genesis_config_map, desired_key_secret,
     key_secret_for, key_secret_name, node_name,
@@ -90,6 +99,9 @@ pub enum RenderAllError {
     /// A builder refused the object.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A monitoring builder refused the object.
+    #[error(transparent)]
+    Monitoring(#[from] MonitoringError),
     /// The genesis could not be built.
     #[error("cannot build the genesis of BesuNetwork {network}: {message}")]
     Genesis {
@@ -300,19 +312,30 @@ fn to_json<T: Serialize>(object: &T, what: impl Fn() -> String) -> Result<Value,
     })
 }
 
+/// How to render.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// Print Secret values (node keys, the Grafana admin password) instead of
+    /// [`REDACTED`].
+    pub show_secrets: bool,
+    /// `host:port` where a network's Prometheus scrapes the operator (`run
+    /// --metrics-target`); without it the scrape config has no operator job.
+    pub metrics_target: Option<String>,
+}
+
 /// Every object the operator would create for `inputs`, in creation order, as JSON
 /// values with `apiVersion` and `kind`. Secret values are replaced by [`REDACTED`]
-/// unless `show_secrets`.
+/// unless `options.show_secrets`.
 pub fn render_all(
     inputs: &[Input],
     keys: &mut dyn KeySource,
-    show_secrets: bool,
+    options: &RenderOptions,
 ) -> Result<Vec<Value>, RenderAllError> {
     let mut out = Vec::new();
     for input in inputs {
         match input {
-            Input::Network(network) => render_network(network, keys, show_secrets, &mut out)?,
-            Input::Node(node) => render_node_children(node, &mut out)?,
+            Input::Network(network) => render_network(network, keys, options, &mut out)?,
+            Input::Node(node) => render_node_children(node, options, &mut out)?,
         }
     }
     Ok(out)
@@ -330,7 +353,7 @@ fn roles(network: &BesuNetwork) -> [(NodeType, i32); 3] {
 fn render_network(
     network: &BesuNetwork,
     keys: &mut dyn KeySource,
-    show_secrets: bool,
+    options: &RenderOptions,
     out: &mut Vec<Value>,
 ) -> Result<(), RenderAllError> {
     let name = network.name_any();
@@ -354,7 +377,7 @@ fn render_network(
             if !imported {
                 let secret = desired_key_secret(network, node_type, ordinal, &key)?;
                 let mut value = to_json(&secret, || format!("Secret for {node}"))?;
-                if !show_secrets {
+                if !options.show_secrets {
                     redact_secret(&mut value);
                 }
                 out.push(value);
@@ -373,7 +396,20 @@ fn render_network(
         for ordinal in 0..count {
             let node = desired_besu_node(network, node_type, ordinal, &bootnode_enodes)?;
             out.push(to_json(&node, || format!("BesuNode {}", node.name_any()))?);
-            render_node_children(&node, out)?;
+            render_node_children(&node, options, out)?;
+        }
+    }
+
+    // Monitoring last, as the network controller creates it.
+    let m = &network.spec.monitoring;
+    for (node_type, enabled) in [
+        (NodeType::Prometheus, m.prometheus.enabled),
+        (NodeType::Grafana, m.grafana.enabled),
+    ] {
+        if enabled {
+            let node = desired_monitoring_node(network, node_type)?;
+            out.push(to_json(&node, || format!("BesuNode {}", node.name_any()))?);
+            render_node_children(&node, options, out)?;
         }
     }
     Ok(())
@@ -391,12 +427,52 @@ fn genesis_for(
     })
 }
 
-fn render_node_children(node: &BesuNode, out: &mut Vec<Value>) -> Result<(), RenderAllError> {
-    if !node.spec.node_type.is_besu() {
-        // Monitoring nodes have no Besu workload; nothing to render here.
-        return Ok(());
-    }
+fn render_node_children(
+    node: &BesuNode,
+    options: &RenderOptions,
+    out: &mut Vec<Value>,
+) -> Result<(), RenderAllError> {
     let name = node.name_any();
+    match node.spec.node_type {
+        NodeType::Prometheus => {
+            let o = prometheus_objects(node, options.metrics_target.as_deref())?;
+            out.push(to_json(&o.service_account, || {
+                format!("ServiceAccount of {name}")
+            })?);
+            out.push(to_json(&o.role, || format!("Role of {name}"))?);
+            out.push(to_json(&o.role_binding, || {
+                format!("RoleBinding of {name}")
+            })?);
+            out.push(to_json(&o.config_map, || format!("ConfigMap of {name}"))?);
+            out.push(to_json(&o.service, || format!("Service of {name}"))?);
+            out.push(to_json(&o.statefulset, || {
+                format!("StatefulSet of {name}")
+            })?);
+            return Ok(());
+        }
+        NodeType::Grafana => {
+            // The operator generates the password once; a render shows a fresh one only
+            // when asked to show secrets.
+            let password = if options.show_secrets {
+                generate_password()
+            } else {
+                REDACTED.to_string()
+            };
+            let mut secret = to_json(&grafana_admin_secret(node, &password)?, || {
+                format!("admin Secret of {name}")
+            })?;
+            if !options.show_secrets {
+                redact_secret(&mut secret);
+            }
+            out.push(secret);
+            let o = grafana_objects(node)?;
+            out.push(to_json(&o.config_map, || format!("ConfigMap of {name}"))?);
+            out.push(to_json(&o.service, || format!("Service of {name}"))?);
+            out.push(to_json(&o.deployment, || format!("Deployment of {name}"))?);
+            return Ok(());
+        }
+        _ => {}
+    }
     out.push(to_json(&desired_config_map(node)?, || {
         format!("ConfigMap of {name}")
     })?);
@@ -421,32 +497,6 @@ pub fn redact_secret(secret: &mut Value) {
             }
         }
     }
-}
-
-/// Things the user should know about the output that are not errors: monitoring that is
-/// not rendered, for instance.
-pub fn notes(inputs: &[Input]) -> Vec<String> {
-    let mut notes = Vec::new();
-    for input in inputs {
-        match input {
-            Input::Network(network) => {
-                let m = &network.spec.monitoring;
-                if m.prometheus.enabled || m.grafana.enabled {
-                    notes.push(format!(
-                        "{}: monitoring (Prometheus/Grafana) nodes are not rendered",
-                        input.describe()
-                    ));
-                }
-            }
-            Input::Node(node) if !node.spec.node_type.is_besu() => notes.push(format!(
-                "{}: {} nodes have no Besu workload; nothing rendered",
-                input.describe(),
-                node.spec.node_type.as_str()
-            )),
-            Input::Node(_) => {}
-        }
-    }
-    notes
 }
 
 /// Serialises rendered objects as a multi-document YAML stream (`---` before each).

@@ -142,6 +142,15 @@ pub fn sample<T: serde::de::DeserializeOwned>(file: &str) -> anyhow::Result<T> {
     Ok(serde_yaml::from_str(&text)?)
 }
 
+/// `samples/qbft-network.yaml` without its Prometheus and Grafana: the chain only, for
+/// tests that count the network's nodes and pods (6) or time its bring-up.
+pub fn qbft_chain_only() -> anyhow::Result<besu_operator_api::BesuNetwork> {
+    let mut net: besu_operator_api::BesuNetwork = sample("qbft-network.yaml")?;
+    net.spec.monitoring.prometheus.enabled = false;
+    net.spec.monitoring.grafana.enabled = false;
+    Ok(net)
+}
+
 /// The operator's writes to one namespace over a quiet window: waits until it has made
 /// no write there for 3 s, then observes `window`. Returns the window's start and end and
 /// a summary of every write in it (empty at rest).

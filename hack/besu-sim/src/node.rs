@@ -162,9 +162,94 @@ pub fn metrics_text(m: &Metrics) -> String {
     out
 }
 
+/// Linux's `USER_HZ`: the unit of `utime`/`stime` in `/proc/<pid>/stat` (proc(5)); 100
+/// on every architecture the kernel exports to user space.
+const USER_HZ: f64 = 100.0;
+
+/// The simulator process's own CPU time and resident memory.
+///
+/// Besu registers the Prometheus Java client's `StandardExports` under its `process`
+/// category (`metrics/core/.../prometheus/PrometheusMetricsSystem.java`, `init`), so a
+/// real node serves `process_cpu_seconds_total` and `process_resident_memory_bytes`.
+/// One simulator process serves every simulated node, so every node reports the same,
+/// real, figures of that process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcessFigures {
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+}
+
+/// Reads [`ProcessFigures`] from the text of `/proc/self/stat` and `/proc/self/status`;
+/// `None` if either does not have the expected shape.
+pub fn process_figures(stat: &str, status: &str) -> Option<ProcessFigures> {
+    // Fields after the command name (which may hold spaces and parentheses): state is
+    // field 3, utime field 14 and stime field 15 (proc(5)).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let cpu_ticks = ticks(11)? + ticks(12)?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(ProcessFigures {
+        cpu_seconds: cpu_ticks as f64 / USER_HZ,
+        resident_bytes: rss_kib * 1024,
+    })
+}
+
+/// [`ProcessFigures`] in Prometheus text format, with the Java client's names and types.
+pub fn process_text(p: &ProcessFigures) -> String {
+    format!(
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {:?}\n\
+         # HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+         # TYPE process_resident_memory_bytes gauge\n\
+         process_resident_memory_bytes {:?}\n",
+        p.cpu_seconds, p.resident_bytes as f64
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_figures_from_procfs_text() {
+        // A command name with a space and a parenthesis; utime 250, stime 50 ticks.
+        let stat =
+            "4242 (besu sim)) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0 1 1 1";
+        let status = "Name:\tbesu-sim\nVmPeak:\t  99999 kB\nVmRSS:\t   20480 kB\nThreads:\t9\n";
+        let p = process_figures(stat, status).expect("figures");
+        assert_eq!(p.cpu_seconds, 3.0);
+        assert_eq!(p.resident_bytes, 20 * 1024 * 1024);
+        let text = process_text(&p);
+        assert!(text.contains("\nprocess_cpu_seconds_total 3.0\n"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nprocess_resident_memory_bytes 20971520.0\n"),
+            "{text}"
+        );
+        assert_eq!(process_figures("4242 (x) S 1", status), None);
+        assert_eq!(process_figures(stat, "Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn process_figures_of_this_process() {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let p = process_figures(&stat, &status).expect("figures");
+        assert!(p.resident_bytes > 0);
+        assert!(p.cpu_seconds >= 0.0);
+    }
 
     /// A node that starts behind reaches the head within the sync duration, even
     /// though the head moves meanwhile; then it follows the head.

@@ -365,17 +365,30 @@ async fn readiness_handler(
 }
 
 async fn metrics_handler(State(s): State<NodeState>) -> Response {
-    match s.shared.world().metrics(&s.uid, now_ms()) {
+    let chain = s.shared.world().metrics(&s.uid, now_ms());
+    match chain {
         None => gone(),
-        Some(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Some(mut text) => {
+            if let Some(p) = process_figures().await {
+                text.push_str(&crate::node::process_text(&p));
+            }
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
     }
+}
+
+/// This process's CPU time and resident memory (see [`crate::node::ProcessFigures`]).
+async fn process_figures() -> Option<crate::node::ProcessFigures> {
+    let stat = tokio::fs::read_to_string("/proc/self/stat").await.ok()?;
+    let status = tokio::fs::read_to_string("/proc/self/status").await.ok()?;
+    crate::node::process_figures(&stat, &status)
 }
 
 /// One simulated Besu process, from start to stop.
