@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
 use besu_operator::chain::key::NodeKey;
-use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, NetworkPhase};
+use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, NetworkPhase, NodePhase};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -509,6 +511,35 @@ async fn a_never_ready_image_stalls_the_rollout_and_reverting_recovers() -> anyh
 
     // The simulator never starts an image whose tag contains "never-ready".
     let bad = "hyperledger/besu:26.3.1-never-ready";
+    // Every BesuNode status from here on: none may claim Ready on the bad image (a node
+    // controller that judged readiness by the pod it was about to replace once did,
+    // for one reconcile, and the rollout went on to a second node).
+    let claims = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let recorder = {
+        let claims = claims.clone();
+        let nodes: Api<BesuNode> = ns.api();
+        tokio::spawn(async move {
+            let mut stream = watcher(nodes, watcher::Config::default()).boxed();
+            while let Some(Ok(ev)) = stream.next().await {
+                if let watcher::Event::Apply(n) | watcher::Event::InitApply(n) = ev
+                    && let Some(st) = &n.status
+                    && n.spec.image == bad
+                    && st.observed_generation >= n.metadata.generation
+                    && (st.phase == NodePhase::Ready || st.pod_ready)
+                    && let Ok(mut c) = claims.lock()
+                {
+                    c.push(format!(
+                        "{} generation {:?}: {:?}, podReady {}, image {:?}",
+                        n.name_any(),
+                        n.metadata.generation,
+                        st.phase,
+                        st.pod_ready,
+                        st.image
+                    ));
+                }
+            }
+        })
+    };
     networks
         .patch(
             &name,
@@ -546,6 +577,11 @@ async fn a_never_ready_image_stalls_the_rollout_and_reverting_recovers() -> anyh
     ensure!(
         on_bad == 1,
         "{on_bad} pods on the bad image; the rollout should stop after one"
+    );
+    let false_ready = claims.lock().map(|c| c.clone()).unwrap_or_default();
+    ensure!(
+        false_ready.is_empty(),
+        "BesuNode status claimed Ready on the never-ready image: {false_ready:?}"
     );
     let h1 = sim_chain(&ns.name, &name).await?["head"]
         .as_u64()
@@ -592,6 +628,7 @@ async fn a_never_ready_image_stalls_the_rollout_and_reverting_recovers() -> anyh
         }
     })
     .await?;
+    recorder.abort();
     drop(op);
     ns.cleanup().await
 }

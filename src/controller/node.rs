@@ -185,6 +185,23 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         Some(g) if config_maps.get_opt(&g.name).await?.is_none() => Some(g.name.clone()),
         _ => None,
     };
+    // Replicas do not depend on the pod; readiness is read after the StatefulSet is
+    // applied, so that a spec change (a new image) is never reported Ready on the
+    // strength of the pod it is about to replace.
+    let replicas = decide(&NodeFacts {
+        key: key.clone(),
+        genesis_missing: genesis_missing.clone(),
+        pod_ready: false,
+    })
+    .replicas;
+    let mut wrote = false;
+    wrote |= apply_if_changed(&config_maps, desired_config_map(&node)?).await?;
+    wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
+    wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
+    wrote |= apply_if_changed(&statefulsets, desired_statefulset(&node, replicas)?).await?;
+    if wrote {
+        info!(replicas, "applied children");
+    }
     let pod_ready = statefulsets
         .get_opt(&name)
         .await?
@@ -195,19 +212,6 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         pod_ready,
     };
     let decision = decide(&facts);
-
-    let mut wrote = false;
-    wrote |= apply_if_changed(&config_maps, desired_config_map(&node)?).await?;
-    wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
-    wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
-    wrote |= apply_if_changed(
-        &statefulsets,
-        desired_statefulset(&node, decision.replicas)?,
-    )
-    .await?;
-    if wrote {
-        info!(replicas = decision.replicas, "applied children");
-    }
 
     let (enode, address) = match &facts.key {
         KeyFact::Valid {
@@ -290,6 +294,26 @@ mod tests {
         assert_eq!(degraded.reason, "KeySecretMissing");
         assert!(degraded.message.contains("net-validator-0-key"));
         assert!(degraded.message.contains("Restore"));
+    }
+
+    #[test]
+    fn replicas_do_not_depend_on_the_pod() {
+        // The reconcile decides replicas before it reads the pod (after the apply).
+        for key in [
+            valid(),
+            KeyFact::Missing("k".into()),
+            KeyFact::NotConfigured,
+        ] {
+            let with = |pod_ready| {
+                decide(&NodeFacts {
+                    key: key.clone(),
+                    genesis_missing: None,
+                    pod_ready,
+                })
+                .replicas
+            };
+            assert_eq!(with(true), with(false), "{key:?}");
+        }
     }
 
     #[test]
