@@ -411,13 +411,14 @@ up_failed() {
 }
 
 # === Besu simulator hook ======================================================
-# A later issue adds hack/besu-sim. If $BESU_SIM_BIN is set and executable (or
-# target/debug/besu-sim exists), it runs beside the cluster with KUBECONFIG and
+# hack/besu-sim: if $BESU_SIM_BIN is set and executable (or
+# ${CARGO_TARGET_DIR:-target}/debug/besu-sim exists), it runs beside the cluster with KUBECONFIG and
 # BESU_CLUSTER_DIR in its environment; its PID is recorded like the others and
 # `down` stops it. It is optional: `status` does not require it.
 start_besu_sim() {
   local sim=${BESU_SIM_BIN:-}
-  [ -z "$sim" ] && [ -x "$here/../target/debug/besu-sim" ] && sim="$here/../target/debug/besu-sim"
+  local built=${CARGO_TARGET_DIR:-$here/../target}/debug/besu-sim
+  [ -z "$sim" ] && [ -x "$built" ] && sim="$built"
   if [ -z "$sim" ] || [ ! -x "$sim" ]; then return 0; fi
   # is_ours_alive recognises it by BESU_CLUSTER_DIR in its environment.
   rm -f "$dir/besu-sim.addr"

@@ -236,6 +236,8 @@ pub async fn wait_phase(
 pub struct AuditRecord {
     pub stage: String,
     pub verb: String,
+    #[serde(rename = "requestURI", default)]
+    pub request_uri: String,
     #[serde(default)]
     pub user_agent: String,
     pub user: AuditUser,
