@@ -54,7 +54,7 @@ up() {
   "$kubectl" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
   "$kubectl" -n "$NAMESPACE" apply -f "$root/samples/qbft-network.yaml"
 
-  say "waiting for the network to become Ready (bootnode, then validators, then member)"
+  say "waiting for the network to become Ready (bootnode, then validators, then member; Prometheus and Grafana)"
   local deadline=$((SECONDS + 180)) phase="" last=""
   while :; do
     phase=$("$kubectl" -n "$NAMESPACE" get besunetwork qbft -o jsonpath='{.status.phase}' 2>/dev/null || true)
@@ -64,7 +64,10 @@ up() {
       printf '   phase=%s  %s\n' "${phase:-<none>}" "$line" >&2
       last="$phase $line"
     fi
-    [ "$phase" = Ready ] && break
+    # The chain is Ready, and so is every node (Prometheus and Grafana included).
+    if [ "$phase" = Ready ] && [ -n "$line" ] && ! tr ' ' '\n' <<<"$line" | grep -v '^$' | grep -qv '=Ready$'; then
+      break
+    fi
     if [ $SECONDS -ge $deadline ]; then
       "$kubectl" -n "$NAMESPACE" describe besunetwork qbft >&2 || true
       echo "the network did not become Ready in 180 s; see $demo_dir/operator.log" >&2
@@ -81,6 +84,7 @@ The network is Ready. Try:
   kubectl -n $NAMESPACE describe besunetwork qbft        # conditions, genesis checksum, bootnode enodes
   kubectl -n $NAMESPACE get statefulsets,pods,pvc,secrets
   kubectl -n $NAMESPACE get configmap qbft-genesis -o jsonpath='{.data.genesis\.json}'
+  kubectl -n $NAMESPACE get configmap qbft-prometheus-config -o jsonpath='{.data.besu-alerts\.yml}'   # the alert rules
   kubectl -n $NAMESPACE delete secret qbft-validator-2-key   # watch it go Degraded, never regenerated
   target/debug/besu-operator render -f samples/ibft2-network.yaml   # what the operator would create, offline
 Stop everything with: make demo-down

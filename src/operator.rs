@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -256,6 +256,7 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .owns(scoped::<StatefulSet>(client, ns), managed())
         .owns(scoped::<Service>(client, ns), managed())
         .owns(scoped::<ConfigMap>(client, ns), managed())
+        .owns(scoped::<Deployment>(client, ns), managed())
         .watches(scoped::<Secret>(client, ns), managed(), node_of)
         .shutdown_on_signal()
         .run(reconcile_node, node_error_policy, ctx)

@@ -106,8 +106,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "apps",
             resource: "deployments",
-            verbs: &["get", "create", "patch"],
-            used_by: "grafana node Deployment: readiness get, apply_if_changed (get + server-side apply) in controller::monitoring",
+            verbs: &["get", "list", "watch", "create", "patch"],
+            used_by: "grafana node Deployment: readiness get, apply_if_changed (get + server-side apply) in controller::monitoring; list/watch: the node controller owns it, so its rollout re-reconciles the BesuNode",
         },
         Rule {
             api_group: "monitoring.coreos.com",
