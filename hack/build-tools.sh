@@ -43,7 +43,7 @@ build_kubernetes() {
   local missing=0
   for c in "${cmds[@]}"; do [ -x "$out/$c" ] || missing=1; done
   [ $missing = 0 ] && return 0
-  log "building Kubernetes $v (cold: ~15-25 min on 2 cores)"
+  log "building Kubernetes $v (cold: ~7 min on 2 cores)"
   local w="$cache/build/kubernetes-$v"
   rm -rf "$w"; mkdir -p "$w"; cd "$w"
   # The module's own go.mod replaces its staging modules with ./staging paths,
@@ -171,7 +171,7 @@ build_operator_sdk() {
 build_prometheus() {
   local v=$PROMETHEUS_VERSION out="$bin/prometheus-$PROMETHEUS_VERSION"
   [ -x "$out/prometheus" ] && [ -x "$out/promtool" ] && return 0
-  log "building prometheus $v (module $PROMETHEUS_MODULE; cold: ~10 min on 2 cores)"
+  log "building prometheus $v (module $PROMETHEUS_MODULE; cold: ~3 min on 2 cores)"
   local w="$cache/build/prometheus-$v"
   rm -rf "$w"; mkdir -p "$w"; cd "$w"
   local gomod repo=github.com/prometheus/prometheus
