@@ -16,6 +16,7 @@ help:
 	@echo "make demo     bring up a local cluster, run the operator, apply samples/qbft-network.yaml"
 	@echo "make tools    build or reuse the pinned control-plane binaries"
 	@echo "make generate regenerate CRDs and other committed artifacts"
+	@echo "make bench    operator at scale on the local cluster; prints figures (BENCH_NETWORKS=10)"
 	@echo "make bundle   regenerate and validate the OLM bundle (operator-sdk)"
 	@echo "make image    build the operator image (docker or podman; IMAGE=...)"
 
@@ -86,6 +87,12 @@ bundle-image:
 	$(CONTAINER_ENGINE) build -f bundle/bundle.Dockerfile -t $(BUNDLE_IMAGE) bundle/
 bundle-push: bundle-image
 	$(CONTAINER_ENGINE) push $(BUNDLE_IMAGE)
+
+# Benchmarks (tests/bench_scale.rs, #[ignore]d in make test): figures are printed, never
+# compared with limits. BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes.
+.PHONY: bench
+bench: tools build
+	hack/run-tests.sh --test bench_scale -- --ignored --nocapture
 
 # A local cluster, the operator and samples/qbft-network.yaml, until Ready.
 .PHONY: demo

@@ -27,12 +27,24 @@ pub struct Operator {
     kubeconfig: PathBuf,
     /// How many times it was started.
     pub starts: u32,
+    /// `--resync-seconds`.
+    resync_seconds: u64,
 }
 
 impl Operator {
     /// Starts the operator watching only `namespace`, with a short resync so that
     /// steady-state checks cover several periodic reconciles.
     pub fn start(cluster: &Cluster, namespace: &str) -> anyhow::Result<Operator> {
+        Operator::start_with_resync(cluster, namespace, 5)
+    }
+
+    /// Starts the operator watching only `namespace` with the given resync period (the
+    /// binary's default is 300 s).
+    pub fn start_with_resync(
+        cluster: &Cluster,
+        namespace: &str,
+        resync_seconds: u64,
+    ) -> anyhow::Result<Operator> {
         let log = std::env::temp_dir().join(format!("besu-operator-{namespace}.log"));
         let _ = std::fs::remove_file(&log);
         let mut op = Operator {
@@ -41,6 +53,7 @@ impl Operator {
             namespace: namespace.to_string(),
             kubeconfig: cluster.kubeconfig.clone(),
             starts: 0,
+            resync_seconds,
         };
         op.restart()?;
         Ok(op)
@@ -61,7 +74,7 @@ impl Operator {
                 "--namespaces",
                 &self.namespace,
                 "--resync-seconds",
-                "5",
+                &self.resync_seconds.to_string(),
             ])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,besu_operator=debug")
@@ -81,6 +94,11 @@ impl Operator {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Everything the operator printed so far.
