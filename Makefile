@@ -14,7 +14,8 @@ export BESU_OPERATOR_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/besu-operat
 help:
 	@echo "make test     run every test (builds the local control plane on first use)"
 	@echo "make demo     bring up a local cluster, run the operator, apply samples/qbft-network.yaml"
-	@echo "make tools    build or reuse the pinned control-plane binaries"
+	@echo "make tools    build or reuse the pinned Go tools (control plane, helm, operator-sdk, Prometheus)"
+	@echo "make tools-lock  re-lock hack/tools/<tool> after changing a pin in hack/versions.env (TOOL=name)"
 	@echo "make generate regenerate CRDs and other committed artifacts"
 	@echo "make bench    operator at scale on the local cluster; prints figures (BENCH_NETWORKS=10)"
 	@echo "make bundle   regenerate and validate the OLM bundle (operator-sdk)"
@@ -23,6 +24,12 @@ help:
 .PHONY: tools
 tools:
 	hack/build-tools.sh >/dev/null
+
+# Rewrite the locks (hack/tools/<tool>/go.mod, go.sum) of the tools whose pin in
+# hack/versions.env changed; TOOL=name re-locks that one. Review and commit hack/tools/.
+.PHONY: tools-lock
+tools-lock:
+	hack/build-tools.sh lock $(TOOL)
 
 .PHONY: build
 build:
@@ -41,8 +48,14 @@ lint:
 unit:
 	$(CARGO) test --workspace --locked --lib --bins
 
+# Each phase's time goes to $(BESU_PHASES); hack/run-tests.sh prints the summary at the end.
 .PHONY: test
-test: lint tools build
+test: export BESU_PHASES := $(CURDIR)/target/run-tests/phases.tsv
+test:
+	@mkdir -p target/run-tests && : > "$(BESU_PHASES)"
+	@hack/phase.sh lint $(MAKE) --no-print-directory lint
+	@hack/phase.sh tools hack/build-tools.sh >/dev/null
+	@hack/phase.sh build $(CARGO) build --workspace --locked
 	hack/run-tests.sh
 
 # The local control plane (hack/local-cluster.sh): `eval "$$(make -s cluster-up)"`

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Builds the pinned control-plane binaries from Go modules and caches them
-# outside the repository, keyed by version. A warm machine rebuilds nothing.
+# Builds the pinned Go tools (local control plane, helm, operator-sdk, Prometheus) and
+# caches them outside the repository. A warm machine rebuilds nothing.
 #
-#   hack/build-tools.sh            build (or reuse) everything, print the bin dir
-#   hack/build-tools.sh bindir     print the bin dir only
+# Versions: hack/versions.env is the pin, the one place a version is set by hand.
+# Locks:    hack/tools/<tool>/go.mod + go.sum, derived from the pin by `lock` and committed.
+#           They fix the version and checksum of every module in the tool's graph; builds
+#           run with -mod=readonly, so a build that would change them fails instead of
+#           drifting. tests/tools_lock.rs fails when a lock and its pin disagree, or when a
+#           cached binary was built from other module versions than the lock's.
+# Cache:    $BESU_OPERATOR_CACHE/bin/<tool>-<version>-<hash of go.mod+go.sum>, so changing one
+#           pin (and re-locking) rebuilds exactly that tool. $bin/<tool> links to it.
+#
+#   hack/build-tools.sh              build (or reuse) every tool, print the bin dir
+#   hack/build-tools.sh bindir       print the bin dir only
+#   hack/build-tools.sh lock [TOOL]  rewrite the locks whose version differs from the pin
+#                                    (or TOOL's lock, always); review and commit hack/tools/
+#   hack/build-tools.sh list         the tools and their pins
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -11,202 +23,276 @@ source "$here/versions.env"
 
 cache=${BESU_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/besu-operator}
 bin="$cache/bin"
-mkdir -p "$bin" "$cache/build"
-
-log() { printf '[build-tools] %s\n' "$*" >&2; }
+logs="$cache/logs"
+locks="$here/tools"
 
 if [ "${1:-}" = bindir ]; then echo "$bin"; exit 0; fi
+mkdir -p "$bin" "$logs"
 
-export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# Progress goes to the terminal (stderr); the Go toolchain's output goes to a log per tool.
+say() { printf '[tools] %s\n' "$*" >&2; }
+fmt_s() { local s=$1; if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi; }
 
-# Downloads module@version and prints the path of its go.mod; fails with the
-# proxy's own error (some tagged versions are listed but not downloadable).
+export CGO_ENABLED=0 GOTOOLCHAIN=local
+export GOFLAGS="-mod=readonly -buildvcs=false"
+
+# --- the tools -----------------------------------------------------------------
+# name | main module | pin variable | packages (under the module) | binaries | minutes on
+# 2 cores with empty caches (measured, README "Tests") | label
+TOOLS=(
+  "etcd|go.etcd.io/etcd/server/v3|ETCD_VERSION|.|etcd|1|etcd"
+  "kwok|sigs.k8s.io/kwok|KWOK_VERSION|cmd/kwok|kwok|2|kwok"
+  "kubernetes|k8s.io/kubernetes|K8S_VERSION|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl|kube-apiserver kube-controller-manager kube-scheduler kubectl|7|Kubernetes"
+  "helm|helm.sh/helm/v3|HELM_VERSION|cmd/helm|helm|1|helm"
+  "operator-sdk|github.com/operator-framework/operator-sdk|OPERATOR_SDK_VERSION|cmd/operator-sdk|operator-sdk|3|operator-sdk"
+  "prometheus|github.com/prometheus/prometheus|PROMETHEUS_MODULE|cmd/prometheus cmd/promtool|prometheus promtool|3|Prometheus and promtool"
+)
+
+tool_field() { # tool_field NAME INDEX
+  local t
+  for t in "${TOOLS[@]}"; do
+    IFS='|' read -r -a f <<<"$t"
+    if [ "${f[0]}" = "$1" ]; then echo "${f[$2]}"; return 0; fi
+  done
+  say "unknown tool $1 (known: $(for t in "${TOOLS[@]}"; do printf '%s ' "${t%%|*}"; done))"
+  return 1
+}
+pkg_path() { if [ "$2" = . ]; then echo "$1"; else echo "$1/$2"; fi; }
+
+# The version of MODULE that a lock's go.mod requires (empty if none).
+locked_version() {
+  awk -v m="$2" '
+    $1 == "require" && $2 == m { print $3; exit }
+    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1/go.mod" 2>/dev/null || true
+}
+
+# --- lock: pin -> hack/tools/<tool>/go.mod + go.sum --------------------------------
+
+# Downloads module@version and prints the path of its go.mod (for replace directives).
 module_gomod() {
   local json err gomod
-  json=$(go mod download -json "$1" || true)
+  json=$(GOFLAGS=-mod=mod go mod download -json "$1" 2>/dev/null || true)
   err=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')
   if [ -n "$err" ]; then
-    log "cannot download $1: $err"
-    log "pick another version in hack/versions.env"
+    say "cannot download $1: $err"
+    say "pick another version in hack/versions.env"
     return 1
   fi
   gomod=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
-  [ -f "$gomod" ] || { log "no go.mod for $1"; return 1; }
+  [ -f "$gomod" ] || { say "no go.mod for $1"; return 1; }
   echo "$gomod"
 }
 
-# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
-build_kubernetes() {
-  local v=$K8S_VERSION minor major out="$bin/kubernetes-$K8S_VERSION"
-  major=$(echo "${v#v}" | cut -d. -f1); minor=$(echo "${v#v}" | cut -d. -f2)
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-  local missing=0
-  for c in "${cmds[@]}"; do [ -x "$out/$c" ] || missing=1; done
-  [ $missing = 0 ] && return 0
-  log "building Kubernetes $v (cold: ~7 min on 2 cores)"
-  local w="$cache/build/kubernetes-$v"
-  rm -rf "$w"; mkdir -p "$w"; cd "$w"
-  # The module's own go.mod replaces its staging modules with ./staging paths,
-  # which `go install` refuses. A wrapper module requires k8s.io/kubernetes and
-  # replaces every staging module by its tagged v0.MINOR.PATCH release. The
-  # list is derived from the upstream go.mod, not typed by hand.
+# The replace directives a tool's wrapper module needs, derived from upstream's go.mod.
+replaces_for() { # NAME VERSION UPSTREAM_GOMOD
+  case "$1" in
+    kubernetes)
+      # Upstream replaces its staging modules with ./staging paths, which a module
+      # outside its tree cannot use: each becomes its tagged v0.MINOR.PATCH release.
+      local minor staging_v
+      minor=$(echo "${2#v}" | cut -d. -f2)
+      staging_v="v0.${minor}.${2##*.}"
+      grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$3" |
+        awk -v sv="$staging_v" '{print "replace " $1 " => " $1 " " sv}'
+      ;;
+    etcd)
+      # Likewise etcd's sibling modules (../api, ../pkg, ...) at the same tag.
+      grep -E '^[[:space:]]*go\.etcd\.io/etcd/[^ ]+ => \.\./' "$3" |
+        awk -v v="$2" '{print "replace " $1 " => " $1 " " v}'
+      ;;
+    *)
+      # Replace directives that point at other module versions carry over as they are;
+      # a local-path replace cannot, and is refused.
+      if grep -E '=>[[:space:]]*\.' "$3" >/dev/null; then
+        say "$1 $2 replaces a module with a local path in its go.mod: teach replaces_for about it"
+        return 1
+      fi
+      awk '
+        /^replace \(/ { inblock = 1; next }
+        inblock && /^\)/ { inblock = 0; next }
+        inblock && NF { print "replace " $0; next }
+        /^replace / { print }' "$3"
+      ;;
+  esac
+}
+
+lock_tool() {
+  local name=$1 module pinvar pin pkgs w log t0
+  module=$(tool_field "$name" 1); pinvar=$(tool_field "$name" 2); pkgs=$(tool_field "$name" 3)
+  pin=${!pinvar}
+  log="$logs/lock-$name.log"; : >"$log"
+  say "locking $name at $pin ($module; log: $log)"
+  t0=$SECONDS
+  w=$(mktemp -d "${TMPDIR:-/tmp}/besu-tools-lock.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$w'" RETURN
   local gomod
-  gomod=$(module_gomod "k8s.io/kubernetes@$v")
-  local staging_v="v0.${minor}.${v##*.}"
+  gomod=$(module_gomod "$module@$pin") || return 1
   {
-    echo "module besu-operator.local/kubernetes-tools"
+    echo "// The lock of the $name tool: generated by \`hack/build-tools.sh lock $name\` from"
+    echo "// $pinvar in hack/versions.env. Do not edit by hand; tests/tools_lock.rs checks it."
+    echo "module besu-operator.local/tools/$name"
     echo
     echo "go 1.25"
     echo
-    echo "require k8s.io/kubernetes $v"
+    echo "require $module $pin"
     echo
-    echo "replace ("
-    grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$gomod" |
-      awk -v sv="$staging_v" '{print "\t" $1 " => " $1 " " sv}'
-    echo ")"
-  } > go.mod
-  local n; n=$(grep -c ' => k8s.io/' go.mod)
-  log "wrapper module replaces $n staging modules with $staging_v"
-  go mod download k8s.io/kubernetes
-  local pkgs=(); for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-  go get "${pkgs[@]}"
-  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-  mkdir -p "$out.tmp"
-  for c in "${cmds[@]}"; do
-    log "go build $c"
-    go build -trimpath -ldflags "$ld" -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c"
-  done
-  rm -rf "$out"; mv "$out.tmp" "$out"
-}
-
-# --- kwok (fake kubelets)
-build_kwok() {
-  local out="$bin/kwok-$KWOK_VERSION"
-  [ -x "$out/kwok" ] && return 0
-  log "building kwok $KWOK_VERSION"
-  mkdir -p "$out.tmp"
-  GOBIN="$out.tmp" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  rm -rf "$out"; mv "$out.tmp" "$out"
-}
-
-# --- etcd
-build_etcd() {
-  local out="$bin/etcd-$ETCD_VERSION"
-  [ -x "$out/etcd" ] && return 0
-  log "building etcd $ETCD_VERSION"
-  local w="$cache/build/etcd-$ETCD_VERSION"
-  rm -rf "$w"; mkdir -p "$w"; cd "$w"
-  local gomod
-  gomod=$(module_gomod "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
-  {
-    echo "module besu-operator.local/etcd-tools"
+    local p; for p in $pkgs; do echo "tool $(pkg_path "$module" "$p")"; done
     echo
-    echo "go 1.25"
-    echo
-    echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-    echo
-    echo "replace ("
-    grep -E '^[[:space:]]*go\.etcd\.io/etcd/[^ ]+ => \.\./' "$gomod" |
-      awk -v v="$ETCD_VERSION" '{print "\t" $1 " => " $1 " " v}'
-    echo ")"
-  } > go.mod
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  mkdir -p "$out.tmp"
-  go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-  rm -rf "$out"; mv "$out.tmp" "$out"
-}
-
-# --- helm (lint and template of the chart in manifests/helm). Like helm's Makefile, the
-# Kubernetes version it assumes (for `helm template` and lint's deprecation checks) is
-# derived from the k8s.io/client-go version in its go.mod: v0.M.x is Kubernetes 1.M.
-build_helm() {
-  local v=$HELM_VERSION out="$bin/helm-$HELM_VERSION"
-  [ -x "$out/helm" ] && return 0
-  log "building helm $v"
-  local gomod client_go k8s_minor
-  gomod=$(module_gomod "helm.sh/helm/v3@$v")
-  client_go=$(awk '$1 == "k8s.io/client-go" {print $2; exit}' "$gomod")
-  k8s_minor=$(echo "${client_go#v}" | cut -d. -f2)
-  [ -n "$k8s_minor" ] || { log "no k8s.io/client-go in helm's go.mod"; return 1; }
-  local h=helm.sh/helm/v3 ld
-  ld="-s -w -X $h/internal/version.version=$v -X $h/internal/version.gitTreeState=clean"
-  ld+=" -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
-  ld+=" -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$k8s_minor"
-  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
-  GOBIN="$tmp" go install -trimpath -ldflags "$ld" "$h/cmd/helm@$v"
-  rm -rf "$out"; mv -T "$tmp" "$out"
-}
-
-# --- operator-sdk (bundle validate). containers_image_openpgp: a pure-Go signature
-# backend instead of gpgme, so it builds with CGO_ENABLED=0. `go install pkg@version`
-# refuses here (it lists the module's versions for deprecation notices, and the proxy
-# answers 403 for that list), so a wrapper module requires the pinned version, like
-# etcd above; upstream go.mod has no replace directives to carry over (checked below).
-build_operator_sdk() {
-  local v=$OPERATOR_SDK_VERSION out="$bin/operator-sdk-$OPERATOR_SDK_VERSION"
-  [ -x "$out/operator-sdk" ] && return 0
-  log "building operator-sdk $v"
-  local w="$cache/build/operator-sdk-$v"
-  rm -rf "$w"; mkdir -p "$w"; cd "$w"
-  local gomod
-  gomod=$(module_gomod "github.com/operator-framework/operator-sdk@$v")
-  if grep -qE '^[[:space:]]*replace|=>' "$gomod"; then
-    log "operator-sdk $v has replace directives in its go.mod: carry them into the wrapper"
+    replaces_for "$name" "$pin" "$gomod"
+  } >"$w/go.mod"
+  if ! (cd "$w" && GOFLAGS=-mod=mod go mod tidy) >>"$log" 2>&1; then
+    say "go mod tidy failed for $name $pin; last 30 lines of $log:"
+    tail -n 30 "$log" >&2
     return 1
   fi
-  printf 'module besu-operator.local/operator-sdk-tools\n\ngo 1.25\n\nrequire github.com/operator-framework/operator-sdk %s\n' "$v" > go.mod
-  local repo=github.com/operator-framework/operator-sdk
-  go get -tags containers_image_openpgp "$repo/cmd/operator-sdk@$v"
-  local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
-  go build -trimpath -tags containers_image_openpgp \
-    -ldflags "-s -w -X $repo/internal/version.Version=$v -X $repo/internal/version.GitVersion=$v" \
-    -o "$tmp/operator-sdk" "$repo/cmd/operator-sdk"
-  rm -rf "$out"; mv -T "$tmp" "$out"
+  local got; got=$(locked_version "$w" "$module")
+  if [ "$got" != "$pin" ]; then
+    say "the lock of $name resolved $module to ${got:-nothing}, not the pin $pin"
+    return 1
+  fi
+  mkdir -p "$locks/$name"
+  cp "$w/go.mod" "$w/go.sum" "$locks/$name/"
+  say "locked $name $pin in $(fmt_s $((SECONDS - t0))): hack/tools/$name/go.mod, go.sum ($(wc -l <"$w/go.sum") checksums); review and commit them"
 }
 
-# --- prometheus and promtool (monitoring tests: a real Prometheus on loopback, promtool
-# check config/rules). Its go.mod has a replace directive, so `go install` refuses: a
-# wrapper module requires the pinned module version and carries the replaces over. The
-# web UI is not embedded (no builtinassets tag): the tests use the HTTP API only.
-build_prometheus() {
-  local v=$PROMETHEUS_VERSION out="$bin/prometheus-$PROMETHEUS_VERSION"
-  [ -x "$out/prometheus" ] && [ -x "$out/promtool" ] && return 0
-  log "building prometheus $v (module $PROMETHEUS_MODULE; cold: ~3 min on 2 cores)"
-  local w="$cache/build/prometheus-$v"
-  rm -rf "$w"; mkdir -p "$w"; cd "$w"
-  local gomod repo=github.com/prometheus/prometheus
-  gomod=$(module_gomod "$repo@$PROMETHEUS_MODULE")
-  {
-    echo "module besu-operator.local/prometheus-tools"
-    echo
-    echo "go 1.25"
-    echo
-    echo "require $repo $PROMETHEUS_MODULE"
-    echo
-    grep -E '^replace ' "$gomod" || true
-  } > go.mod
-  go get "$repo/cmd/prometheus@$PROMETHEUS_MODULE" "$repo/cmd/promtool@$PROMETHEUS_MODULE"
-  local c=github.com/prometheus/common/version ld
-  ld="-s -w -X $c.Version=${v#v} -X $c.Branch=HEAD -X $c.Revision=$PROMETHEUS_MODULE -X $c.BuildUser=besu-operator"
+# --- build: lock -> cached binaries ----------------------------------------------
+
+ldflags_for() { # NAME
+  case "$1" in
+    kubernetes)
+      local v=$K8S_VERSION major minor
+      major=$(echo "${v#v}" | cut -d. -f1); minor=$(echo "${v#v}" | cut -d. -f2)
+      printf '%s' "-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+      ;;
+    helm)
+      # Like helm's Makefile: the Kubernetes version it assumes (helm template, lint's
+      # deprecation checks) comes from the k8s.io/client-go version in its module graph.
+      local h=helm.sh/helm/v3 client_go k8s_minor
+      client_go=$(locked_version "$locks/helm" k8s.io/client-go)
+      k8s_minor=$(echo "${client_go#v}" | cut -d. -f2)
+      printf '%s' "-s -w -X $h/internal/version.version=$HELM_VERSION -X $h/internal/version.gitTreeState=clean -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$k8s_minor -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$k8s_minor"
+      ;;
+    operator-sdk)
+      local r=github.com/operator-framework/operator-sdk
+      printf '%s' "-s -w -X $r/internal/version.Version=$OPERATOR_SDK_VERSION -X $r/internal/version.GitVersion=$OPERATOR_SDK_VERSION"
+      ;;
+    prometheus)
+      local c=github.com/prometheus/common/version
+      printf '%s' "-s -w -X $c.Version=${PROMETHEUS_VERSION#v} -X $c.Branch=HEAD -X $c.Revision=$PROMETHEUS_MODULE -X $c.BuildUser=besu-operator"
+      ;;
+    *) printf '%s' "-s -w" ;;
+  esac
+}
+# operator-sdk: containers_image_openpgp, a pure-Go signature backend instead of gpgme, so
+# it builds with CGO_ENABLED=0. Prometheus: no builtinassets (the tests use the HTTP API).
+tags_for() { case "$1" in operator-sdk) echo containers_image_openpgp ;; *) echo "" ;; esac; }
+
+# The hint for a build that failed, from what the toolchain said.
+explain_failure() { # NAME LOG
+  if grep -qE 'missing go\.sum entry|updates to go\.mod needed|go: updates to go\.sum needed' "$2"; then
+    say "hack/tools/$1/go.mod or go.sum is incomplete or stale, and builds never change them."
+    say "Run: hack/build-tools.sh lock $1   then review and commit hack/tools/$1/"
+  elif grep -qE 'checksum mismatch|SECURITY ERROR' "$2"; then
+    say "a downloaded module does not match its checksum in hack/tools/$1/go.sum (altered lock"
+    say "or altered download). Do not re-lock blindly: check git diff hack/tools/$1/ first."
+  elif grep -qE '403 Forbidden|404 Not Found|410 Gone|not found: ' "$2"; then
+    say "the module proxy refused a module of $1 (see above): pick another version in"
+    say "hack/versions.env, then hack/build-tools.sh lock $1"
+  fi
+}
+
+# Prints the directory the tool's binaries live in once built.
+tool_out() { # NAME
+  local name=$1 pinvar pin key
+  pinvar=$(tool_field "$name" 2); pin=${!pinvar}
+  key=$(cat "$locks/$name/go.mod" "$locks/$name/go.sum" | sha256sum | cut -c1-12)
+  echo "$bin/$name-$pin-$key"
+}
+
+build_tool() {
+  local name=$1 module pinvar pin pkgs bins minutes label out
+  module=$(tool_field "$name" 1); pinvar=$(tool_field "$name" 2); pkgs=$(tool_field "$name" 3)
+  bins=$(tool_field "$name" 4); minutes=$(tool_field "$name" 5); label=$(tool_field "$name" 6)
+  pin=${!pinvar}
+  if [ ! -f "$locks/$name/go.mod" ] || [ ! -f "$locks/$name/go.sum" ]; then
+    say "hack/tools/$name/go.mod or go.sum is missing. Run: hack/build-tools.sh lock $name"
+    return 1
+  fi
+  local locked; locked=$(locked_version "$locks/$name" "$module")
+  if [ "$locked" != "$pin" ]; then
+    say "hack/versions.env pins $name at $pin ($pinvar) but hack/tools/$name/go.mod locks ${locked:-nothing}."
+    say "Run: hack/build-tools.sh lock $name   then review and commit hack/tools/$name/"
+    return 1
+  fi
+  out=$(tool_out "$name")
+  local missing=0 b
+  for b in $bins; do [ -x "$out/$b" ] || missing=1; done
+  if [ $missing = 0 ]; then ln -sfn "$(basename "$out")" "$bin/$name"; return 0; fi
+
+  local log="$logs/build-$name.log" t0=$SECONDS
+  : >"$log"
+  say "building $label $pin: about $minutes min on 2 cores with empty caches (log: $log)"
   local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
-  for cmd in prometheus promtool; do
-    log "go build $cmd"
-    go build -trimpath -ldflags "$ld" -o "$tmp/$cmd" "$repo/cmd/$cmd"
+  local ld tags p i=0 ok=1
+  ld=$(ldflags_for "$name"); tags=$(tags_for "$name")
+  local pkga=($pkgs) bina=($bins)
+  for p in "${pkga[@]}"; do
+    b=${bina[$i]}; i=$((i + 1))
+    printf '== go build %s\n' "$b" >>"$log"
+    if ! (cd "$locks/$name" && go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" \
+        -o "$tmp/$b" "$(pkg_path "$module" "$p")") >>"$log" 2>&1; then
+      ok=0; break
+    fi
   done
+  if [ $ok = 0 ]; then
+    rm -rf "$tmp"
+    say "building $label $pin FAILED after $(fmt_s $((SECONDS - t0))); last 30 lines of $log:"
+    tail -n 30 "$log" >&2
+    explain_failure "$name" "$log"
+    return 1
+  fi
   rm -rf "$out"; mv -T "$tmp" "$out"
+  # Older builds of this tool (other versions or locks) are not used any more.
+  local old
+  for old in "$bin/$name"-v*; do
+    [ "$old" = "$out" ] || [ ! -d "$old" ] || rm -rf "$old"
+  done
+  ln -sfn "$(basename "$out")" "$bin/$name"
+  say "built $label $pin in $(fmt_s $((SECONDS - t0)))"
 }
 
-build_etcd
-build_kwok
-build_kubernetes
-build_helm
-build_operator_sdk
-build_prometheus
-# Stable names for the scripts: links into the versioned directories.
-ln -sfn "kubernetes-$K8S_VERSION" "$bin/kubernetes"
-ln -sfn "kwok-$KWOK_VERSION" "$bin/kwok"
-ln -sfn "etcd-$ETCD_VERSION" "$bin/etcd"
-ln -sfn "helm-$HELM_VERSION" "$bin/helm"
-ln -sfn "operator-sdk-$OPERATOR_SDK_VERSION" "$bin/operator-sdk"
-ln -sfn "prometheus-$PROMETHEUS_VERSION" "$bin/prometheus"
-echo "$bin"
+all_tools() { local t; for t in "${TOOLS[@]}"; do echo "${t%%|*}"; done; }
+
+case "${1:-build}" in
+  build)
+    t_all=$SECONDS
+    for t in $(all_tools); do build_tool "$t"; done
+    [ $((SECONDS - t_all)) -lt 2 ] || say "all tools ready in $(fmt_s $((SECONDS - t_all)))"
+    echo "$bin"
+    ;;
+  lock)
+    shift
+    if [ $# -gt 0 ]; then
+      for t in "$@"; do tool_field "$t" 0 >/dev/null; lock_tool "$t"; done
+    else
+      n=0
+      for t in $(all_tools); do
+        module=$(tool_field "$t" 1); pinvar=$(tool_field "$t" 2)
+        if [ ! -f "$locks/$t/go.sum" ] || [ "$(locked_version "$locks/$t" "$module")" != "${!pinvar}" ]; then
+          lock_tool "$t"; n=$((n + 1))
+        fi
+      done
+      say "$n lock(s) rewritten"
+    fi
+    ;;
+  list)
+    # name, module, pin variable, pin, packages, binaries (tab-separated; tests/tools_lock.rs)
+    for t in $(all_tools); do
+      pinvar=$(tool_field "$t" 2)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$(tool_field "$t" 1)" "$pinvar" "${!pinvar}" \
+        "$(tool_field "$t" 3)" "$(tool_field "$t" 4)"
+    done
+    ;;
+  *) echo "usage: $0 [build|bindir|lock [TOOL...]|list]" >&2; exit 2 ;;
+esac

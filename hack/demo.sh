@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make demo: a local cluster (unless KUBECONFIG already reaches one), the CRDs, the
-# operator running in the background, and samples/qbft-network.yaml until Ready.
+# make demo: a local cluster (unless KUBECONFIG already reaches one) with the Besu
+# simulator answering for every Besu pod, the CRDs, the operator running in the
+# background, samples/qbft-network.yaml until Ready, and then the chain advancing: the
+# member's block height read over JSON-RPC twice, a few seconds apart.
 #
 #   hack/demo.sh up     bring it all up (idempotent)
 #   hack/demo.sh down   stop the demo's operator and the local cluster it started
@@ -12,10 +14,13 @@ demo_dir="$cache/demo"
 mkdir -p "$demo_dir"
 bin=$("$here/build-tools.sh" bindir)
 kubectl="$bin/kubernetes/kubectl"
-operator="$root/target/debug/besu-operator"
+target=${CARGO_TARGET_DIR:-$root/target}
+operator="$target/debug/besu-operator"
+sim=${BESU_SIM_BIN:-$target/debug/besu-sim}
 NAMESPACE=${DEMO_NAMESPACE:-besu-demo}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[1;31mdemo failed: %s\033[0m\n' "$*" >&2; exit 1; }
 
 operator_running() {
   local pid
@@ -24,12 +29,23 @@ operator_running() {
 }
 
 up() {
-  say "building the operator (and the Besu simulator)"
-  (cd "$root" && cargo build --quiet --bin besu-operator -p besu-operator -p besu-sim)
+  say "building besu-operator and besu-sim (cargo; about 3 min on 2 cores with empty caches)"
+  (cd "$root" && cargo build --locked --bin besu-operator --bin besu-sim)
+  [ -x "$operator" ] || die "$operator is missing after the build: run cargo build --bin besu-operator"
+  # Without the simulator no pod answers JSON-RPC and no block is produced: the demo
+  # would show a network that is Ready on paper only.
+  [ -x "$sim" ] || die "the Besu simulator $sim is missing: run cargo build --bin besu-sim (or set BESU_SIM_BIN)"
+  export BESU_SIM_BIN=$sim
+  say "building the pinned Go tools (cached after the first run, about 17 min on 2 cores)"
   "$here/build-tools.sh" >/dev/null
 
   if [ -n "${KUBECONFIG:-}" ] && "$kubectl" get --raw /readyz >/dev/null 2>&1; then
     say "using the cluster in KUBECONFIG=$KUBECONFIG"
+    local cdir; cdir=$(dirname "$KUBECONFIG")
+    if [ -f "$cdir/cluster.env" ]; then
+      # A local cluster: `up` starts its simulator if it is not running (idempotent).
+      eval "$(BESU_CLUSTER_DIR=$cdir "$here/local-cluster.sh" up)"
+    fi
   else
     say "starting the local cluster (hack/local-cluster.sh up)"
     eval "$("$here/local-cluster.sh" up)"
@@ -76,9 +92,10 @@ up() {
     sleep 1
   done
   "$kubectl" -n "$NAMESPACE" get besunetwork,besunode
+  show_chain_advancing
   cat <<MSG
 
-The network is Ready. Try:
+The network is Ready and producing blocks. Try:
   export KUBECONFIG=$KUBECONFIG
   alias kubectl=$kubectl   # the pinned kubectl from hack/build-tools.sh
   kubectl -n $NAMESPACE describe besunetwork qbft        # conditions, genesis checksum, bootnode enodes
@@ -89,6 +106,35 @@ The network is Ready. Try:
   target/debug/besu-operator render -f samples/ibft2-network.yaml   # what the operator would create, offline
 Stop everything with: make demo-down
 MSG
+}
+
+# eth_blockNumber from the member's JSON-RPC (its pod IP, port rpc-http), as a number.
+member_height() {
+  local ip=$1 body
+  body=$(curl -sS --max-time 3 -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}' "http://$ip:8545/" 2>/dev/null) || return 1
+  body=$(sed -n 's/.*"result":"0x\([0-9a-fA-F]*\)".*/\1/p' <<<"$body")
+  [ -n "$body" ] || return 1
+  echo $((16#$body))
+}
+
+show_chain_advancing() {
+  local pod ip h1 h2 deadline
+  pod=$("$kubectl" -n "$NAMESPACE" get pods -l besu.nodeops.dev/network=qbft,besu.nodeops.dev/node-type=member \
+    -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  ip=$("$kubectl" -n "$NAMESPACE" get pod "$pod" -o jsonpath='{.status.podIP}' 2>/dev/null || true)
+  [ -n "$pod" ] && [ -n "$ip" ] || die "no member pod with an IP in namespace $NAMESPACE"
+  case "$ip" in 127.*) ;; *) die "member pod $pod has IP $ip, not a loopback address of the local cluster; not connecting" ;; esac
+  h1=$(member_height "$ip") || die "member $pod ($ip:8545) does not answer eth_blockNumber: is the Besu simulator running? (see $(dirname "$KUBECONFIG")/logs/besu-sim.log; make demo-down && make demo)"
+  say "member $pod ($ip:8545): block $h1; reading it again in a few seconds"
+  deadline=$((SECONDS + 20))
+  while :; do
+    sleep 1
+    h2=$(member_height "$ip") || h2=$h1
+    [ "$h2" -gt "$h1" ] && [ $SECONDS -ge $((deadline - 15)) ] && break
+    [ $SECONDS -lt $deadline ] || die "the chain is not advancing: block $h1, then $h2 after 20 s (kubectl -n $NAMESPACE describe besunetwork qbft)"
+  done
+  say "member $pod: block $h2 ($((h2 - h1)) blocks later): the chain is advancing"
 }
 
 down() {

@@ -418,8 +418,14 @@ up_failed() {
 start_besu_sim() {
   local sim=${BESU_SIM_BIN:-}
   local built=${CARGO_TARGET_DIR:-$here/../target}/debug/besu-sim
+  if [ -n "$sim" ] && [ ! -x "$sim" ]; then
+    die "BESU_SIM_BIN=$sim is not an executable: build it with cargo build --bin besu-sim"
+  fi
   [ -z "$sim" ] && [ -x "$built" ] && sim="$built"
-  if [ -z "$sim" ] || [ ! -x "$sim" ]; then return 0; fi
+  if [ -z "$sim" ]; then
+    log "no Besu simulator ($built not built): pods will be Ready but no node answers JSON-RPC"
+    return 0
+  fi
   # is_ours_alive recognises it by BESU_CLUSTER_DIR in its environment.
   rm -f "$dir/besu-sim.addr"
   start besu-sim env KUBECONFIG="$dir/kubeconfig" BESU_CLUSTER_DIR="$dir" "$sim"
@@ -429,7 +435,8 @@ start_besu_sim() {
   if [ -s "$dir/besu-sim.addr" ]; then
     log "besu-sim started ($sim, pid $(pid_of besu-sim), admin $(cat "$dir/besu-sim.addr"))"
   else
-    log "warning: besu-sim ($sim) wrote no admin address within 10 s; see $dir/logs/besu-sim.log"
+    tail -n 30 "$dir/logs/besu-sim.log" >&2 || true
+    die "besu-sim ($sim) wrote no admin address within 10 s; see $dir/logs/besu-sim.log"
   fi
 }
 # ==============================================================================

@@ -22,6 +22,35 @@ cache=${BESU_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/besu-operator}
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/besu-operator-tests.XXXXXX")
 t_start=$(now_ms)
 
+# Phase timings: `make test` passes BESU_PHASES with lint, tools and build already in it;
+# this script adds its own phases and one line per test binary, and prints the summary.
+phases=${BESU_PHASES:-$run_dir/phases.tsv}
+mkdir -p "$(dirname "$phases")" "$repo/target/run-tests"
+record() { # NAME START_MS EXIT
+  local ms=$(( $(now_ms) - $2 ))
+  printf '%s\t%d.%01d\t%s\n' "$1" $((ms / 1000)) $(((ms % 1000) / 100)) "$3" >>"$phases"
+}
+cargo_log="$repo/target/run-tests/cargo-test.log"
+# "Running tests/day2.rs (target/debug/deps/day2-...)" ... "test result: ... finished in 12.34s"
+record_test_binaries() {
+  [ -f "$cargo_log" ] || return 0
+  awk '
+    /^[[:space:]]+Running / { name = $2; if (name == "unittests") name = "unit " $3; next }
+    /^[[:space:]]+Doc-tests / { name = "doc-tests " $2; next }
+    /^test result: / && name != "" {
+      secs = $NF; sub(/s$/, "", secs)
+      printf "  test %s\t%.1f\t%s\n", name, secs, ($3 == "ok." ? 0 : 1)
+      name = ""
+    }' "$cargo_log" >>"$phases"
+}
+print_summary() {
+  [ -s "$phases" ] || return 0
+  printf '\n[run-tests] time per phase (s):\n' >&2
+  awk -F'\t' '{ printf "  %-48s %8s  %s\n", $1, $2, ($3 == 0 ? "" : "FAILED") }' "$phases" >&2
+  printf '  %-48s %8.1f\n' "run-tests.sh total" "$(( $(now_ms) - t_start ))e-3" >&2
+  cp "$phases" "$repo/target/run-tests/phases.tsv" 2>/dev/null || true
+}
+
 # Every process started from here on carries the tag: the watcher counts their
 # sockets as this run's, even for daemons re-parented away from this shell.
 export BESU_NETWATCH_TAG="run-tests-$$-$RANDOM"
@@ -47,6 +76,7 @@ cleanup() {
   if [ -n "$own_cluster" ] && [ -d "$own_cluster" ]; then
     BESU_CLUSTER_DIR=$own_cluster hack/local-cluster.sh down || rc=1
   fi
+  print_summary
   rm -rf "$run_dir"
   exit "$rc"
 }
@@ -68,7 +98,10 @@ fi
 # Compile first, outside the watch: a fresh machine may still fetch crates
 # (dev-dependencies) here, which is the build's business, not the tests'.
 t=$(now_ms)
-${CARGO:-cargo} test --workspace --locked --no-run "$@"
+build_rc=0
+${CARGO:-cargo} test --workspace --locked --no-run "$@" || build_rc=$?
+record "test build" "$t" "$build_rc"
+[ $build_rc = 0 ] || exit $build_rc
 log "test build in $(( $(now_ms) - t )) ms"
 
 # The watcher starts before the cluster so that the cluster's own traffic is
@@ -79,7 +112,10 @@ watcher=$!
 
 if [ -n "$own_cluster" ]; then
   t=$(now_ms)
-  env_line=$(hack/local-cluster.sh up)   # an assignment: a failing `up` stops the run
+  up_rc=0
+  env_line=$(hack/local-cluster.sh up) || up_rc=$?
+  record "cluster up" "$t" "$up_rc"
+  [ $up_rc = 0 ] || exit $up_rc
   eval "$env_line"
   log "cluster up in $(( $(now_ms) - t )) ms ($own_cluster)"
 fi
@@ -89,7 +125,9 @@ export KUBECONFIG="$BESU_CLUSTER_DIR/kubeconfig"
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
 t=$(now_ms)
 test_rc=0
-${CARGO:-cargo} test --workspace --locked --no-fail-fast "$@" || test_rc=$?
+${CARGO:-cargo} test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$cargo_log" || test_rc=$?
+record_test_binaries
+record "cargo test (all binaries)" "$t" "$test_rc"
 log "cargo test finished in $(( $(now_ms) - t )) ms (exit $test_rc)"
 
 hack/netwatch.sh stop "$run_dir/netwatch"
@@ -104,7 +142,9 @@ down_rc=0
 if [ -n "$own_cluster" ]; then
   pids=$(cat "$own_cluster"/pids/*.pid 2>/dev/null || true)
   ports=$(sed -n 's/^[A-Z_]*PORT=//p' "$own_cluster/cluster.env")
+  t=$(now_ms)
   BESU_CLUSTER_DIR=$own_cluster hack/local-cluster.sh down || down_rc=$?
+  record "cluster down" "$t" "$down_rc"
   for pid in $pids; do
     state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1 || true)
     if [ -n "$state" ] && [ "$state" != Z ]; then
