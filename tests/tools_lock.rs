@@ -49,13 +49,18 @@ fn tools() -> Vec<Tool> {
             }
         })
         .collect();
-    assert!(tools.len() >= 6, "build-tools.sh lists {} tools", tools.len());
+    assert!(
+        tools.len() >= 6,
+        "build-tools.sh lists {} tools",
+        tools.len()
+    );
     tools
 }
 
 /// `KEY=VALUE  # comment` lines of `hack/versions.env`.
 fn pins() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(repo_root().join("hack/versions.env")).expect("versions.env");
+    let text =
+        std::fs::read_to_string(repo_root().join("hack/versions.env")).expect("versions.env");
     text.lines()
         .filter_map(|l| {
             let l = l.split('#').next().unwrap_or("").trim();
@@ -155,16 +160,29 @@ fn lock_problems(tool: &Tool, pin: &str, dir: &Path) -> Vec<String> {
             "{}: go.mod requires {} {v}, but hack/versions.env pins {}={pin}",
             tool.name, tool.module, tool.pin_var
         )),
-        None => problems.push(format!("{}: go.mod does not require {}", tool.name, tool.module)),
+        None => problems.push(format!(
+            "{}: go.mod does not require {}",
+            tool.name, tool.module
+        )),
     }
     for suffix in ["", "/go.mod"] {
         let v = format!("{pin}{suffix}");
-        if !sums.iter().any(|(p, ver, _)| *p == tool.module && *ver == v) {
-            problems.push(format!("{}: go.sum has no checksum for {} {v}", tool.name, tool.module));
+        if !sums
+            .iter()
+            .any(|(p, ver, _)| *p == tool.module && *ver == v)
+        {
+            problems.push(format!(
+                "{}: go.sum has no checksum for {} {v}",
+                tool.name, tool.module
+            ));
         }
     }
     for p in &tool.packages {
-        let pkg = if p == "." { tool.module.clone() } else { format!("{}/{p}", tool.module) };
+        let pkg = if p == "." {
+            tool.module.clone()
+        } else {
+            format!("{}/{p}", tool.module)
+        };
         if !m.tools.contains(&pkg) {
             problems.push(format!("{}: go.mod has no `tool {pkg}`", tool.name));
         }
@@ -173,14 +191,20 @@ fn lock_problems(tool: &Tool, pin: &str, dir: &Path) -> Vec<String> {
     let sibling_version = match tool.name.as_str() {
         "kubernetes" => {
             let parts: Vec<&str> = pin.trim_start_matches('v').split('.').collect();
-            parts.get(1).zip(parts.get(2)).map(|(mi, pa)| format!("v0.{mi}.{pa}"))
+            parts
+                .get(1)
+                .zip(parts.get(2))
+                .map(|(mi, pa)| format!("v0.{mi}.{pa}"))
         }
         "etcd" => Some(pin.to_string()),
         _ => None,
     };
     for (from, (to, version)) in &m.replaces {
         if version.is_empty() || to.starts_with('.') || to.starts_with('/') {
-            problems.push(format!("{}: replace {from} => {to} is a local path", tool.name));
+            problems.push(format!(
+                "{}: replace {from} => {to} is a local path",
+                tool.name
+            ));
         } else if let Some(sv) = &sibling_version
             && from == to
             && *version != *sv
@@ -207,12 +231,20 @@ fn every_lock_agrees_with_its_pin() {
             problems.push(format!("{}: no {} in hack/versions.env", t.name, t.pin_var));
             continue;
         };
-        problems.extend(lock_problems(t, pin, &repo_root().join("hack/tools").join(&t.name)));
+        problems.extend(lock_problems(
+            t,
+            pin,
+            &repo_root().join("hack/tools").join(&t.name),
+        ));
     }
     // Every lock directory belongs to a tool the build knows (no orphans).
     let names: BTreeSet<String> = tools.iter().map(|t| t.name.clone()).collect();
     for e in std::fs::read_dir(repo_root().join("hack/tools")).expect("hack/tools") {
-        let n = e.expect("dir entry").file_name().to_string_lossy().into_owned();
+        let n = e
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if !names.contains(&n) {
             problems.push(format!("hack/tools/{n} is no tool of hack/build-tools.sh"));
         }
@@ -229,7 +261,10 @@ fn every_lock_agrees_with_its_pin() {
 #[test]
 fn lock_check_catches_an_edited_gomod_and_a_missing_checksum() {
     let pins = pins();
-    let tool = tools().into_iter().find(|t| t.name == "kubernetes").expect("kubernetes tool");
+    let tool = tools()
+        .into_iter()
+        .find(|t| t.name == "kubernetes")
+        .expect("kubernetes tool");
     let pin = &pins[&tool.pin_var];
     let src = repo_root().join("hack/tools/kubernetes");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -240,11 +275,18 @@ fn lock_check_catches_an_edited_gomod_and_a_missing_checksum() {
     std::fs::write(dir.path().join("go.mod"), &gomod).expect("write");
     assert_eq!(lock_problems(&tool, pin, dir.path()), Vec::<String>::new());
 
-    let bumped = gomod.replace(&format!("k8s.io/kubernetes {pin}"), "k8s.io/kubernetes v1.37.99");
+    let bumped = gomod.replace(
+        &format!("k8s.io/kubernetes {pin}"),
+        "k8s.io/kubernetes v1.37.99",
+    );
     assert_ne!(bumped, gomod, "the pin {pin} is not in go.mod");
     std::fs::write(dir.path().join("go.mod"), &bumped).expect("write");
     let p = lock_problems(&tool, pin, dir.path());
-    assert!(p.iter().any(|x| x.contains("v1.37.99") && x.contains("pins")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|x| x.contains("v1.37.99") && x.contains("pins")),
+        "{p:?}"
+    );
 
     let staging = gomod.replace("k8s.io/api v0.", "k8s.io/api v9.");
     std::fs::write(dir.path().join("go.mod"), &staging).expect("write");
@@ -270,19 +312,35 @@ fn build_modules(binary: &Path) -> Vec<(String, String, String)> {
         .arg(binary)
         .output()
         .expect("run go version -m");
-    assert!(out.status.success(), "go version -m {} failed", binary.display());
+    assert!(
+        out.status.success(),
+        "go version -m {} failed",
+        binary.display()
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut mods: Vec<(String, String, String)> = Vec::new();
     for line in text.lines() {
-        let f: Vec<&str> = line.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let f: Vec<&str> = line
+            .split('\t')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         match f.first().copied() {
             // `mod` is the module of the built package (the tool's own), `dep` the others.
             Some("mod" | "dep") if f.len() >= 3 => {
-                mods.push((f[1].into(), f[2].into(), f.get(3).copied().unwrap_or("").into()));
+                mods.push((
+                    f[1].into(),
+                    f[2].into(),
+                    f.get(3).copied().unwrap_or("").into(),
+                ));
             }
             Some("=>") if f.len() >= 3 => {
                 if let Some(last) = mods.last_mut() {
-                    *last = (f[1].into(), f[2].into(), f.get(3).copied().unwrap_or("").into());
+                    *last = (
+                        f[1].into(),
+                        f[2].into(),
+                        f.get(3).copied().unwrap_or("").into(),
+                    );
                 }
             }
             _ => {}
@@ -343,5 +401,8 @@ fn cached_tool_binaries_were_built_from_their_locks() {
         problems.join("\n  ")
     );
     println!("{checked} module versions of the cached tool binaries match their locks");
-    assert!(checked > 100, "only {checked} modules found in the tools' build info");
+    assert!(
+        checked > 100,
+        "only {checked} modules found in the tools' build info"
+    );
 }

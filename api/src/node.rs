@@ -198,4 +198,13 @@ pub struct BesuNodeStatus {
     /// The image the node's pod runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The revision of the pod template the node's StatefulSet runs (its
+    /// `besu.nodeops.dev/template-revision`). For a node a network owns, a changed template
+    /// is rolled out only once the network's rollout permits that revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_revision: Option<String>,
+    /// A template revision the node controller holds back until the network's
+    /// quorum-safe rollout permits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_template_revision: Option<String>,
 }

@@ -427,6 +427,149 @@ pub fn decode_genesis_validators(json: &str) -> Result<(Consensus, Vec<Address>)
     Ok((consensus, data.validators))
 }
 
+/// What a genesis means for the chain it starts, independent of how it was rendered:
+/// the chain id, the BFT protocol and its options, the validators, the accounts and the
+/// block gas limit. Fork activations and formatting are left out, so that a release that
+/// renders genesis differently (key order, a new fork field) still recognises a genesis it
+/// wrote earlier as the same one; what is in here may never differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisMeaning {
+    pub chain_id: Option<u64>,
+    pub consensus: Consensus,
+    /// The protocol's options (`blockperiodseconds`, `epochlength`, ...), keys lower-cased.
+    pub bft_options: BTreeMap<String, String>,
+    /// Sorted.
+    pub validators: Vec<Address>,
+    /// Lower-case address without `0x` → the account's JSON with keys lower-cased and
+    /// quantities as numbers where they parse.
+    pub alloc: BTreeMap<String, String>,
+    pub gas_limit: Option<u128>,
+    pub zero_base_fee: bool,
+    pub contract_size_limit: Option<String>,
+}
+
+impl GenesisMeaning {
+    /// The names of the parts that differ, for a message.
+    pub fn differences(&self, other: &GenesisMeaning) -> Vec<&'static str> {
+        let mut d = Vec::new();
+        if self.chain_id != other.chain_id {
+            d.push("chainId");
+        }
+        if self.consensus != other.consensus {
+            d.push("consensus");
+        }
+        if self.bft_options != other.bft_options {
+            d.push("BFT options (block period, epoch, timeouts)");
+        }
+        if self.validators != other.validators {
+            d.push("validators");
+        }
+        if self.alloc != other.alloc {
+            d.push("alloc");
+        }
+        if self.gas_limit != other.gas_limit {
+            d.push("gasLimit");
+        }
+        if self.zero_base_fee != other.zero_base_fee {
+            d.push("zeroBaseFee");
+        }
+        if self.contract_size_limit != other.contract_size_limit {
+            d.push("contractSizeLimit");
+        }
+        d
+    }
+}
+
+/// A JSON quantity (number, decimal string or 0x-hex string) as a number, if it is one.
+fn quantity(v: &serde_json::Value) -> Option<u128> {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().map(u128::from),
+        serde_json::Value::String(s) => match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
+        {
+            Some("") => Some(0),
+            Some(h) => u128::from_str_radix(h, 16).ok(),
+            None => s.parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+/// Canonical text of a JSON value: object keys lower-cased and sorted, quantities as
+/// decimal numbers.
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let sorted: BTreeMap<String, String> = m
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), canonical(v)))
+                .collect();
+            let parts: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => match quantity(other) {
+            Some(n) => n.to_string(),
+            None => other.to_string().to_ascii_lowercase(),
+        },
+    }
+}
+
+/// Reads what a genesis document means ([`GenesisMeaning`]).
+pub fn genesis_meaning(json: &str) -> Result<GenesisMeaning, GenesisError> {
+    let (consensus, mut validators) = decode_genesis_validators(json)?;
+    validators.sort();
+    let root: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| GenesisError::Json(e.to_string()))?;
+    let root = root
+        .as_object()
+        .ok_or(GenesisError::Json("not a JSON object".into()))?;
+    let config = get_ci(root, "config")
+        .and_then(|c| c.as_object())
+        .ok_or(GenesisError::Missing("config object"))?;
+    let protocol = match consensus {
+        Consensus::Qbft => "qbft",
+        Consensus::Ibft2 => "ibft2",
+    };
+    let bft_options = get_ci(config, protocol)
+        .and_then(|o| o.as_object())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), canonical(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let alloc = get_ci(root, "alloc")
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| {
+                    let addr = k.trim_start_matches("0x").trim_start_matches("0X");
+                    (addr.to_ascii_lowercase(), canonical(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(GenesisMeaning {
+        chain_id: get_ci(config, "chainId")
+            .and_then(quantity)
+            .and_then(|n| u64::try_from(n).ok()),
+        consensus,
+        bft_options,
+        validators,
+        alloc,
+        gas_limit: get_ci(root, "gasLimit").and_then(quantity),
+        zero_base_fee: get_ci(config, "zeroBaseFee")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        contract_size_limit: get_ci(config, "contractSizeLimit").map(canonical),
+    })
+}
+
 fn get_ci<'a>(
     map: &'a serde_json::Map<String, serde_json::Value>,
     key: &str,

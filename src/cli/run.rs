@@ -81,6 +81,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     } else {
         builder.init();
     }
+    besu_operator::render::node::init_test_render_salt();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

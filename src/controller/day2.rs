@@ -67,6 +67,10 @@ pub enum ScalingStep {
     },
     /// A change is needed but cannot proceed now.
     Blocked(String),
+    /// The desired validators are on-chain, and so are addresses that are none of this
+    /// network's validators (voted in outside the operator). Reported, never "fixed": the
+    /// operator does not vote out what it did not vote in.
+    Foreign(Vec<Address>),
 }
 
 /// Decides the next validator-set step. `views` covers every validator slot with a key:
@@ -106,15 +110,21 @@ pub fn next_scaling_step(
         if !v.exists {
             return ScalingStep::CreateNode { ordinal: v.ordinal };
         }
-        let synced = v.height.is_some_and(|h| h + 2 >= head);
+        let synced = v.height.is_some_and(|h| h.saturating_add(2) >= head);
         if !v.up || !synced {
+            // No live figures here: this text lands in a status condition, and a height
+            // in it would rewrite status every block for the whole sync (heights and lag
+            // are metrics: besu_node_block_height, besu_node_lag_blocks).
+            let state = match (v.up, v.height) {
+                (false, _) => "it is not Ready yet",
+                (true, None) => "its JSON-RPC does not answer yet",
+                (true, Some(_)) => "it is still syncing",
+            };
             return ScalingStep::WaitForSync {
                 ordinal: v.ordinal,
                 reason: format!(
-                    "validator {} must be Ready and within 2 blocks of the head ({head}); it is {}, at height {}",
-                    v.ordinal,
-                    if v.up { "Ready" } else { "not Ready" },
-                    v.height.map_or("unknown".to_string(), |h| h.to_string())
+                    "validator {} must be Ready and within 2 blocks of the head before it is voted in; {state}",
+                    v.ordinal
                 ),
             };
         }
@@ -156,6 +166,16 @@ pub fn next_scaling_step(
         };
     }
 
+    // Review C9: converged means the on-chain set is exactly ours.
+    let known: BTreeSet<&Address> = views.iter().map(|v| &v.address).collect();
+    let foreign: Vec<Address> = onchain
+        .iter()
+        .filter(|a| !known.contains(a))
+        .copied()
+        .collect();
+    if !foreign.is_empty() {
+        return ScalingStep::Foreign(foreign);
+    }
     ScalingStep::Converged
 }
 
@@ -171,10 +191,16 @@ pub struct RolloutNode {
     pub name: String,
     /// Its role.
     pub node_type: NodeType,
-    /// Whether its spec differs from what the network wants now.
+    /// Whether its spec differs from what the network wants now, or its node controller
+    /// holds back a pod template the rollout has not permitted yet.
     pub outdated: bool,
-    /// Whether its pod is Ready on its current spec.
+    /// Whether Kubernetes reports its pod Ready on its current spec. Only a node that is
+    /// not may be updated outside the rollout's order: it is down already.
     pub ready: bool,
+    /// Whether its JSON-RPC confirms it follows the head (within 2 blocks). A Ready node
+    /// whose RPC times out or lags is not known to be up: it counts against the
+    /// validator budget, but is never restarted on that account.
+    pub in_sync: bool,
 }
 
 /// What the rollout does now.
@@ -200,9 +226,11 @@ fn rollout_rank(t: NodeType) -> u8 {
 }
 
 /// Decides which outdated nodes to update now: bootnodes, then members, then
-/// validators, with at most [`max_unavailable_validators`] validators down at once
-/// and one other node at a time. A node that is already down may always be updated
-/// (that cannot lower availability, and it is how a bad image is reverted).
+/// validators, with at most [`max_unavailable_validators`] validators unavailable at once
+/// and one other node at a time. A node that Kubernetes reports not Ready may always be
+/// updated (it is down already, so that cannot lower availability, and it is how a bad
+/// image is reverted). A node that is Ready but whose RPC does not confirm it is in sync
+/// is unavailable for the budget and is never updated for that reason.
 /// `settled` says whether the chain advanced enough since the last step;
 /// `chain_advancing` whether it advances at all.
 pub fn next_rollout_step(
@@ -214,6 +242,7 @@ pub fn next_rollout_step(
     if outdated.is_empty() {
         return RolloutStep::Done;
     }
+    // Down at the Kubernetes level only: an RPC miss or a lag is not "down".
     let down_outdated: Vec<String> = outdated
         .iter()
         .filter(|n| !n.ready)
@@ -228,7 +257,7 @@ pub fn next_rollout_step(
                 .to_string(),
         );
     }
-    let unavailable: Vec<&RolloutNode> = nodes.iter().filter(|n| !n.ready).collect();
+    let unavailable: Vec<&RolloutNode> = nodes.iter().filter(|n| !n.ready || !n.in_sync).collect();
     if !settled {
         return RolloutStep::Wait(
             "waiting for the chain to advance 2 blocks since the last node came back".to_string(),
@@ -255,12 +284,32 @@ pub fn next_rollout_step(
             .count();
         let budget = max_unavailable_validators(validators).saturating_sub(down);
         if budget == 0 {
-            return RolloutStep::Wait(format!("{down} validator(s) already unavailable"));
+            let names: Vec<String> = unavailable
+                .iter()
+                .filter(|n| n.node_type == NodeType::Validator)
+                .map(|n| {
+                    let why = if n.ready {
+                        "does not answer JSON-RPC in sync with the head"
+                    } else {
+                        "not Ready"
+                    };
+                    format!("{} ({why})", n.name)
+                })
+                .collect();
+            return RolloutStep::Wait(format!(
+                "no validator may be restarted while {down} of {validators} are unavailable: {}",
+                names.join(", ")
+            ));
         }
         return RolloutStep::Update(group.iter().take(budget).map(|n| n.name.clone()).collect());
     }
     if let Some(busy) = unavailable.first() {
-        return RolloutStep::Wait(format!("{} is not Ready yet", busy.name));
+        let why = if busy.ready {
+            "does not answer JSON-RPC in sync with the head"
+        } else {
+            "is not Ready yet"
+        };
+        return RolloutStep::Wait(format!("{} {why}", busy.name));
     }
     RolloutStep::Update(group.iter().take(1).map(|n| n.name.clone()).collect())
 }
@@ -291,12 +340,42 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_onchain_validator_is_reported_not_converged_and_never_voted_out() {
+        let views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(10))).collect();
+        let mut chain = onchain(&[0, 1, 2, 3]);
+        chain.insert(addr(200));
+        assert_eq!(
+            next_scaling_step(4, &chain, &views, 10),
+            ScalingStep::Foreign(vec![addr(200)])
+        );
+    }
+
+    #[test]
     fn converged_when_the_chain_has_exactly_the_desired_validators() {
         let views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(10))).collect();
         assert_eq!(
             next_scaling_step(4, &onchain(&[0, 1, 2, 3]), &views, 10),
             ScalingStep::Converged
         );
+    }
+
+    /// Review C6: the wait message goes into a status condition, so it must not change
+    /// while the node syncs block by block.
+    #[test]
+    fn the_sync_wait_reason_carries_no_live_heights() {
+        let chain = onchain(&[0, 1, 2, 3]);
+        let reason_at = |height: u64, head: u64| {
+            let mut views: Vec<_> = (0..4).map(|o| view(o, true, true, Some(head))).collect();
+            views.push(view(4, true, true, Some(height)));
+            match next_scaling_step(5, &chain, &views, head) {
+                ScalingStep::WaitForSync { reason, .. } => reason,
+                other => panic!("expected WaitForSync, got {other:?}"),
+            }
+        };
+        let first = reason_at(10, 1000);
+        assert_eq!(first, reason_at(11, 1001));
+        assert_eq!(first, reason_at(500, 1200));
+        assert!(!first.contains("1000") && !first.contains("10,"), "{first}");
     }
 
     #[test]
@@ -411,7 +490,44 @@ mod tests {
             node_type: t,
             outdated,
             ready,
+            in_sync: ready,
         }
+    }
+
+    /// Review C2: v0 is being updated (down), v1 is outdated, Ready by Kubernetes, but its
+    /// RPC timed out (height unknown) or it lags. v1 must not be restarted: with 2 of 4
+    /// validators down the chain stops.
+    #[test]
+    fn an_rpc_timeout_never_lets_the_rollout_take_a_second_validator() {
+        let v = NodeType::Validator;
+        let mut v1 = node("v1", v, true, true);
+        v1.in_sync = false;
+        let nodes = vec![
+            node("v0", v, false, false),
+            v1,
+            node("v2", v, true, true),
+            node("v3", v, true, true),
+        ];
+        for settled in [false, true] {
+            let step = next_rollout_step(&nodes, settled, true);
+            assert!(
+                matches!(step, RolloutStep::Wait(_)),
+                "settled={settled}: {step:?}"
+            );
+        }
+        // v0 back: v1 still unknown uses the whole budget of 4 validators.
+        let mut nodes = nodes;
+        nodes[0] = node("v0", v, false, true);
+        assert!(matches!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Wait(_)
+        ));
+        // v1 answers again: the rollout goes on, one validator at a time.
+        nodes[1].in_sync = true;
+        assert_eq!(
+            next_rollout_step(&nodes, true, true),
+            RolloutStep::Update(vec!["v1".into()])
+        );
     }
 
     #[test]
@@ -435,6 +551,7 @@ mod tests {
             RolloutStep::Wait(_)
         ));
         nodes[0].ready = true;
+        nodes[0].in_sync = true;
         assert!(matches!(
             next_rollout_step(&nodes, false, true),
             RolloutStep::Wait(_)
@@ -455,6 +572,7 @@ mod tests {
             RolloutStep::Wait(_)
         ));
         nodes[2].ready = true;
+        nodes[2].in_sync = true;
         assert_eq!(
             next_rollout_step(&nodes, true, true),
             RolloutStep::Update(vec!["v1".into()])

@@ -13,7 +13,7 @@ use besu_operator_api::{
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -26,6 +26,7 @@ use super::day2::{
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
 use super::{Context, Error, apply_if_changed, create_once, is_applied};
 use crate::chain::extradata::Consensus;
+use crate::chain::genesis::{genesis_meaning, genesis_sha256};
 use crate::chain::key::{Address, NodeKey, PublicKey};
 use crate::chain::quorum::commit_quorum;
 use crate::render::network::{
@@ -33,6 +34,7 @@ use crate::render::network::{
     desired_key_secret, desired_validator_pdb, genesis_config_map_name, genesis_for,
     genesis_validators, key_secret_for, node_name,
 };
+use crate::render::node::ROLLOUT_PERMIT_ANNOTATION;
 use crate::rpc::{Endpoint, RpcClient};
 
 /// One node slot of a network: role and ordinal.
@@ -251,12 +253,23 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         (Some(json), Some(validators)) => {
             // Frozen: never rewritten. It must still match this spec, or it belongs to an
             // earlier network of the same name.
-            match genesis_for(&network, validators) {
-                Ok((expected, checksum)) if &expected == json => genesis_checksum = Some(checksum),
-                Ok(_) => problems.push((
+            // Compared by meaning, not bytes: a release that renders genesis differently
+            // must still recognise the one it wrote (review C3).
+            let meanings = genesis_for(&network, validators).and_then(|(expected, _)| {
+                let want = genesis_meaning(&expected).map_err(|e| e.to_string())?;
+                let have = genesis_meaning(json)
+                    .map_err(|e| format!("genesis ConfigMap {genesis_name} cannot be read: {e}"))?;
+                Ok((want, have))
+            });
+            match meanings {
+                Ok((want, have)) if want == have => {
+                    genesis_checksum = Some(genesis_sha256(json));
+                }
+                Ok((want, have)) => problems.push((
                     "GenesisMismatch",
                     format!(
-                        "genesis ConfigMap {genesis_name} does not match spec.consensus, spec.chainId or spec.genesis; it was written by an earlier network of this name. Restore the original spec, or delete the ConfigMap, the key Secrets and the PVCs labelled {selector} to start a new chain"
+                        "genesis ConfigMap {genesis_name} differs from this network's spec in: {}. It was written by an earlier network of this name, or a genesis field of the spec was changed; the operator leaves it as it is and starts no node. Restore the spec that matches it (kubectl get configmap {genesis_name} -o yaml shows it)",
+                        want.differences(&have).join(", ")
                     ),
                 )),
                 Err(e) => problems.push(("GenesisInvalid", e)),
@@ -540,14 +553,21 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             desired_nodes.push((*slot, node));
         }
     }
-    // Back in service, for the rollout: Ready on its current spec and, when the chain's
-    // height is known, within 2 blocks of the head (what Besu's /readiness checks).
+    // In sync, for the rollout: when the chain's height is known, the node's JSON-RPC
+    // says it is within 2 blocks of the head (what Besu's /readiness checks).
+    let in_sync = |node: &str| match chain.head {
+        Some(head) => chain
+            .heights
+            .get(node)
+            .is_some_and(|h| h.saturating_add(2) >= head),
+        None => true,
+    };
+    // Back in service after a rollout step: Ready, in sync, and running the pod template
+    // the rollout permitted, with none held back.
     let in_service = |node: &str| {
         is_ready(node)
-            && match chain.head {
-                Some(head) => chain.heights.get(node).is_some_and(|h| h + 2 >= head),
-                None => true,
-            }
+            && in_sync(node)
+            && existing_nodes.get(node).is_some_and(on_permitted_template)
     };
     let mut rollout_nodes = Vec::new();
     for (_, desired) in &desired_nodes {
@@ -555,8 +575,9 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             rollout_nodes.push(RolloutNode {
                 name: desired.name_any(),
                 node_type: desired.spec.node_type,
-                outdated: !is_applied(live, desired)?,
-                ready: in_service(&desired.name_any()),
+                outdated: !is_applied(live, desired)? || template_held(live),
+                ready: is_ready(&desired.name_any()),
+                in_sync: in_sync(&desired.name_any()),
             });
         }
     }
@@ -597,7 +618,15 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let exists = existing_nodes.contains_key(&node);
         if exists {
             if update.contains(&node) && apply_if_changed(&nodes_api, desired).await? {
-                updated.push(node);
+                updated.push(node.clone());
+            }
+            // The rollout picked this node: let its node controller roll out the pod
+            // template it holds back (a new spec's, or a new release's rendering).
+            if in_progress.contains(&node)
+                && let Some(live) = existing_nodes.get(&node)
+                && grant_rollout_permit(&nodes_api, live).await?
+            {
+                info!(node = %node, "rollout permit granted");
             }
             continue;
         }
@@ -693,6 +722,12 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                 network.spec.validators
             ),
         ),
+        (Some(step @ ScalingStep::Foreign(_)), _) => DesiredCondition::new(
+            "ValidatorSetConverged",
+            false,
+            "UnknownValidator",
+            describe_step(step, &name),
+        ),
         (Some(step), _) => DesiredCondition::new(
             "ValidatorSetConverged",
             false,
@@ -762,6 +797,25 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             ),
         ),
         _ => DesiredCondition::new("UpgradeStalled", false, "NotStalled", "no rollout is stuck"),
+    });
+    // What the rollout does now, in words that change per step, never per block.
+    conditions.push(match &rollout {
+        RolloutStep::Done if in_progress.is_empty() => DesiredCondition::new(
+            "Upgrading",
+            false,
+            "UpToDate",
+            "every node runs its current spec and template",
+        ),
+        RolloutStep::Wait(why) => DesiredCondition::new("Upgrading", true, "Waiting", why.clone()),
+        RolloutStep::Stalled(why) => {
+            DesiredCondition::new("Upgrading", true, "Stalled", why.clone())
+        }
+        _ => DesiredCondition::new(
+            "Upgrading",
+            true,
+            "Updating",
+            format!("updating {}", in_progress.join(", ")),
+        ),
     });
     let upgrade = if rollout_nodes.iter().any(|n| n.outdated) || !in_progress.is_empty() {
         Some(UpgradeStatus {
@@ -881,6 +935,25 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         network.metadata.generation,
         Timestamp::now(),
     );
+    // An out-of-band validator: a Warning the first time it is seen (whatever the
+    // condition's status was before).
+    let reason_of = |list: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+        list.iter()
+            .find(|c| c.type_ == "ValidatorSetConverged")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = reason_of(&merged)
+        && reason == "UnknownValidator"
+        && reason_of(&previous.conditions).map(|r| r.1) != Some(message.clone())
+    {
+        ctx.event(
+            network.as_ref(),
+            EventType::Warning,
+            "UnknownValidator",
+            message,
+        )
+        .await;
+    }
     for c in transitions(&previous.conditions, &merged) {
         if c.type_ == "Degraded" && c.status == "True" {
             ctx.event(
@@ -948,6 +1021,53 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
 
 /// A node counts as Ready when its controller has seen its latest spec and its pod is
 /// Ready on it.
+/// Whether the node controller holds back a pod template until the rollout permits it.
+fn template_held(node: &BesuNode) -> bool {
+    node.status
+        .as_ref()
+        .is_some_and(|s| s.pending_template_revision.is_some())
+}
+
+/// Whether the node runs the pod template its rollout permit names (or has no permit)
+/// and holds none back.
+fn on_permitted_template(node: &BesuNode) -> bool {
+    let status = node.status.as_ref();
+    !template_held(node)
+        && match node.annotations().get(ROLLOUT_PERMIT_ANNOTATION) {
+            Some(permit) => status.and_then(|s| s.template_revision.as_ref()) == Some(permit),
+            None => true,
+        }
+}
+
+/// Permits the node controller to roll out the template revision it holds back. Returns
+/// whether a write was made.
+async fn grant_rollout_permit(nodes: &Api<BesuNode>, node: &BesuNode) -> Result<bool, Error> {
+    let Some(pending) = node
+        .status
+        .as_ref()
+        .and_then(|s| s.pending_template_revision.clone())
+    else {
+        return Ok(false);
+    };
+    if node.annotations().get(ROLLOUT_PERMIT_ANNOTATION) == Some(&pending) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { ROLLOUT_PERMIT_ANNOTATION: pending } }
+    });
+    nodes
+        .patch(
+            &node.name_any(),
+            &PatchParams {
+                field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(true)
+}
+
 fn node_ready(node: &BesuNode) -> bool {
     node.status.as_ref().is_some_and(|s| {
         s.phase == NodePhase::Ready && s.observed_generation >= node.metadata.generation
@@ -1104,6 +1224,17 @@ fn describe_step(step: &ScalingStep, network: &str) -> String {
             )
         }
         ScalingStep::Blocked(why) => format!("validator change blocked: {why}"),
+        ScalingStep::Foreign(addresses) => format!(
+            "the desired validators are on-chain, and so {} {}, which {} none of this network's validators: voted in outside the operator (any client of a validator's QBFT/IBFT JSON-RPC can propose votes). The operator does not vote {} out on its own; if it should not validate, have a majority of validators call qbft_proposeValidatorVote(address, false) (ibft_proposeValidatorVote for IBFT 2.0)",
+            if addresses.len() == 1 { "is" } else { "are" },
+            addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if addresses.len() == 1 { "is" } else { "are" },
+            if addresses.len() == 1 { "it" } else { "them" },
+        ),
     }
 }
 

@@ -8,6 +8,7 @@ use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -18,9 +19,59 @@ use super::{Context, Error, apply_if_changed};
 use crate::chain::enode::enode_url;
 use crate::chain::key::NodeKey;
 use crate::render::node::{
-    desired_config_map, desired_headless_service, desired_rpc_service, desired_statefulset,
-    pod_dns_name,
+    ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, desired_config_map,
+    desired_headless_service, desired_rpc_service, desired_statefulset, pod_dns_name,
+    pod_template_revision,
 };
+
+/// Whether a `BesuNetwork` controls this node: then its pod template changes wait for the
+/// network's rollout permit (a standalone node has no quorum to protect).
+fn owned_by_network(node: &BesuNode) -> bool {
+    node.owner_references()
+        .iter()
+        .any(|o| o.kind == "BesuNetwork" && o.controller == Some(true))
+}
+
+/// What to do with the StatefulSet's pod template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateDecision {
+    /// Apply the rendered StatefulSet (new, unchanged template, or permitted).
+    Apply,
+    /// Keep the live pod template: it differs from the rendered one and the network's
+    /// rollout has not permitted the rendered revision yet.
+    Hold,
+}
+
+/// The pure rule behind [`TemplateDecision`]: a network-owned node whose live StatefulSet
+/// runs another template revision than the rendered one applies it only with a permit
+/// naming that revision. A live StatefulSet without a revision (an older release) counts
+/// as different.
+pub fn template_decision(
+    network_owned: bool,
+    live_revision: Option<Option<&str>>,
+    rendered: &str,
+    permit: Option<&str>,
+) -> TemplateDecision {
+    match live_revision {
+        None => TemplateDecision::Apply,
+        Some(live) if live == Some(rendered) => TemplateDecision::Apply,
+        Some(_) if !network_owned || permit == Some(rendered) => TemplateDecision::Apply,
+        Some(_) => TemplateDecision::Hold,
+    }
+}
+
+/// The image of the `besu` container of a StatefulSet's pod template.
+fn template_image(sts: &StatefulSet) -> Option<String> {
+    sts.spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "besu")?
+        .image
+        .clone()
+}
 
 /// What the reconcile found about the node's key Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,14 +249,75 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     wrote |= apply_if_changed(&config_maps, desired_config_map(&node)?).await?;
     wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
     wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
-    wrote |= apply_if_changed(&statefulsets, desired_statefulset(&node, replicas)?).await?;
-    if wrote {
-        info!(replicas, "applied children");
+
+    let live = statefulsets.get_opt(&name).await?;
+    let mut sts = desired_statefulset(&node, replicas)?;
+    let rendered = pod_template_revision(&sts);
+    if let Some(live) = &live {
+        // volumeClaimTemplates are immutable: an existing StatefulSet keeps the ones it
+        // was created with, so that no later rendering change (labels, a storage edit)
+        // can make every apply fail.
+        sts.spec.volume_claim_templates = live.spec.volume_claim_templates.clone().map(|claims| {
+            claims
+                .into_iter()
+                .map(|mut c| {
+                    c.status = None;
+                    c
+                })
+                .collect()
+        });
     }
-    let pod_ready = statefulsets
-        .get_opt(&name)
-        .await?
-        .is_some_and(|s| statefulset_ready(&s));
+    let decision = template_decision(
+        owned_by_network(&node),
+        live.as_ref().map(|l| {
+            l.annotations()
+                .get(TEMPLATE_REVISION_ANNOTATION)
+                .map(String::as_str)
+        }),
+        &rendered,
+        node.annotations()
+            .get(ROLLOUT_PERMIT_ANNOTATION)
+            .map(String::as_str),
+    );
+    let pending_template_revision = match decision {
+        TemplateDecision::Apply => {
+            wrote |= apply_if_changed(&statefulsets, sts).await?;
+            None
+        }
+        TemplateDecision::Hold => {
+            // Only the replica count may change without a permit (a missing key stops
+            // the pod at once); the pod template waits for the rollout.
+            let live_replicas = live.as_ref().and_then(|l| l.spec.replicas);
+            if live_replicas != Some(replicas) {
+                let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+                statefulsets
+                    .patch(
+                        &name,
+                        &PatchParams {
+                            field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
+                            ..PatchParams::default()
+                        },
+                        &Patch::Merge(&patch),
+                    )
+                    .await?;
+                wrote = true;
+            }
+            Some(rendered)
+        }
+    };
+    if wrote {
+        info!(
+            replicas,
+            held = pending_template_revision.is_some(),
+            "applied children"
+        );
+    }
+    let live = statefulsets.get_opt(&name).await?;
+    let pod_ready = live.as_ref().is_some_and(statefulset_ready);
+    let template_revision = live
+        .as_ref()
+        .and_then(|l| l.annotations().get(TEMPLATE_REVISION_ANNOTATION).cloned());
+    let running_image = live.as_ref().and_then(template_image);
     let facts = NodeFacts {
         key,
         genesis_missing,
@@ -258,7 +370,9 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         enode,
         address,
         pod_ready: facts.pod_ready,
-        image: facts.pod_ready.then(|| node.spec.image.clone()),
+        image: if facts.pod_ready { running_image } else { None },
+        template_revision,
+        pending_template_revision,
     };
     write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
 
@@ -278,6 +392,32 @@ mod tests {
             public_key_hex: "00".repeat(64),
             address: format!("0x{}", "00".repeat(20)),
         }
+    }
+
+    #[test]
+    fn a_changed_template_of_a_network_node_waits_for_its_permit() {
+        use TemplateDecision::{Apply, Hold};
+        // No StatefulSet yet: create it.
+        assert_eq!(template_decision(true, None, "r2", None), Apply);
+        // Unchanged template: apply (other fields may have changed).
+        assert_eq!(template_decision(true, Some(Some("r2")), "r2", None), Apply);
+        // An operator release renders r2 where r1 runs: hold until permitted.
+        assert_eq!(template_decision(true, Some(Some("r1")), "r2", None), Hold);
+        assert_eq!(
+            template_decision(true, Some(Some("r1")), "r2", Some("r1")),
+            Hold
+        );
+        assert_eq!(
+            template_decision(true, Some(Some("r1")), "r2", Some("r2")),
+            Apply
+        );
+        // A StatefulSet of an older release carries no revision: different.
+        assert_eq!(template_decision(true, Some(None), "r2", None), Hold);
+        // A standalone node has no quorum to protect.
+        assert_eq!(
+            template_decision(false, Some(Some("r1")), "r2", None),
+            Apply
+        );
     }
 
     #[test]

@@ -38,6 +38,39 @@ pub const KEY_DIR: &str = "/etc/besu/key";
 /// The annotation holding the checksum of the node configuration, so that a change rolls
 /// the pod.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "besu.nodeops.dev/config-checksum";
+/// On a StatefulSet: the revision of its pod template ([`pod_template_revision`]).
+pub const TEMPLATE_REVISION_ANNOTATION: &str = "besu.nodeops.dev/template-revision";
+/// On a `BesuNode` that a network owns: the pod template revision the network's
+/// quorum-safe rollout allows the node controller to roll out (copied from the node's
+/// `status.pendingTemplateRevision` when the rollout picks the node). Any change to what
+/// runs in the pod (a spec change or an operator release that renders differently) waits
+/// for it, so pods restart only when and where the rollout decides.
+pub const ROLLOUT_PERMIT_ANNOTATION: &str = "besu.nodeops.dev/rollout-permit";
+
+/// A label added to every Besu pod template (and volume claim template) when the
+/// operator was started with `BESU_OPERATOR_TEST_RENDER_SALT` in a debug build: the
+/// fault-matrix tests use it to make a restarted operator render differently, as a new
+/// release would. Release builds never read it, and it is no flag or CRD field.
+pub const TEST_RENDER_SALT_LABEL: &str = "besu.nodeops.dev/test-render-salt";
+static TEST_RENDER_SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Reads `BESU_OPERATOR_TEST_RENDER_SALT` once, in debug builds only (see
+/// [`TEST_RENDER_SALT_LABEL`]). Called by `besu-operator run` at start.
+pub fn init_test_render_salt() {
+    #[cfg(debug_assertions)]
+    if let Ok(salt) = std::env::var("BESU_OPERATOR_TEST_RENDER_SALT")
+        && !salt.is_empty()
+    {
+        let _ = TEST_RENDER_SALT.set(salt);
+    }
+}
+
+/// The revision of a StatefulSet's pod template: 16 hex digits of the SHA-256 of its
+/// JSON. Anything that changes what runs in the pod changes it.
+pub fn pod_template_revision(sts: &StatefulSet) -> String {
+    let template = serde_json::to_string(&sts.spec.template).unwrap_or_default();
+    sha256_hex(&template)[..16].to_string()
+}
 
 /// Errors the node renderer reports; each names what the user must fix.
 #[derive(Debug, thiserror::Error)]
@@ -285,8 +318,11 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
         return Err(RenderError::NotBesu(spec.node_type.as_str()));
     }
     let name = node.name_any();
-    let metadata = meta(node, name.clone())?;
-    let labels = metadata.labels.clone().unwrap_or_default();
+    let mut metadata = meta(node, name.clone())?;
+    let mut labels = metadata.labels.clone().unwrap_or_default();
+    if let Some(salt) = TEST_RENDER_SALT.get() {
+        labels.insert(TEST_RENDER_SALT_LABEL.to_string(), salt.clone());
+    }
     let selector = BTreeMap::from([(besu_operator_api::LABEL_NODE.to_string(), name.clone())]);
 
     let mut volumes = vec![
@@ -436,8 +472,8 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
     };
 
     let config_checksum = sha256_hex(&besu_config_toml(node));
-    Ok(StatefulSet {
-        metadata,
+    let mut sts = StatefulSet {
+        metadata: metadata.clone(),
         spec: StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(headless_service_name(&name)),
@@ -479,7 +515,13 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()
-    })
+    };
+    metadata.annotations = Some(BTreeMap::from([(
+        TEMPLATE_REVISION_ANNOTATION.to_string(),
+        pod_template_revision(&sts),
+    )]));
+    sts.metadata = metadata;
+    Ok(sts)
 }
 
 fn service_port(name: &str, port: i32, protocol: &str) -> ServicePort {

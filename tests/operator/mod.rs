@@ -29,6 +29,9 @@ pub struct Operator {
     pub starts: u32,
     /// `--resync-seconds`.
     resync_seconds: u64,
+    /// Extra environment for the next start (e.g. the debug-only
+    /// `BESU_OPERATOR_TEST_RENDER_SALT`, to render as another release would).
+    pub env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -54,6 +57,7 @@ impl Operator {
             kubeconfig: cluster.kubeconfig.clone(),
             starts: 0,
             resync_seconds,
+            env: Vec::new(),
         };
         op.restart()?;
         Ok(op)
@@ -78,6 +82,7 @@ impl Operator {
             ])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,besu_operator=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

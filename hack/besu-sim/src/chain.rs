@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use besu_operator::chain::{Address, Consensus, Vote, VoteKind, commit_quorum, vote_threshold};
+use crate::besu::{Address, Consensus, Vote, VoteKind, commit_quorum, vote_threshold};
 use serde::Serialize;
 
 /// The zero address: the genesis block's coinbase, which Besu's
@@ -352,7 +352,8 @@ impl Chain {
     }
 
     pub fn head_block(&self) -> &Block {
-        self.blocks.last().expect("genesis is always there")
+        // `blocks` always holds at least the genesis block.
+        &self.blocks[self.blocks.len() - 1]
     }
 
     pub fn block(&self, number: u64) -> Option<&Block> {
@@ -397,12 +398,19 @@ impl Chain {
         }
         let previous = self.head_block().proposer.unwrap_or(ZERO_ADDRESS);
         let order = proposer_order(&previous, &validators);
-        let (round, proposer) = order
+        // A quorum is up, so some validator is.
+        let Some((round, proposer)) = order
             .iter()
             .enumerate()
             .find(|(_, a)| up.contains(a))
             .map(|(r, a)| (r as u32, *a))
-            .expect("a quorum is up, so some validator is");
+        else {
+            return Step::Stalled {
+                up: up_validators.len(),
+                needed,
+                validators: validators.len(),
+            };
+        };
         let vote = vote_of(&proposer, &self.tally);
         let number = self.head() + 1;
         let epoch = self.is_epoch_block(number);
@@ -531,6 +539,93 @@ mod tests {
         );
         assert_eq!(t.validators(), &set(&[1, 2, 3]));
         assert!(!t.has_voted(&addr(4), &addr(9), true));
+    }
+
+    /// The validators of hyperledger/besu
+    /// `consensus/common/src/test/java/org/hyperledger/besu/consensus/common/validator/blockbased/VoteTallyTest.java`
+    /// (`validator1` … `validator5`, ascending).
+    fn besu_validator(n: usize) -> Address {
+        [
+            "0x000d836201318ec6899a67540690382780743280",
+            "0x001762430ea9c3a26e5749afdb70da5f78ddbb8c",
+            "0x001d14804b399c6ef80e64576f657660804fec0b",
+            "0x0032403587947b9f15622a68d104d54d33dbd1cd",
+            "0x00497e92cdc0e0b963d752b2296acb87da828b24",
+        ][n - 1]
+            .parse()
+            .unwrap()
+    }
+
+    fn besu_vote(t: &mut VoteTally, voter: usize, kind: VoteKind, subject: usize) {
+        t.add_vote(
+            besu_validator(voter),
+            Vote {
+                recipient: besu_validator(subject),
+                kind,
+            },
+        );
+    }
+
+    fn besu_set(t: &VoteTally) -> Vec<usize> {
+        t.validators()
+            .iter()
+            .map(|a| (1..=5).find(|n| besu_validator(*n) == *a).unwrap())
+            .collect()
+    }
+
+    /// `VoteTallyTest` scenarios with Besu's own addresses: `clearVotesAboutAValidatorWhenItIsAdded`,
+    /// `removedValidatorsVotesAreDiscarded`, `trackMultipleOngoingVotesIndependently`,
+    /// `proposerChangingAddVoteToDropBeforeLimitReachedDiscardsAddVote`.
+    #[test]
+    fn vote_tally_test_scenarios() {
+        use VoteKind::{Add, Drop};
+        let four = || VoteTally::new((1..=4).map(besu_validator));
+
+        let mut t = four();
+        for v in [1, 2, 3] {
+            besu_vote(&mut t, v, Add, 5);
+        }
+        assert_eq!(besu_set(&t), [1, 2, 3, 4, 5]);
+        for v in [2, 3, 4] {
+            besu_vote(&mut t, v, Drop, 5);
+        }
+        assert_eq!(besu_set(&t), [1, 2, 3, 4]);
+        // validator1's earlier add vote was discarded with the change.
+        besu_vote(&mut t, 2, Add, 5);
+        besu_vote(&mut t, 3, Add, 5);
+        assert_eq!(besu_set(&t), [1, 2, 3, 4]);
+
+        let mut t = four();
+        besu_vote(&mut t, 4, Add, 5);
+        besu_vote(&mut t, 4, Drop, 3);
+        for v in [1, 2, 3] {
+            besu_vote(&mut t, v, Drop, 4);
+        }
+        assert_eq!(besu_set(&t), [1, 2, 3]);
+        besu_vote(&mut t, 1, Add, 5);
+        besu_vote(&mut t, 1, Drop, 3);
+        assert_eq!(besu_set(&t), [1, 2, 3]);
+
+        let mut t = four();
+        for v in [1, 2] {
+            besu_vote(&mut t, v, Add, 5);
+        }
+        besu_vote(&mut t, 1, Drop, 3);
+        besu_vote(&mut t, 2, Drop, 1);
+        assert_eq!(besu_set(&t), [1, 2, 3, 4]);
+        besu_vote(&mut t, 3, Add, 5);
+        besu_vote(&mut t, 3, Drop, 1);
+        assert_eq!(besu_set(&t), [1, 2, 3, 4, 5]);
+        besu_vote(&mut t, 4, Add, 5);
+        besu_vote(&mut t, 4, Drop, 1);
+        assert_eq!(besu_set(&t), [2, 3, 4, 5]);
+
+        let mut t = four();
+        besu_vote(&mut t, 1, Add, 5);
+        besu_vote(&mut t, 1, Drop, 5);
+        besu_vote(&mut t, 2, Add, 5);
+        besu_vote(&mut t, 3, Add, 5);
+        assert_eq!(besu_set(&t), [1, 2, 3, 4]);
     }
 
     /// Besu `VoteTallyTest.authVotesAfterDropVotesFromSameValidatorReplaceThem` (a

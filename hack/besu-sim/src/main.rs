@@ -8,14 +8,19 @@
 //!
 //! It keeps one simulated chain per network with Besu's BFT rules (see `chain.rs`) and
 //! an admin endpoint for tests on 127.0.0.1, whose address it writes to
-//! `$BESU_CLUSTER_DIR/besu-sim.addr`. Rules and their Besu sources: `README.md`.
+//! `$BESU_CLUSTER_DIR/besu-sim.addr`: chain views, a witness record of every node's
+//! down intervals (`witness.rs`) and fault knobs. Rules and their Besu sources:
+//! `README.md`; Besu's formats and arithmetic are implemented in `besu/`, sharing no
+//! code with the operator under test.
 
 mod admin;
+mod besu;
 mod chain;
 mod genesis;
 mod node;
 mod pods;
 mod rpc;
+mod witness;
 mod world;
 
 use std::fs::File;

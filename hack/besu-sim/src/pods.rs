@@ -14,8 +14,6 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use besu_operator::chain::{Consensus, NodeKey};
-use besu_operator_api::{LABEL_NETWORK, LABEL_NODE, LABEL_NODE_TYPE};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::runtime::WatchStreamExt;
@@ -25,12 +23,26 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::besu::{Consensus, NodeKey};
 use crate::rpc::DEFAULT_APIS;
-use crate::world::NodeStart;
+use crate::witness::PodObservation;
+use crate::world::{NodeStart, RpcOutcome};
 use crate::{Shared, now_ms};
 
 /// Pods this runtime serves.
 pub const BESU_SELECTOR: &str = "app.kubernetes.io/name=besu";
+
+/// The operator's pod labels, as the simulator reads them (an interface, written out here:
+/// the simulator shares no code with the operator).
+pub const LABEL_NETWORK: &str = "besu.nodeops.dev/network";
+pub const LABEL_NODE: &str = "besu.nodeops.dev/node";
+pub const LABEL_NODE_TYPE: &str = "besu.nodeops.dev/node-type";
+/// Set by the StatefulSet controller on each pod: the revision it was created from.
+pub const LABEL_REVISION: &str = "controller-revision-hash";
+
+/// How long a JSON-RPC request to a node with a `timeout` fault is held before its
+/// connection is dropped without an answer.
+pub const RPC_FAULT_HOLD: Duration = Duration::from_secs(30);
 
 /// The failure-injection rule: a pod whose Besu container image contains this string
 /// never starts Besu. The simulator serves nothing for it, and the kwok stage
@@ -47,6 +59,7 @@ pub struct PodFacts {
     pub network: Option<String>,
     pub node: Option<String>,
     pub node_type: Option<String>,
+    pub revision: Option<String>,
     pub phase: Option<String>,
     pub ip: Option<IpAddr>,
     pub ready: bool,
@@ -116,6 +129,7 @@ impl PodFacts {
             network: labels.get(LABEL_NETWORK).cloned(),
             node: labels.get(LABEL_NODE).cloned(),
             node_type: labels.get(LABEL_NODE_TYPE).cloned(),
+            revision: labels.get(LABEL_REVISION).cloned(),
             phase: status.and_then(|s| s.phase.clone()),
             ip: status
                 .and_then(|s| s.pod_ip.as_deref())
@@ -133,6 +147,21 @@ impl PodFacts {
             config,
             args: container.args.clone().unwrap_or_default(),
         })
+    }
+
+    /// What the witness record needs of this pod.
+    pub fn observation(&self) -> PodObservation {
+        PodObservation {
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            pod: self.name.clone(),
+            network: self.network.clone(),
+            node: self.node.clone(),
+            node_type: self.node_type.clone(),
+            running: self.phase.as_deref() == Some("Running"),
+            deleting: self.deleting,
+            ready: self.ready,
+        }
     }
 
     /// The image is marked to never start ([`NEVER_READY_MARKER`]).
@@ -236,7 +265,7 @@ async fn load(client: &Client, facts: &PodFacts) -> anyhow::Result<NodeStart> {
                 .and_then(|d| d.get(item))
                 .ok_or_else(|| anyhow!("key Secret {secret} has no key {item}"))?;
             // Never echo the content: only the parse error kind.
-            let key = NodeKey::parse(&String::from_utf8_lossy(&bytes.0))
+            let key = NodeKey::parse_key_file(&String::from_utf8_lossy(&bytes.0))
                 .map_err(|e| anyhow!("key Secret {secret}: {e}"))?;
             Some(key)
         }
@@ -256,6 +285,7 @@ async fn load(client: &Client, facts: &PodFacts) -> anyhow::Result<NodeStart> {
         node: facts.node.clone(),
         node_type: facts.node_type.clone(),
         image: facts.image.clone(),
+        revision: facts.revision.clone(),
         ip,
         rpc_port: facts.rpc_port,
         metrics_port: facts.metrics_port,
@@ -313,12 +343,24 @@ fn gone() -> Response {
         .into_response()
 }
 
+/// Holds a request for `hold`, then answers with a body that fails at once: hyper then
+/// closes the connection before anything of the response is written, so the client gets
+/// no answer at all (as from a hung node).
+pub async fn hang(hold: Duration) -> Response {
+    tokio::time::sleep(hold).await;
+    let failing = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("rpc-fault timeout: dropped"))
+    });
+    axum::body::Body::from_stream(failing).into_response()
+}
+
 async fn rpc_handler(State(s): State<NodeState>, body: Bytes) -> Response {
     let out = s.shared.world().rpc(&s.uid, &body, now_ms());
     match out {
-        None => gone(),
-        Some(None) => StatusCode::OK.into_response(),
-        Some(Some(v)) => {
+        RpcOutcome::NoNode => gone(),
+        RpcOutcome::Hang => hang(RPC_FAULT_HOLD).await,
+        RpcOutcome::Reply(None) => StatusCode::OK.into_response(),
+        RpcOutcome::Reply(Some(v)) => {
             ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
         }
     }
@@ -484,9 +526,7 @@ pub async fn run(shared: Arc<Shared>, client: Client) {
                 if let Some(l) = listed.as_mut() {
                     l.insert(facts.uid.clone());
                 }
-                shared
-                    .world()
-                    .set_pod_ready(&facts.uid, facts.ready, now_ms());
+                shared.world().observe_pod(&facts.observation(), now_ms());
                 let running = procs.contains_key(&facts.uid);
                 if facts.runs() && !running {
                     let cancel = CancellationToken::new();
@@ -510,11 +550,15 @@ pub async fn run(shared: Arc<Shared>, client: Client) {
                         c.cancel();
                     }
                     never.remove(&uid);
-                    shared.world().forget_pod(&uid);
+                    let namespace = pod.namespace().unwrap_or_default();
+                    shared
+                        .world()
+                        .pod_deleted(&namespace, &pod.name_any(), &uid, now_ms());
                 }
             }
             Ok(Event::InitDone) => {
                 if let Some(seen) = listed.take() {
+                    shared.world().pods_relisted(&seen, now_ms());
                     procs.retain(|uid, c| {
                         let keep = seen.contains(uid);
                         if !keep {
@@ -640,5 +684,30 @@ mod tests {
     fn only_loopback_admin_addresses() {
         assert!(loopback_addr("127.0.0.1:0").is_ok());
         assert!(loopback_addr("0.0.0.0:80").is_err());
+    }
+}
+
+#[cfg(test)]
+mod hang_tests {
+    use super::*;
+
+    /// A hung request ends with the connection closed and not a byte of a response.
+    #[tokio::test]
+    async fn hang_drops_the_connection_without_an_answer() {
+        let app = Router::new().route("/", post(|| hang(Duration::ZERO)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (code, body) = tokio::task::spawn_blocking(move || {
+            crate::admin::tests::http(
+                addr,
+                "POST",
+                "/",
+                r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!((code, body.as_str()), (0, ""));
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use besu_operator::chain::{Address, Consensus};
+use crate::besu::{Address, Consensus};
 use serde_json::{Map, Value, json};
 
 use crate::chain::{Chain, VoteProposer};
@@ -302,8 +302,8 @@ pub fn handle_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::besu::{Vote, VoteKind};
     use crate::chain::{ChainParams, VoteTally};
-    use besu_operator::chain::{Vote, VoteKind};
 
     fn addr(n: u8) -> Address {
         let mut a = [0u8; 20];

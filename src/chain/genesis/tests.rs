@@ -382,3 +382,41 @@ fn malformed_genesis_documents_are_refused() {
         Err(GenesisError::ExtraData(_))
     ));
 }
+
+/// Review C3: a genesis is the same chain when it means the same, however a release
+/// renders it (key order, spacing, key case, quantity notation, fork fields).
+#[test]
+fn genesis_meaning_ignores_rendering_and_catches_real_changes() {
+    let json = genesis_json(&example_spec()).expect("genesis");
+    let original = genesis_meaning(&json).expect("meaning");
+    // Re-rendered: keys reordered and re-cased, pretty-printed differently, a quantity in
+    // decimal instead of hex, and a fork field a later release might add.
+    let mut v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let config = v["config"].as_object_mut().expect("config");
+    config.insert("cancunTime".into(), serde_json::json!(0));
+    let gas = v["gasLimit"].as_str().expect("gasLimit hex").to_string();
+    let decimal = u128::from_str_radix(gas.trim_start_matches("0x"), 16).expect("hex");
+    v["gasLimit"] = serde_json::json!(decimal.to_string());
+    let mut text = serde_json::to_string(&v).expect("text");
+    text = text.replace("\"chainId\"", "\"CHAINID\"");
+    let rerendered = genesis_meaning(&text).expect("meaning");
+    assert_eq!(original, rerendered);
+    assert_ne!(genesis_sha256(&json), genesis_sha256(&text));
+
+    // What must never differ does.
+    let mut other = example_spec();
+    other.chain_id += 1;
+    let changed = genesis_meaning(&genesis_json(&other).expect("genesis")).expect("meaning");
+    assert_eq!(original.differences(&changed), vec!["chainId"]);
+    let mut other = example_spec();
+    other.validators.pop();
+    let changed = genesis_meaning(&genesis_json(&other).expect("genesis")).expect("meaning");
+    assert_eq!(original.differences(&changed), vec!["validators"]);
+    let mut other = example_spec();
+    other.block_period_seconds = Some(other.block_period_seconds.unwrap_or(1) + 4);
+    let changed = genesis_meaning(&genesis_json(&other).expect("genesis")).expect("meaning");
+    assert_eq!(
+        original.differences(&changed),
+        vec!["BFT options (block period, epoch, timeouts)"]
+    );
+}

@@ -1,0 +1,444 @@
+//! The fault matrix: the operator binary, the local cluster and the Besu simulator, with
+//! faults a real cluster has, each test ending with the safety monitor (`tests/safety`:
+//! the simulator's witness record checked against Besu's fault budget, own keys, own
+//! genesis, no long stall) and zero writes by the operator in a 60 s window at rest.
+//!
+//! - an operator release that renders every Besu pod differently (the debug-only
+//!   `BESU_OPERATOR_TEST_RENDER_SALT`, a label that reaches the pod template and the claim
+//!   template) rolls out through the quorum-safe rollout, never all at once;
+//! - a validator whose JSON-RPC times out during an image rollout is never restarted
+//!   for it, and the rollout waits (condition `Upgrading`, naming it) until it answers.
+
+mod operator;
+mod safety;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, ensure};
+use besu_operator::render::node::{TEMPLATE_REVISION_ANNOTATION, TEST_RENDER_SALT_LABEL};
+use besu_operator_api::{BesuNetwork, LABEL_NETWORK, NetworkPhase};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+use operator::{Operator, install_crds, qbft_chain_only, writes_over_quiet_window};
+use safety::assert_chain_safe;
+use support::{Check, TestNamespace, cluster, not_yet, wait_until};
+
+const PERIOD_S: i32 = 1;
+const CHANGE: Duration = Duration::from_secs(240);
+/// Longest time without a block any of these tests allows: with at most one of four
+/// validators down, the simulator's chain never misses a block period; 5 periods leave
+/// room for a loaded 2-core machine.
+const MAX_GAP_MS: u64 = 5_000;
+
+/// 1 bootnode, 4 validators, 1 member, 1 s blocks.
+fn network(ns: &str) -> anyhow::Result<BesuNetwork> {
+    let mut net: BesuNetwork = qbft_chain_only()?;
+    net.metadata.namespace = Some(ns.to_string());
+    net.spec.members = 1;
+    net.spec.genesis.block_period_seconds = PERIOD_S;
+    net.spec.genesis.request_timeout_seconds = 2 * PERIOD_S;
+    Ok(net)
+}
+
+async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, Operator)> {
+    let c = cluster();
+    let client = c.client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, prefix).await?;
+    let op = Operator::start(c, &ns.name)?;
+    Ok((client, ns, op))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// POSTs a fault knob to the simulator's admin endpoint.
+async fn sim_post(path: &str, body: Value) -> anyhow::Result<()> {
+    let file = cluster().state_dir.join("besu-sim.addr");
+    let addr = std::fs::read_to_string(&file)
+        .with_context(|| format!("the Besu simulator is not running ({})", file.display()))?;
+    let url = format!("http://{}{path}", addr.trim());
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .post(&url)
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(resp.status().is_success(), "POST {url}: {}", resp.status());
+    Ok(())
+}
+
+async fn wait_ready(api: &Api<BesuNetwork>, name: &str) -> anyhow::Result<()> {
+    wait_until("network Ready", CHANGE, || async {
+        let net = api.get(name).await?;
+        let status = net.status.unwrap_or_default();
+        let upgrading = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Upgrading")
+            .map(|c| c.status.clone());
+        if status.phase == NetworkPhase::Ready && upgrading.as_deref() != Some("True") {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("{:?}, upgrading {upgrading:?}", status.phase))
+        }
+    })
+    .await
+}
+
+fn condition(net: &BesuNetwork, type_: &str) -> Option<(String, String, String)> {
+    net.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    })
+}
+
+/// Pod name → (uid, image, Ready) of the network's pods.
+async fn pod_states(
+    pods: &Api<Pod>,
+    selector: &str,
+) -> anyhow::Result<BTreeMap<String, (String, String, bool)>> {
+    let mut out = BTreeMap::new();
+    for p in pods.list(&ListParams::default().labels(selector)).await? {
+        let image = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        out.insert(p.name_any(), (p.uid().unwrap_or_default(), image, ready));
+    }
+    Ok(out)
+}
+
+async fn quiet_at_rest(ns: &str) -> anyhow::Result<()> {
+    let (_, _, writes) = writes_over_quiet_window(ns, Duration::from_secs(60)).await?;
+    ensure!(
+        writes.is_empty(),
+        "the operator wrote {} times in 60 s at rest: {writes:?}",
+        writes.len()
+    );
+    println!("at rest: 0 writes by the operator in 60 s");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_release_that_renders_differently_rolls_out_within_the_budget()
+-> anyhow::Result<()> {
+    let (_client, ns, mut op) = setup("opupgrade").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let net = network(&ns.name)?;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_ready(&networks, &name).await?;
+    let sts: Api<StatefulSet> = ns.api();
+    let revisions = |list: Vec<StatefulSet>| -> BTreeMap<String, String> {
+        list.into_iter()
+            .map(|s| {
+                let r = s
+                    .annotations()
+                    .get(TEMPLATE_REVISION_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default();
+                (s.name_any(), r)
+            })
+            .collect()
+    };
+    let before = revisions(sts.list(&ListParams::default()).await?.items);
+    ensure!(before.len() == 6, "{} StatefulSets, want 6", before.len());
+
+    // A new release: same BesuNetwork, every Besu pod (and claim) template rendered
+    // differently.
+    op.kill();
+    op.env
+        .push(("BESU_OPERATOR_TEST_RENDER_SALT".into(), "release-b".into()));
+    op.restart()?;
+    let started = Instant::now();
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("{LABEL_NETWORK}={name}");
+    wait_until(
+        "every Besu pod on release B's template, Ready",
+        CHANGE,
+        || async {
+            let after = revisions(sts.list(&ListParams::default()).await?.items);
+            let changed = after
+                .iter()
+                .filter(|(n, r)| before.get(*n).is_some_and(|b| b != *r))
+                .count();
+            let list = pods.list(&ListParams::default().labels(&selector)).await?;
+            let on_b = list
+                .iter()
+                .filter(|p| p.labels().get(TEST_RENDER_SALT_LABEL).map(String::as_str) == Some("release-b"))
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .count();
+            let net = networks.get(&name).await?;
+            let up = condition(&net, "Upgrading");
+            let ready = net.status.as_ref().map(|s| s.phase) == Some(NetworkPhase::Ready);
+            if changed == 6 && on_b == 6 && ready && up.as_ref().is_some_and(|u| u.0 == "False") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!(
+                    "{changed}/6 StatefulSets on a new revision, {on_b}/6 pods Ready on release B; Upgrading {up:?}"
+                ))
+            }
+        },
+    )
+    .await?;
+    println!(
+        "operator upgrade: all 6 nodes on the new template {:.1} s after the new operator started",
+        started.elapsed().as_secs_f64()
+    );
+    let log = op.log_text();
+    ensure!(
+        !log.contains("field is immutable"),
+        "the operator hit an immutable field (volumeClaimTemplates?):\n{}",
+        log.lines()
+            .filter(|l| l.contains("immutable"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_chain_safe(&ns.name, &name, &[], MAX_GAP_MS).await?;
+    quiet_at_rest(&ns.name).await?;
+    drop(op);
+    ns.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_timeout_during_a_rollout_never_takes_a_second_validator_down() -> anyhow::Result<()>
+{
+    let (_client, ns, op) = setup("rpcfault").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let net = network(&ns.name)?;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_ready(&networks, &name).await?;
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("{LABEL_NETWORK}={name}");
+    let faulty_node = format!("{name}-validator-1");
+    let faulty_pod = format!("{faulty_node}-0");
+    let before = pod_states(&pods, &selector).await?;
+    let faulty_uid = before
+        .get(&faulty_pod)
+        .map(|s| s.0.clone())
+        .context("no validator-1 pod")?;
+
+    let image = "hyperledger/besu:26.3.1";
+    networks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": image}})),
+        )
+        .await?;
+    // The moment the first validator is taken down for the new image, validator-1's
+    // JSON-RPC starts timing out (its pod stays Ready: Kubernetes sees nothing wrong).
+    let v0 = format!("{name}-validator-0");
+    wait_until(
+        "validator-0 in the rollout's current step",
+        CHANGE,
+        || async {
+            let net = networks.get(&name).await?;
+            let up = net
+                .status
+                .as_ref()
+                .and_then(|s| s.upgrade.clone())
+                .unwrap_or_default();
+            if up.in_progress.contains(&v0) {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{up:?}"))
+            }
+        },
+    )
+    .await?;
+    let fault_at = now_ms();
+    sim_post(
+        &format!("/chains/{}/{name}/nodes/{faulty_pod}/rpc-fault", ns.name),
+        json!({"mode": "timeout"}),
+    )
+    .await?;
+
+    // The rollout must wait, naming validator-1, with validator-0 back on the new image
+    // and no other validator touched.
+    let waiting = wait_until("the rollout waiting for validator-1", CHANGE, || async {
+        let net = networks.get(&name).await?;
+        let up = condition(&net, "Upgrading");
+        let states = pod_states(&pods, &selector).await?;
+        let v0_back = states
+            .get(&format!("{v0}-0"))
+            .is_some_and(|(_, img, ready)| img == image && *ready);
+        match &up {
+            Some((s, reason, msg))
+                if s == "True" && reason == "Waiting" && msg.contains(&faulty_node) && v0_back =>
+            {
+                Ok(Check::Done(msg.clone()))
+            }
+            _ => not_yet(format!(
+                "Upgrading {up:?}; validator-0 back on {image}: {v0_back}"
+            )),
+        }
+    })
+    .await?;
+    println!("rollout waits: {waiting}");
+    let states = pod_states(&pods, &selector).await?;
+    let restarted: Vec<&String> = states
+        .iter()
+        .filter(|(n, (uid, _, _))| {
+            n.contains("-validator-") && before.get(*n).is_some_and(|b| &b.0 != uid)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    ensure!(
+        restarted == vec![&format!("{v0}-0")],
+        "while validator-1's RPC timed out, the rollout restarted {restarted:?} (only validator-0 was allowed)"
+    );
+    ensure!(
+        states.get(&faulty_pod).map(|s| &s.0) == Some(&faulty_uid),
+        "validator-1 was restarted because its RPC timed out"
+    );
+
+    // The RPC answers again: the rollout finishes.
+    sim_post(
+        &format!("/chains/{}/{name}/nodes/{faulty_pod}/rpc-fault", ns.name),
+        json!({"mode": "none"}),
+    )
+    .await?;
+    let healed_at = now_ms();
+    wait_until(
+        "every pod on the new image, rollout done",
+        CHANGE,
+        || async {
+            let states = pod_states(&pods, &selector).await?;
+            let on = states
+                .values()
+                .filter(|(_, img, ready)| img == image && *ready)
+                .count();
+            let net = networks.get(&name).await?;
+            let up = condition(&net, "Upgrading");
+            if on == 6 && up.as_ref().is_some_and(|u| u.0 == "False") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{on}/6 pods Ready on {image}; Upgrading {up:?}"))
+            }
+        },
+    )
+    .await?;
+    println!(
+        "rpc fault: validator-1's RPC timed out for {} ms; the rollout finished {} ms after it answered again",
+        healed_at.saturating_sub(fault_at),
+        now_ms().saturating_sub(healed_at)
+    );
+    assert_chain_safe(&ns.name, &name, &[], MAX_GAP_MS).await?;
+    quiet_at_rest(&ns.name).await?;
+    drop(op);
+    ns.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_band_validator_is_reported_and_left_alone() -> anyhow::Result<()> {
+    let (_client, ns, op) = setup("oob").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let net = network(&ns.name)?;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_ready(&networks, &name).await?;
+    wait_until("ValidatorSetConverged", CHANGE, || async {
+        let net = networks.get(&name).await?;
+        match condition(&net, "ValidatorSetConverged") {
+            Some((s, _, _)) if s == "True" => Ok(Check::Done(())),
+            other => not_yet(format!("{other:?}")),
+        }
+    })
+    .await?;
+    // Someone with access to the validators' JSON-RPC votes in an address of their own.
+    let stranger = format!("0x{}", "5a".repeat(20));
+    sim_post(
+        &format!("/chains/{}/{name}/out-of-band-vote", ns.name),
+        json!({"address": stranger, "add": true}),
+    )
+    .await?;
+    let message = wait_until(
+        "the network to report the unknown validator",
+        CHANGE,
+        || async {
+            let net = networks.get(&name).await?;
+            match condition(&net, "ValidatorSetConverged") {
+                Some((s, reason, msg))
+                    if s == "False"
+                        && reason == "UnknownValidator"
+                        && msg.to_lowercase().contains(&stranger) =>
+                {
+                    Ok(Check::Done(msg))
+                }
+                other => not_yet(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    println!("reported: {message}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    let warned = wait_until(
+        "a Warning event naming the address",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await?;
+            let hit = list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("UnknownValidator")
+                    && e.type_.as_deref() == Some("Warning")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.to_lowercase().contains(&stranger))
+            });
+            if hit {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{} events", list.items.len()))
+            }
+        },
+    )
+    .await;
+    warned?;
+    // At rest for 60 s: the operator writes nothing and never votes the stranger out.
+    quiet_at_rest(&ns.name).await?;
+    let w = safety::witness(&ns.name, &name).await?;
+    let last = w.blocks.last().context("no blocks")?;
+    ensure!(
+        last.validators
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(&stranger)),
+        "the stranger {stranger} is no longer on-chain at block {}: the operator voted it out on its own",
+        last.number
+    );
+    let net = networks.get(&name).await?;
+    ensure!(
+        condition(&net, "ValidatorSetConverged").is_some_and(|c| c.0 == "False"),
+        "the network calls itself converged with an unknown validator on-chain"
+    );
+    assert_chain_safe(&ns.name, &name, &[], MAX_GAP_MS).await?;
+    drop(op);
+    ns.cleanup().await
+}
