@@ -12,6 +12,7 @@
 #           pin (and re-locking) rebuilds exactly that tool. $bin/<tool> links to it.
 #
 #   hack/build-tools.sh              build (or reuse) every tool, print the bin dir
+#   hack/build-tools.sh build TOOL.. build (or reuse) only these (make demo: the cluster's)
 #   hack/build-tools.sh bindir       print the bin dir only
 #   hack/build-tools.sh lock [TOOL]  rewrite the locks whose version differs from the pin
 #                                    (or TOOL's lock, always); review and commit hack/tools/
@@ -267,7 +268,9 @@ all_tools() { local t; for t in "${TOOLS[@]}"; do echo "${t%%|*}"; done; }
 case "${1:-build}" in
   build)
     t_all=$SECONDS
-    for t in $(all_tools); do build_tool "$t"; done
+    shift || true
+    wanted=${*:-$(all_tools)}
+    for t in $wanted; do tool_field "$t" 0 >/dev/null; build_tool "$t"; done
     [ $((SECONDS - t_all)) -lt 2 ] || say "all tools ready in $(fmt_s $((SECONDS - t_all)))"
     echo "$bin"
     ;;

@@ -36,8 +36,8 @@ up() {
   # would show a network that is Ready on paper only.
   [ -x "$sim" ] || die "the Besu simulator $sim is missing: run cargo build --bin besu-sim (or set BESU_SIM_BIN)"
   export BESU_SIM_BIN=$sim
-  say "building the pinned Go tools (cached after the first run, about 17 min on 2 cores)"
-  "$here/build-tools.sh" >/dev/null
+  say "building the local cluster's pinned Go tools (cached after the first run; about 10 min on 2 cores)"
+  "$here/build-tools.sh" build etcd kwok kubernetes >/dev/null
 
   if [ -n "${KUBECONFIG:-}" ] && "$kubectl" get --raw /readyz >/dev/null 2>&1; then
     say "using the cluster in KUBECONFIG=$KUBECONFIG"
