@@ -17,6 +17,7 @@ help:
 	@echo "make tools    build or reuse the pinned Go tools (control plane, helm, operator-sdk, Prometheus)"
 	@echo "make tools-lock  re-lock hack/tools/<tool> after changing a pin in hack/versions.env (TOOL=name)"
 	@echo "make generate regenerate CRDs and other committed artifacts"
+	@echo "make chaos    the operator SIGKILLed at 50 seeded random points (CHAOS_SEED=... replays)"
 	@echo "make bench    operator at scale on the local cluster; prints figures (BENCH_NETWORKS=10)"
 	@echo "make bundle   regenerate and validate the OLM bundle (operator-sdk)"
 	@echo "make image    build the operator image (docker or podman; IMAGE=...)"
@@ -100,6 +101,13 @@ bundle-image:
 	$(CONTAINER_ENGINE) build -f bundle/bundle.Dockerfile -t $(BUNDLE_IMAGE) bundle/
 bundle-push: bundle-image
 	$(CONTAINER_ENGINE) push $(BUNDLE_IMAGE)
+
+# The operator SIGKILLed at 50 seeded random points (tests/chaos.rs; make test runs 5).
+# CHAOS_SEED=<seed> replays a run; CHAOS_POINTS=N another count.
+.PHONY: chaos
+chaos: export CHAOS_POINTS ?= 50
+chaos: tools build
+	hack/run-tests.sh --test chaos -- --nocapture
 
 # Benchmarks (tests/bench_scale.rs, #[ignore]d in make test): figures are printed, never
 # compared with limits. BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes.

@@ -285,6 +285,41 @@ EOF
   done
 }
 
+# The kube-apiserver, with the ports of $dir/cluster.env (or of `up`, being written).
+start_apiserver() {
+  local p="$dir/pki"
+  start kube-apiserver "$bin/kubernetes/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --endpoint-reconciler-type=none \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+    --client-ca-file="$p/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+    --authorization-mode=Node,RBAC --allow-privileged=true \
+    --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit/audit.log" \
+    --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=0 \
+    --cert-dir="$dir/pki/apiserver-generated" --profiling=false --v=0
+}
+
+# For fault tests: stop the kube-apiserver alone (etcd, controllers and the Besu simulator
+# keep running), and start it again with the same flags, waiting until it is ready.
+apiserver_outage() {
+  case "$1" in
+    stop) is_up || die "not up: $dir"; stop_one kube-apiserver; log "kube-apiserver stopped" ;;
+    start)
+      [ -f "$dir/cluster.env" ] && is_ours_alive "$(pid_of etcd)" || die "no cluster with a running etcd in $dir"
+      is_ours_alive "$(pid_of kube-apiserver)" && die "kube-apiserver is running"
+      API_PORT=$(sed -n 's/^API_PORT=//p' "$dir/cluster.env")
+      ETCD_PORT=$(sed -n 's/^ETCD_PORT=//p' "$dir/cluster.env")
+      start_apiserver
+      wait_for "kube-apiserver /readyz" 60 apiserver_ready
+      log "kube-apiserver started again"
+      ;;
+  esac
+}
+
 up() {
   if is_up; then
     log "already up ($dir)"
@@ -335,20 +370,7 @@ EOF
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level=warn
 
-  local p="$dir/pki"
-  start kube-apiserver "$bin/kubernetes/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-    --endpoint-reconciler-type=none \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
-    --client-ca-file="$p/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
-    --authorization-mode=Node,RBAC --allow-privileged=true \
-    --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit/audit.log" \
-    --audit-log-format=json --audit-log-mode=blocking --audit-log-maxsize=0 \
-    --cert-dir="$dir/pki/apiserver-generated" --profiling=false --v=0
+  start_apiserver
 
   wait_for "kube-apiserver /readyz" 60 apiserver_ready
   log "apiserver ready after $(( $(now_ms) - t0 )) ms"
@@ -503,6 +525,8 @@ case "${1:-}" in
   up) up ;;
   down-when-gone) [ -n "${2:-}" ] || die "usage: $0 down-when-gone PID"; down_when_gone "$2" ;;
   down) down ;;
+  stop-apiserver) apiserver_outage stop ;;
+  start-apiserver) apiserver_outage start ;;
   status)
     if is_up; then
       log "up: $dir (apiserver https://127.0.0.1:$(sed -n 's/^API_PORT=//p' "$dir/cluster.env"))"

@@ -4,6 +4,7 @@
 //! leaks key material.
 
 mod operator;
+mod safety;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -351,6 +352,7 @@ async fn qbft_sample_comes_up_in_stages_with_a_genesis_from_its_own_keys() -> an
     // 8. No key material in logs or Events.
     let all: Vec<NodeKey> = keys.into_values().collect();
     assert_no_key_material(&client, &ns.name, &op, &all).await?;
+    safety::assert_chain_safe(&ns.name, &name, &[], 5_000).await?;
     drop(op);
     ns.cleanup().await
 }
@@ -484,6 +486,7 @@ async fn operator_killed_during_bring_up_converges_to_the_same_keys_and_genesis(
 
     let all: Vec<NodeKey> = keys.into_values().collect();
     assert_no_key_material(&client, &ns.name, &op, &all).await?;
+    safety::assert_chain_safe(&ns.name, &name, &[], 5_000).await?;
     drop(op);
     ns.cleanup().await
 }

@@ -118,3 +118,37 @@ fn a_new_key_a_new_genesis_and_a_long_stall_are_violations() {
     let r = check(&w, &[], 5_000);
     assert_eq!(r.violations.len(), 3, "{:?}", r.violations);
 }
+
+#[test]
+fn an_injected_fault_covers_the_whole_outage_it_caused() {
+    // The test deletes v0 at 5.0 s; the witness records deleted, not-started, syncing.
+    let mut w = four([&[], &[(6_000, Some(7_000))], &[], &[]]);
+    w.nodes[0].down = [
+        (5_100, 5_400, "deleted"),
+        (5_400, 6_200, "not-started"),
+        (6_200, 8_000, "syncing"),
+    ]
+    .iter()
+    .map(|(f, t, c)| Down {
+        from_ms: *f,
+        to_ms: Some(*t),
+        cause: c.to_string(),
+        uid: None,
+    })
+    .collect();
+    let inj = [Injected {
+        pod: "v0".into(),
+        at_ms: 5_000,
+        what: "test deleted the pod".into(),
+    }];
+    // v0's later intervals are the same outage: only v1 (at 6 s) is the operator's, and
+    // it starts while the injected outage lasts: a violation, blamed on v1 alone.
+    let r = check(&w, &inj, 60_000);
+    assert_eq!(r.injected_intervals, 1, "{r:?}");
+    assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+    assert!(
+        r.violations[0].contains("had v1 down"),
+        "{:?}",
+        r.violations
+    );
+}

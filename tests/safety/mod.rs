@@ -198,7 +198,7 @@ pub fn check(w: &Witness, injected: &[Injected], max_gap_ms: u64) -> Report {
         from: u64,
         to: u64,
         injected: bool,
-        cause: &'a str,
+        cause: String,
     }
     let mut intervals: Vec<Interval> = Vec::new();
     for n in &w.nodes {
@@ -206,7 +206,19 @@ pub fn check(w: &Witness, injected: &[Injected], max_gap_ms: u64) -> Report {
             continue;
         };
         let mut used: Vec<bool> = vec![false; injected.len()];
+        // One continuous outage may be recorded as several intervals (deleted, then
+        // not-started, not-ready, syncing): merged, it keeps its first cause, so that an
+        // injected fault covers the whole outage it caused.
+        let mut merged: Vec<Down> = Vec::new();
         for d in &n.down {
+            match merged.last_mut() {
+                Some(last) if last.to_ms.is_some_and(|t| t + 1 >= d.from_ms) => {
+                    last.to_ms = d.to_ms;
+                }
+                _ => merged.push(d.clone()),
+            }
+        }
+        for d in &merged {
             let to = d.to_ms.unwrap_or(w.now_ms);
             if to <= chain_start {
                 continue;
@@ -227,7 +239,7 @@ pub fn check(w: &Witness, injected: &[Injected], max_gap_ms: u64) -> Report {
                 from,
                 to,
                 injected: inj.is_some(),
-                cause: &d.cause,
+                cause: d.cause.clone(),
             });
         }
     }

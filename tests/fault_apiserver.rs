@@ -1,0 +1,181 @@
+//! The kube-apiserver goes away for 30 s in the middle of an image rollout, and comes
+//! back. The operator must ride it out without a restart, resume, finish the rollout, and
+//! never have taken more validators down than the chain can lose (the safety monitor).
+//!
+//! Its own test binary: stopping the API server disturbs every test running beside it,
+//! and cargo runs test binaries one at a time.
+
+mod faults;
+mod operator;
+mod safety;
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::ensure;
+use besu_operator_api::{BesuNetwork, LABEL_NETWORK};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use faults::{
+    CHANGE, MAX_GAP_MS, condition, network, pod_states, quiet_at_rest, setup, wait_ready,
+};
+use operator::OPERATOR_AGENT;
+use support::{Check, cluster, cluster_script, not_yet, wait_until};
+
+const OUTAGE: Duration = Duration::from_secs(30);
+
+fn cluster_command(action: &str) -> anyhow::Result<()> {
+    let out = Command::new(cluster_script())
+        .arg(action)
+        .env("BESU_CLUSTER_DIR", &cluster().state_dir)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "hack/local-cluster.sh {action} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Starts the API server again if the test fails while it is stopped, so that the
+/// following test binaries still have a cluster.
+struct RestartOnDrop(bool);
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = cluster_command("start-apiserver");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_outage_mid_rollout_is_ridden_out() -> anyhow::Result<()> {
+    let (_client, ns, op) = setup("apiout").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let net = network(&ns.name)?;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_ready(&networks, &name).await?;
+    let pid = op.pid();
+
+    let image = "hyperledger/besu:26.3.1";
+    networks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": image}})),
+        )
+        .await?;
+    let v0 = format!("{name}-validator-0");
+    wait_until(
+        "validator-0 in the rollout's current step",
+        CHANGE,
+        || async {
+            let net = networks.get(&name).await?;
+            let up = net
+                .status
+                .as_ref()
+                .and_then(|s| s.upgrade.clone())
+                .unwrap_or_default();
+            if up.in_progress.contains(&v0) {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{up:?}"))
+            }
+        },
+    )
+    .await?;
+
+    cluster_command("stop-apiserver")?;
+    let mut guard = RestartOnDrop(true);
+    let stopped = Instant::now();
+    wait_until("the outage", OUTAGE + Duration::from_secs(10), || async {
+        if stopped.elapsed() >= OUTAGE {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("{:.0?} of the outage", stopped.elapsed()))
+        }
+    })
+    .await?;
+    cluster_command("start-apiserver")?;
+    guard.0 = false;
+    let back = SystemTime::now();
+    let back_instant = Instant::now();
+    println!(
+        "API server down for {:.1} s (stopped mid-rollout)",
+        stopped.elapsed().as_secs_f64() - back_instant.elapsed().as_secs_f64()
+    );
+
+    // The same operator process resumes: its first write after the API came back.
+    let audit = cluster().audit();
+    let resumed = wait_until(
+        "the operator's first write after the outage",
+        CHANGE,
+        || async {
+            let writes = audit.writes_by_agent(OPERATOR_AGENT, back, SystemTime::now())?;
+            let ours: Vec<_> = writes
+                .iter()
+                .filter(|e| {
+                    e.object_ref.as_ref().and_then(|o| o.namespace.as_deref())
+                        == Some(ns.name.as_str())
+                })
+                .collect();
+            match ours.first() {
+                Some(e) => Ok(Check::Done(e.received_at()?)),
+                None => not_yet("no write yet"),
+            }
+        },
+    )
+    .await?;
+    println!(
+        "the operator resumed writing {:.1} s after the API server was back",
+        resumed
+            .duration_since(back)
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
+    ensure!(
+        op.pid() == pid && op.starts == 1,
+        "the operator was restarted"
+    );
+    ensure!(
+        pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists()),
+        "the operator process is gone"
+    );
+
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("{LABEL_NETWORK}={name}");
+    wait_until(
+        "every pod on the new image, rollout done",
+        CHANGE,
+        || async {
+            let states = pod_states(&pods, &selector).await?;
+            let on = states
+                .values()
+                .filter(|(_, img, ready)| img == image && *ready)
+                .count();
+            let net = networks.get(&name).await?;
+            let up = condition(&net, "Upgrading");
+            if on == 6 && up.as_ref().is_some_and(|u| u.0 == "False") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{on}/6 pods Ready on {image}; Upgrading {up:?}"))
+            }
+        },
+    )
+    .await?;
+    println!(
+        "rollout finished {:.1} s after the API server was back",
+        back_instant.elapsed().as_secs_f64()
+    );
+    // The outage itself stops no validator, but no block is lost to it either: the
+    // chain's validators keep running while the control plane is away.
+    safety::assert_chain_safe(&ns.name, &name, &[], MAX_GAP_MS).await?;
+    quiet_at_rest(&ns.name).await?;
+    drop(op);
+    ns.cleanup().await
+}
