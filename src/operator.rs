@@ -207,6 +207,17 @@ where
     }
 }
 
+/// A tick every `period` (the first after one period): every object in a controller's
+/// store is reconciled on it. Requeues alone are lost when a reconcile finds its object
+/// missing from a store being re-listed (after an API server outage, for example), and
+/// then nothing would wake the object again until it changes.
+fn resync_ticks(period: std::time::Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(period).await;
+        Some(((), ()))
+    })
+}
+
 fn managed() -> watcher::Config {
     watcher::Config::default().labels("app.kubernetes.io/managed-by=besu-operator")
 }
@@ -240,6 +251,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
         .watches(scoped::<Secret>(client, ns), managed(), network_of)
         .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
+        .reconcile_all_on(resync_ticks(ctx.resync))
         .shutdown_on_signal()
         .run(reconcile_network, network_error_policy, ctx)
         .for_each(|res| async move {
@@ -258,6 +270,7 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .owns(scoped::<ConfigMap>(client, ns), managed())
         .owns(scoped::<Deployment>(client, ns), managed())
         .watches(scoped::<Secret>(client, ns), managed(), node_of)
+        .reconcile_all_on(resync_ticks(ctx.resync))
         .shutdown_on_signal()
         .run(reconcile_node, node_error_policy, ctx)
         .for_each(|res| async move {

@@ -1,5 +1,5 @@
-//! The operator SIGKILLed at seeded random points of a network's life: bring-up, scale
-//! 4 -> 7, scale 7 -> 4 and image rollouts, in turn. Each point applies the next change,
+//! The operator SIGKILLed at seeded random points of a network's life: bring-up, image
+//! rollouts, scale 4 -> 7 and scale 7 -> 4, in turn. Each point applies the next change,
 //! kills the operator a random delay after it, starts it again, and waits until the
 //! network has converged; then it checks that every key and the genesis are the ones first
 //! seen, nothing is duplicated, no vote was lost or doubled, and (at the end) the safety
@@ -52,15 +52,16 @@ enum Change {
     Image(usize),
 }
 
-/// The change of point `i`: bring-up first, then 4 -> 7, 7 -> 4 and a rollout in turn.
+/// The change of point `i`: bring-up first, then a rollout, 4 -> 7 and 7 -> 4 in turn
+/// (5 points: bring-up, rollout, 4 -> 7, 7 -> 4, rollout back).
 fn change(i: usize) -> Change {
     if i == 0 {
         return Change::BringUp;
     }
     match (i - 1) % 3 {
-        0 => Change::Validators(7),
-        1 => Change::Validators(4),
-        _ => Change::Image((i - 1) / 3 % 2 + 1),
+        0 => Change::Image((i - 1) / 3 % 2 + 1),
+        1 => Change::Validators(7),
+        _ => Change::Validators(4),
     }
 }
 

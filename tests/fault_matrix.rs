@@ -362,6 +362,7 @@ async fn pods_deleted_during_a_rollout_and_a_scale_count_against_the_budget() ->
     let mut injected = Vec::new();
 
     // 1. A rollout: while validator-0 is being updated, validator-2's pod is deleted.
+    let before_rollout = pod_states(&pods, &selector).await?;
     let image = "hyperledger/besu:26.3.1";
     networks
         .patch(
@@ -388,6 +389,18 @@ async fn pods_deleted_during_a_rollout_and_a_scale_count_against_the_budget() ->
             }
         },
     )
+    .await?;
+    // Once validator-0 is really down (its pod replaced or not Ready), validator-2's pod
+    // is deleted: from then on the operator may take no other validator down until
+    // validator-2 is back.
+    let v0_uid = before_rollout.get(&format!("{v0}-0")).map(|s| s.0.clone());
+    wait_until("validator-0's pod down for the update", CHANGE, || async {
+        let states = pod_states(&pods, &selector).await?;
+        match states.get(&format!("{v0}-0")) {
+            Some((uid, _, ready)) if Some(uid) == v0_uid.as_ref() && *ready => not_yet("still up"),
+            other => Ok(Check::Done(format!("{other:?}"))),
+        }
+    })
     .await?;
     injected.push(delete_pod(&pods, &format!("{name}-validator-2-0")).await?);
     wait_until(

@@ -369,6 +369,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     } else {
         None
     };
+    let fresh_chain = cached.is_none();
     let (chain, advancing) = match cached {
         Some(c) => c,
         None => {
@@ -485,8 +486,10 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         });
     }
     // Proposals that no longer serve the current step are discarded: the change they
-    // asked for happened, or the spec no longer wants it.
-    if let Some(onchain) = &chain.onchain {
+    // asked for happened, or the spec no longer wants it. Only on a fresh read of the
+    // chain: a cached view (at rest) still lists proposals discarded since, and acting on
+    // it would discard them again, with an Event, every reconcile.
+    if fresh_chain && let Some(onchain) = &chain.onchain {
         let current = match &scaling {
             Some(ScalingStep::Vote { address, add, .. }) => Some((*address, *add)),
             _ => None,
@@ -621,8 +624,11 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                 updated.push(node.clone());
             }
             // The rollout picked this node: let its node controller roll out the pod
-            // template it holds back (a new spec's, or a new release's rendering).
+            // template it holds back (a new spec's, or a new release's rendering). The
+            // permit is what takes a Ready validator down, so the budget is checked again
+            // now: another validator may have gone down since the step was chosen.
             if in_progress.contains(&node)
+                && permit_within_budget(&rollout_nodes, &node)
                 && let Some(live) = existing_nodes.get(&node)
                 && grant_rollout_permit(&nodes_api, live).await?
             {
@@ -1021,6 +1027,27 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
 
 /// A node counts as Ready when its controller has seen its latest spec and its pod is
 /// Ready on it.
+/// Whether a permit for `node` keeps the validators within the budget at this moment: a
+/// node that is not a Ready validator takes no validator down; a Ready validator may go
+/// only while the other unavailable validators leave room for it.
+fn permit_within_budget(nodes: &[RolloutNode], node: &str) -> bool {
+    let Some(this) = nodes.iter().find(|n| n.name == node) else {
+        return true;
+    };
+    if this.node_type != NodeType::Validator || !this.ready {
+        return true;
+    }
+    let validators: Vec<&RolloutNode> = nodes
+        .iter()
+        .filter(|n| n.node_type == NodeType::Validator)
+        .collect();
+    let others_down = validators
+        .iter()
+        .filter(|n| n.name != node && (!n.ready || !n.in_sync))
+        .count();
+    others_down < max_unavailable_validators(validators.len())
+}
+
 /// Whether the node controller holds back a pod template until the rollout permits it.
 fn template_held(node: &BesuNode) -> bool {
     node.status
@@ -1250,6 +1277,35 @@ fn key_state(secret: &Secret, name: &str) -> KeyState {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_permit_is_withheld_when_another_validator_went_down_meanwhile() {
+        let n = |name: &str, ready: bool, in_sync: bool| RolloutNode {
+            name: name.into(),
+            node_type: NodeType::Validator,
+            outdated: true,
+            ready,
+            in_sync,
+        };
+        let mut nodes = vec![
+            n("v0", true, true),
+            n("v1", true, true),
+            n("v2", true, true),
+            n("v3", true, true),
+        ];
+        assert!(permit_within_budget(&nodes, "v0"));
+        // v2's pod was deleted after v0 was picked: v0 must wait.
+        nodes[2].ready = false;
+        assert!(!permit_within_budget(&nodes, "v0"));
+        // A lagging or silent validator counts too.
+        nodes[2] = n("v2", true, false);
+        assert!(!permit_within_budget(&nodes, "v0"));
+        // v2 itself, down already, may be updated.
+        nodes[2] = n("v2", false, false);
+        assert!(permit_within_budget(&nodes, "v2"));
+        nodes[2] = n("v2", true, true);
+        assert!(permit_within_budget(&nodes, "v0"));
+    }
+
     use super::*;
 
     #[test]

@@ -117,6 +117,23 @@ pub async fn pod_states(
 
 pub async fn quiet_at_rest(ns: &str) -> anyhow::Result<()> {
     let (_, _, writes) = writes_over_quiet_window(ns, Duration::from_secs(60)).await?;
+    if !writes.is_empty() {
+        // Which Events were written again (the audit log names only the object).
+        let client = cluster().client().await?;
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, ns);
+        for e in events.list(&ListParams::default()).await? {
+            if writes.iter().any(|w| w.contains(&e.name_any())) {
+                println!(
+                    "rewritten at rest: Event {} {:?} {:?} x{:?}: {:?}",
+                    e.name_any(),
+                    e.type_,
+                    e.reason,
+                    e.count,
+                    e.message
+                );
+            }
+        }
+    }
     ensure!(
         writes.is_empty(),
         "the operator wrote {} times in 60 s at rest: {writes:?}",
