@@ -641,3 +641,68 @@ async fn a_never_ready_image_stalls_the_rollout_and_reverting_recovers() -> anyh
     drop(op);
     ns.cleanup().await
 }
+
+/// Review C8: under `deletionPolicy: Delete`, a genesis validator voted out loses its key
+/// with its node; growing the network again gives that ordinal a new key, voted in as a
+/// new validator, instead of a dead end asking to restore a key the operator deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_policy_scale_down_and_up_gives_a_genesis_validator_a_new_key() -> anyhow::Result<()>
+{
+    let (_client, ns, op) = setup("rekey").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let mut net = network(&ns.name)?;
+    net.spec.deletion_policy = besu_operator_api::DeletionPolicy::Delete;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_ready(&networks, &name).await?;
+    wait_converged(&networks, &secrets, &name, 4).await?;
+    let old = validator_addresses(&secrets, &name, 4).await?[3].to_lowercase();
+
+    set_validators(&networks, &name, 3).await?;
+    wait_converged(&networks, &secrets, &name, 3).await?;
+    let secret3 = format!("{name}-validator-3-key");
+    wait_until("validator-3's key Secret deleted", CHANGE, || async {
+        match secrets.get_opt(&secret3).await? {
+            None => Ok(Check::Done(())),
+            Some(_) => not_yet("still there"),
+        }
+    })
+    .await?;
+
+    set_validators(&networks, &name, 4).await?;
+    wait_converged(&networks, &secrets, &name, 4).await?;
+    let new = validator_addresses(&secrets, &name, 4).await?[3].to_lowercase();
+    ensure!(
+        new != old,
+        "validator-3 came back with its old address {old}"
+    );
+    let chain = sim_chain(&ns.name, &name).await?;
+    let head = addresses(&chain["validators"]);
+    ensure!(
+        head.contains(&new) && !head.contains(&old),
+        "on-chain {head:?}: want the new {new}, not the old {old}"
+    );
+    let net = networks.get(&name).await?;
+    ensure!(
+        !net.annotations()
+            .contains_key("besu.nodeops.dev/retired-validators"),
+        "the retired mark outlived the new key: {:?}",
+        net.annotations()
+    );
+    let events: Api<Event> = ns.api();
+    let regenerated = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ValidatorKeyRegenerated"))
+        .count();
+    ensure!(
+        regenerated == 1,
+        "{regenerated} ValidatorKeyRegenerated Events"
+    );
+    safety::assert_chain_safe(&ns.name, &name, &[], 5_000).await?;
+    drop(op);
+    ns.cleanup().await
+}

@@ -152,3 +152,21 @@ fn an_injected_fault_covers_the_whole_outage_it_caused() {
         r.violations
     );
 }
+
+#[test]
+fn a_validator_voted_out_may_come_back_with_a_new_key_but_not_before() {
+    // v3 (0xd) leaves the set at block 10; its pod serves a new key from 15 s on.
+    let mut w = four([&[], &[], &[], &[]]);
+    for b in w.blocks.iter_mut().filter(|b| b.number >= 10) {
+        b.validators.retain(|v| v != "0xd");
+    }
+    w.nodes[3].keys.push(KeySeen {
+        address: "0xe".into(),
+        first_seen_ms: 15_000,
+    });
+    assert!(check(&w, &[], 5_000).violations.is_empty());
+    // The same change while 0xd is still a validator is an identity change.
+    w.nodes[3].keys[1].first_seen_ms = 5_000;
+    let r = check(&w, &[], 5_000);
+    assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
+}

@@ -62,22 +62,74 @@ enum KeyState {
     Problem(String),
 }
 
+/// On a `BesuNetwork` with `deletionPolicy: Delete`: the ordinals of genesis validators
+/// that were voted out and whose generated keys the operator deleted itself (comma
+/// separated). Such an ordinal may get a new key when the network grows again; the
+/// ordinal is removed from the list as soon as its new key exists.
+pub const RETIRED_VALIDATORS_ANNOTATION: &str = "besu.nodeops.dev/retired-validators";
+
+/// The ordinals in [`RETIRED_VALIDATORS_ANNOTATION`].
+fn retired_validators(network: &BesuNetwork) -> BTreeSet<i32> {
+    network
+        .annotations()
+        .get(RETIRED_VALIDATORS_ANNOTATION)
+        .map(|v| v.split(',').filter_map(|o| o.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Writes the retired ordinals (merge patch of one annotation; `null` removes it).
+async fn set_retired_validators(
+    api: &Api<BesuNetwork>,
+    name: &str,
+    ordinals: &BTreeSet<i32>,
+) -> Result<(), Error> {
+    let value = if ordinals.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::Value::String(
+            ordinals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    };
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { RETIRED_VALIDATORS_ANNOTATION: value } }
+    });
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Whether the operator may generate a key for a slot whose Secret does not exist.
 /// Never for a node that has existed (its BesuNode or data volume is there) or for a
 /// validator named in genesis: such a key was lost, and regenerating it would silently
-/// give the node another identity.
+/// give the node another identity. The one exception is a genesis validator the
+/// operator itself voted out and whose key it deleted (`retired`, deletionPolicy Delete):
+/// that identity is gone from the chain on purpose, and a new one is voted in.
 pub fn may_generate_key(
     slot: Slot,
     imported: bool,
     genesis_validator_count: Option<usize>,
     node_exists: bool,
     volume_exists: bool,
+    retired: bool,
 ) -> bool {
     if imported || node_exists || volume_exists {
         return false;
     }
     match (slot.node_type, genesis_validator_count) {
-        (NodeType::Validator, Some(n)) => usize::try_from(slot.ordinal).is_ok_and(|o| o >= n),
+        (NodeType::Validator, Some(n)) => {
+            retired || usize::try_from(slot.ordinal).is_ok_and(|o| o >= n)
+        }
         _ => true,
     }
 }
@@ -100,6 +152,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let client = ctx.client.clone();
     let networks: Api<BesuNetwork> = Api::namespaced(client.clone(), &ns);
     let nodes_api: Api<BesuNode> = Api::namespaced(client.clone(), &ns);
+    let networks_api: Api<BesuNetwork> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
@@ -160,6 +213,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         .into_iter()
         .map(|s| (s.name_any(), s))
         .collect();
+    let mut retired = retired_validators(&network);
     for slot in &key_slots {
         let secret_name = key_secret_for(&network, slot.node_type, slot.ordinal);
         let imported = secret_name
@@ -173,18 +227,36 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             Some(secret) => key_state(&secret, &secret_name),
             None => {
                 let volume_exists = pvcs.get_opt(&format!("data-{node}-0")).await?.is_some();
+                let retired_slot =
+                    slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
                 if may_generate_key(
                     *slot,
                     imported,
                     stored_validators.as_ref().map(Vec::len),
                     existing_nodes.contains_key(&node),
                     volume_exists,
+                    retired_slot,
                 ) {
                     let key = NodeKey::generate();
                     let desired = desired_key_secret(&network, slot.node_type, slot.ordinal, &key)?;
                     let (live, created) = create_once(&secrets, &desired).await?;
                     if created {
                         generated += 1;
+                    }
+                    if retired_slot {
+                        // The new identity exists: from now on this key is as precious
+                        // as any other, so the exception ends.
+                        retired.remove(&slot.ordinal);
+                        set_retired_validators(&networks_api, &name, &retired).await?;
+                        ctx.event(
+                            network.as_ref(),
+                            EventType::Normal,
+                            "ValidatorKeyRegenerated",
+                            format!(
+                                "{node} was voted out earlier and its key deleted (deletionPolicy: Delete); it starts with a new key and is voted in as a new validator"
+                            ),
+                        )
+                        .await;
                     }
                     key_state(&live, &secret_name)
                 } else if imported {
@@ -534,6 +606,12 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let generated =
             crate::render::network::key_secret_name(&name, NodeType::Validator, *ordinal);
         if network.spec.deletion_policy == DeletionPolicy::Delete && secret == generated {
+            // Recorded before the key goes: a later scale-up may give this ordinal a new
+            // key (a genesis validator's lost key is otherwise never regenerated).
+            let mut retired = retired_validators(&network);
+            if retired.insert(*ordinal) {
+                set_retired_validators(&networks_api, &name, &retired).await?;
+            }
             secrets.delete(&secret, &DeleteParams::background()).await?;
         }
         ctx.event(
@@ -1367,26 +1445,34 @@ mod tests {
     #[test]
     fn keys_are_generated_only_for_nodes_that_never_existed() {
         let v0 = slot(NodeType::Validator, 0);
-        assert!(may_generate_key(v0, false, None, false, false));
-        // A genesis validator whose key vanished: never regenerated.
-        assert!(!may_generate_key(v0, false, Some(4), false, false));
+        assert!(may_generate_key(v0, false, None, false, false, false));
+        // A genesis validator whose key vanished: never regenerated...
+        assert!(!may_generate_key(v0, false, Some(4), false, false, false));
+        // ...unless the operator voted it out and deleted the key itself (Delete policy),
+        // and only once its node and volume are gone.
+        assert!(may_generate_key(v0, false, Some(4), false, false, true));
+        assert!(!may_generate_key(v0, false, Some(4), true, false, true));
+        assert!(!may_generate_key(v0, false, Some(4), false, true, true));
+        assert!(!may_generate_key(v0, true, Some(4), false, false, true));
         // A validator added after genesis (scale-up) may get a new key.
         assert!(may_generate_key(
             slot(NodeType::Validator, 4),
             false,
             Some(4),
             false,
+            false,
             false
         ));
         // A node that ran before (its BesuNode or its data volume exists).
         let m0 = slot(NodeType::Member, 0);
-        assert!(!may_generate_key(m0, false, Some(4), true, false));
-        assert!(!may_generate_key(m0, false, Some(4), false, true));
+        assert!(!may_generate_key(m0, false, Some(4), true, false, false));
+        assert!(!may_generate_key(m0, false, Some(4), false, true, false));
         // Imported keys are the user's: never generated.
         assert!(!may_generate_key(
             slot(NodeType::Bootnode, 0),
             true,
             None,
+            false,
             false,
             false
         ));

@@ -146,17 +146,35 @@ pub fn check(w: &Witness, injected: &[Injected], max_gap_ms: u64) -> Report {
         blocks: w.blocks.len(),
         ..Report::default()
     };
-    // Identity: one key per pod name, one genesis per chain.
+    // Identity: one key per pod name, one genesis per chain. The one allowed change: a
+    // validator voted out of the set (its address in no block's set any more when the new
+    // key first served) may come back as a new validator with a new key.
+    let set_at_time = |t: u64| -> Vec<String> {
+        let i = w.blocks.partition_point(|b| b.time_ms <= t);
+        w.blocks
+            .get(i.saturating_sub(1))
+            .map(|b| b.validators.iter().map(|v| v.to_lowercase()).collect())
+            .unwrap_or_default()
+    };
+    let ever_validator = |a: &str| {
+        w.blocks
+            .iter()
+            .any(|b| b.validators.iter().any(|v| v.eq_ignore_ascii_case(a)))
+    };
     for n in &w.nodes {
-        let mut addrs: Vec<&str> = n.keys.iter().map(|k| k.address.as_str()).collect();
-        addrs.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-        if addrs.len() > 1 {
-            r.violations.push(format!(
-                "{} served with {} keys over its life: {}",
-                n.pod,
-                addrs.len(),
-                addrs.join(" then ")
-            ));
+        for pair in n.keys.windows(2) {
+            let (old, new) = (&pair[0], &pair[1]);
+            if old.address.eq_ignore_ascii_case(&new.address) {
+                continue;
+            }
+            let retired = ever_validator(&old.address)
+                && !set_at_time(new.first_seen_ms).contains(&old.address.to_lowercase());
+            if !retired {
+                r.violations.push(format!(
+                    "{} served with key {} and then with {} (at {} ms) while the first was still its identity",
+                    n.pod, old.address, new.address, new.first_seen_ms
+                ));
+            }
         }
     }
     if w.genesis.len() > 1 {
