@@ -370,6 +370,7 @@ EOF
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level=warn
 
+  local p="$dir/pki"
   start_apiserver
 
   wait_for "kube-apiserver /readyz" 60 apiserver_ready
