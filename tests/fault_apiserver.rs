@@ -16,12 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::ensure;
 use besu_operator_api::{BesuNetwork, LABEL_NETWORK};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use faults::{
-    CHANGE, MAX_GAP_MS, condition, network, pod_states, quiet_at_rest, setup, wait_ready,
+    CHANGE, MAX_GAP_MS, network, quiet_at_rest, set_image, setup, wait_in_step, wait_ready,
+    wait_rollout_done,
 };
 use operator::OPERATOR_AGENT;
 use support::{Check, cluster, cluster_script, not_yet, wait_until};
@@ -63,32 +63,9 @@ async fn an_api_server_outage_mid_rollout_is_ridden_out() -> anyhow::Result<()> 
     let pid = op.pid();
 
     let image = "hyperledger/besu:26.3.1";
-    networks
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"image": image}})),
-        )
-        .await?;
+    set_image(&networks, &name, image).await?;
     let v0 = format!("{name}-validator-0");
-    wait_until(
-        "validator-0 in the rollout's current step",
-        CHANGE,
-        || async {
-            let net = networks.get(&name).await?;
-            let up = net
-                .status
-                .as_ref()
-                .and_then(|s| s.upgrade.clone())
-                .unwrap_or_default();
-            if up.in_progress.contains(&v0) {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_in_step(&networks, &name, &v0).await?;
 
     cluster_command("stop-apiserver")?;
     let mut guard = RestartOnDrop(true);
@@ -149,25 +126,7 @@ async fn an_api_server_outage_mid_rollout_is_ridden_out() -> anyhow::Result<()> 
 
     let pods: Api<Pod> = ns.api();
     let selector = format!("{LABEL_NETWORK}={name}");
-    wait_until(
-        "every pod on the new image, rollout done",
-        CHANGE,
-        || async {
-            let states = pod_states(&pods, &selector).await?;
-            let on = states
-                .values()
-                .filter(|(_, img, ready)| img == image && *ready)
-                .count();
-            let net = networks.get(&name).await?;
-            let up = condition(&net, "Upgrading");
-            if on == 6 && up.as_ref().is_some_and(|u| u.0 == "False") {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{on}/6 pods Ready on {image}; Upgrading {up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_rollout_done(&networks, &pods, &name, &selector, image, 6).await?;
     println!(
         "rollout finished {:.1} s after the API server was back",
         back_instant.elapsed().as_secs_f64()

@@ -27,8 +27,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use faults::{
-    CHANGE, MAX_GAP_MS, condition, network, now_ms, pod_states, quiet_at_rest, setup, sim_post,
-    wait_ready,
+    CHANGE, MAX_GAP_MS, condition, network, now_ms, pod_states, quiet_at_rest, set_image, setup,
+    sim_post, wait_in_step, wait_ready, wait_rollout_done,
 };
 use safety::assert_chain_safe;
 use support::{Check, not_yet, wait_until};
@@ -140,34 +140,11 @@ async fn an_rpc_timeout_during_a_rollout_never_takes_a_second_validator_down() -
         .context("no validator-1 pod")?;
 
     let image = "hyperledger/besu:26.3.1";
-    networks
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"image": image}})),
-        )
-        .await?;
+    set_image(&networks, &name, image).await?;
     // The moment the first validator is taken down for the new image, validator-1's
     // JSON-RPC starts timing out (its pod stays Ready: Kubernetes sees nothing wrong).
     let v0 = format!("{name}-validator-0");
-    wait_until(
-        "validator-0 in the rollout's current step",
-        CHANGE,
-        || async {
-            let net = networks.get(&name).await?;
-            let up = net
-                .status
-                .as_ref()
-                .and_then(|s| s.upgrade.clone())
-                .unwrap_or_default();
-            if up.in_progress.contains(&v0) {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_in_step(&networks, &name, &v0).await?;
     let fault_at = now_ms();
     sim_post(
         &format!("/chains/{}/{name}/nodes/{faulty_pod}/rpc-fault", ns.name),
@@ -221,25 +198,7 @@ async fn an_rpc_timeout_during_a_rollout_never_takes_a_second_validator_down() -
     )
     .await?;
     let healed_at = now_ms();
-    wait_until(
-        "every pod on the new image, rollout done",
-        CHANGE,
-        || async {
-            let states = pod_states(&pods, &selector).await?;
-            let on = states
-                .values()
-                .filter(|(_, img, ready)| img == image && *ready)
-                .count();
-            let net = networks.get(&name).await?;
-            let up = condition(&net, "Upgrading");
-            if on == 6 && up.as_ref().is_some_and(|u| u.0 == "False") {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{on}/6 pods Ready on {image}; Upgrading {up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_rollout_done(&networks, &pods, &name, &selector, image, 6).await?;
     println!(
         "rpc fault: validator-1's RPC timed out for {} ms; the rollout finished {} ms after it answered again",
         healed_at.saturating_sub(fault_at),
@@ -364,32 +323,9 @@ async fn pods_deleted_during_a_rollout_and_a_scale_count_against_the_budget() ->
     // 1. A rollout: while validator-0 is being updated, validator-2's pod is deleted.
     let before_rollout = pod_states(&pods, &selector).await?;
     let image = "hyperledger/besu:26.3.1";
-    networks
-        .patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"image": image}})),
-        )
-        .await?;
+    set_image(&networks, &name, image).await?;
     let v0 = format!("{name}-validator-0");
-    wait_until(
-        "validator-0 in the rollout's current step",
-        CHANGE,
-        || async {
-            let net = networks.get(&name).await?;
-            let up = net
-                .status
-                .as_ref()
-                .and_then(|s| s.upgrade.clone())
-                .unwrap_or_default();
-            if up.in_progress.contains(&v0) {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_in_step(&networks, &name, &v0).await?;
     // Once validator-0 is really down (its pod replaced or not Ready), validator-2's pod
     // is deleted: from then on the operator may take no other validator down until
     // validator-2 is back.
@@ -403,25 +339,7 @@ async fn pods_deleted_during_a_rollout_and_a_scale_count_against_the_budget() ->
     })
     .await?;
     injected.push(delete_pod(&pods, &format!("{name}-validator-2-0")).await?);
-    wait_until(
-        "every pod on the new image, rollout done",
-        CHANGE,
-        || async {
-            let states = pod_states(&pods, &selector).await?;
-            let on = states
-                .values()
-                .filter(|(_, img, ready)| img == image && *ready)
-                .count();
-            let net = networks.get(&name).await?;
-            let up = condition(&net, "Upgrading");
-            if on == 6 && up.as_ref().is_some_and(|u| u.0 == "False") {
-                Ok(Check::Done(()))
-            } else {
-                not_yet(format!("{on}/6 pods Ready on {image}; Upgrading {up:?}"))
-            }
-        },
-    )
-    .await?;
+    wait_rollout_done(&networks, &pods, &name, &selector, image, 6).await?;
 
     // 2. A scale 4 -> 5: while the vote runs, validator-1's pod is deleted.
     networks

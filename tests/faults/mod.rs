@@ -142,3 +142,73 @@ pub async fn quiet_at_rest(ns: &str) -> anyhow::Result<()> {
     println!("at rest: 0 writes by the operator in 60 s");
     Ok(())
 }
+
+/// Patches the network's image (the start of a rollout).
+pub async fn set_image(networks: &Api<BesuNetwork>, name: &str, image: &str) -> anyhow::Result<()> {
+    networks
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"image": image}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Waits until the rollout's current step includes `node`.
+pub async fn wait_in_step(
+    networks: &Api<BesuNetwork>,
+    name: &str,
+    node: &str,
+) -> anyhow::Result<()> {
+    wait_until(
+        &format!("{node} in the rollout's current step"),
+        CHANGE,
+        || async {
+            let net = networks.get(name).await?;
+            let up = net
+                .status
+                .as_ref()
+                .and_then(|s| s.upgrade.clone())
+                .unwrap_or_default();
+            if up.in_progress.iter().any(|n| n == node) {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{up:?}"))
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until `pods` pods are Ready on `image` and the rollout says it is done.
+pub async fn wait_rollout_done(
+    networks: &Api<BesuNetwork>,
+    pods: &Api<Pod>,
+    name: &str,
+    selector: &str,
+    image: &str,
+    want: usize,
+) -> anyhow::Result<()> {
+    wait_until(
+        "every pod on the new image, rollout done",
+        CHANGE,
+        || async {
+            let states = pod_states(pods, selector).await?;
+            let on = states
+                .values()
+                .filter(|(_, img, ready)| img == image && *ready)
+                .count();
+            let net = networks.get(name).await?;
+            let up = condition(&net, "Upgrading");
+            if on == want && up.as_ref().is_some_and(|u| u.0 == "False") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!(
+                    "{on}/{want} pods Ready on {image}; Upgrading {up:?}"
+                ))
+            }
+        },
+    )
+    .await
+}
