@@ -1269,14 +1269,19 @@ async fn observe_chain(
         }
     }
     view.head = view.heights.values().max().copied();
-    let validators: Vec<(&String, &Endpoint)> = endpoints
+    // Only validators that answered just now are asked again in this round (a silent one
+    // would cost its whole timeout and retries once more), highest first: the validator
+    // set is read from a node at the head, not from a lagging one (review C5, C10).
+    let mut validators: Vec<(&String, &Endpoint)> = endpoints
         .iter()
         .filter(|(n, _)| {
-            nodes
-                .get(*n)
-                .is_some_and(|b| b.spec.node_type == NodeType::Validator)
+            view.heights.contains_key(*n)
+                && nodes
+                    .get(*n)
+                    .is_some_and(|b| b.spec.node_type == NodeType::Validator)
         })
         .collect();
+    validators.sort_by_key(|(n, _)| std::cmp::Reverse(view.heights.get(*n).copied()));
     for (_, ep) in &validators {
         match rpc.validators(ep, consensus, "latest").await {
             Ok(set) => {
