@@ -152,12 +152,19 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let client = ctx.client.clone();
     let networks: Api<BesuNetwork> = Api::namespaced(client.clone(), &ns);
     let nodes_api: Api<BesuNode> = Api::namespaced(client.clone(), &ns);
-    let networks_api: Api<BesuNetwork> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    // The rollout's memory (the step in progress, the settle height) lives in status, and
+    // the object handed to a reconcile comes from a watch cache that may not have seen the
+    // previous reconcile's status write yet: deciding on it could forget a node just taken
+    // down and take a second one. Read the network itself.
+    let Some(fresh) = networks.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let network = Arc::new(fresh);
 
     let selector = format!("{LABEL_NETWORK}={name}");
     let existing_nodes: BTreeMap<String, BesuNode> = nodes_api
@@ -247,7 +254,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                         // The new identity exists: from now on this key is as precious
                         // as any other, so the exception ends.
                         retired.remove(&slot.ordinal);
-                        set_retired_validators(&networks_api, &name, &retired).await?;
+                        set_retired_validators(&networks, &name, &retired).await?;
                         ctx.event(
                             network.as_ref(),
                             EventType::Normal,
@@ -610,7 +617,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             // key (a genesis validator's lost key is otherwise never regenerated).
             let mut retired = retired_validators(&network);
             if retired.insert(*ordinal) {
-                set_retired_validators(&networks_api, &name, &retired).await?;
+                set_retired_validators(&networks, &name, &retired).await?;
             }
             secrets.delete(&secret, &DeleteParams::background()).await?;
         }
@@ -643,11 +650,19 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             .is_some_and(|h| h.saturating_add(2) >= head),
         None => true,
     };
-    // Back in service after a rollout step: Ready, in sync, and running the pod template
-    // the rollout permitted, with none held back.
+    // Back in service after a rollout step: Ready, caught up with the head (a node still
+    // syncing takes no part in consensus yet), and running the pod template the rollout
+    // permitted, with none held back.
+    let caught_up = |node: &str| match chain.head {
+        Some(head) => chain
+            .heights
+            .get(node)
+            .is_some_and(|h| h.saturating_add(1) >= head),
+        None => true,
+    };
     let in_service = |node: &str| {
         is_ready(node)
-            && in_sync(node)
+            && caught_up(node)
             && existing_nodes.get(node).is_some_and(on_permitted_template)
     };
     let mut rollout_nodes = Vec::new();
@@ -694,6 +709,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
 
     let mut created = Vec::new();
     let mut updated = Vec::new();
+    let mut withheld: Vec<String> = Vec::new();
     for (slot, desired) in desired_nodes {
         let node = desired.name_any();
         let exists = existing_nodes.contains_key(&node);
@@ -705,12 +721,17 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             // template it holds back (a new spec's, or a new release's rendering). The
             // permit is what takes a Ready validator down, so the budget is checked again
             // now: another validator may have gone down since the step was chosen.
-            if in_progress.contains(&node)
-                && permit_within_budget(&rollout_nodes, &node)
-                && let Some(live) = existing_nodes.get(&node)
-                && grant_rollout_permit(&nodes_api, live).await?
-            {
-                info!(node = %node, "rollout permit granted");
+            if in_progress.contains(&node) {
+                if !permit_within_budget(&rollout_nodes, &node) {
+                    // Another validator became unavailable after this node was picked and
+                    // before its pod went down: the step is called off (the node stays
+                    // outdated and is picked again once the budget allows).
+                    withheld.push(node.clone());
+                } else if let Some(live) = existing_nodes.get(&node)
+                    && grant_rollout_permit(&nodes_api, live).await?
+                {
+                    info!(node = %node, "rollout permit granted");
+                }
             }
             continue;
         }
@@ -732,6 +753,10 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         if apply_if_changed(&nodes_api, desired).await? {
             created.push(node);
         }
+    }
+    if !withheld.is_empty() {
+        info!(nodes = ?withheld, "rollout step called off: the validator budget is used up");
+        in_progress.retain(|n| !withheld.contains(n));
     }
     if !created.is_empty() {
         ctx.event(

@@ -28,8 +28,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: GROUP,
             resource: "besunetworks",
-            verbs: &["list", "watch"],
-            used_by: "network controller watch (operator::network_controller); startup CRD probe (operator::run)",
+            verbs: &["get", "list", "watch", "patch"],
+            used_by: "network controller watch (operator::network_controller); startup CRD probe (operator::run); get: each reconcile reads its network fresh, not from the watch cache (network::reconcile_inner); patch: the retired-validators annotation (network::set_retired_validators)",
         },
         Rule {
             api_group: GROUP,
