@@ -32,7 +32,7 @@ use support::{
 const BRING_UP: Duration = Duration::from_secs(180);
 
 /// Granted but not reached by this test, each with the code path that needs it.
-const NOT_EXERCISED: [(&str, &str, &str, &str); 4] = [
+const NOT_EXERCISED: [(&str, &str, &str, &str); 5] = [
     (
         "events.k8s.io",
         "events",
@@ -44,6 +44,12 @@ const NOT_EXERCISED: [(&str, &str, &str, &str); 4] = [
         "secrets",
         "delete",
         "network::reconcile deletes a generated key Secret only when a validator is voted out with deletionPolicy Delete (tests/day2.rs territory)",
+    ),
+    (
+        "besu.nodeops.dev",
+        "besunetworks",
+        "patch",
+        "network::set_retired_validators marks a genesis validator voted out under deletionPolicy Delete (tests/day2.rs delete_policy_scale_down_and_up_gives_a_genesis_validator_a_new_key)",
     ),
     (
         "",
