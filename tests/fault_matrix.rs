@@ -330,9 +330,9 @@ async fn pods_deleted_during_a_rollout_and_a_scale_count_against_the_budget() ->
     let image = "hyperledger/besu:26.3.1";
     set_image(&networks, &name, image).await?;
     let v0 = format!("{name}-validator-0");
-    wait_in_step(&networks, &name, &v0).await?;
-    // Once validator-0 is really down (its pod replaced or not Ready), validator-2's pod
-    // is deleted: from then on the operator may take no other validator down until
+    // Once validator-0 is really down (its pod replaced or not Ready: a lasting sign, which
+    // a poll cannot miss the way it can miss a short rollout step), validator-2's pod is
+    // deleted: from then on the operator may take no other validator down until
     // validator-2 is back.
     let v0_uid = before_rollout.get(&format!("{v0}-0")).map(|s| s.0.clone());
     wait_until("validator-0's pod down for the update", CHANGE, || async {
