@@ -155,7 +155,8 @@ pub async fn set_image(networks: &Api<BesuNetwork>, name: &str, image: &str) -> 
     Ok(())
 }
 
-/// Waits until the rollout's current step includes `node`.
+/// Waits until the rollout's current step includes `node`, or has already passed it (a
+/// loaded machine's poll can miss a short step).
 pub async fn wait_in_step(
     networks: &Api<BesuNetwork>,
     name: &str,
@@ -171,7 +172,7 @@ pub async fn wait_in_step(
                 .as_ref()
                 .and_then(|s| s.upgrade.clone())
                 .unwrap_or_default();
-            if up.in_progress.iter().any(|n| n == node) {
+            if up.in_progress.iter().any(|n| n == node) || up.done.iter().any(|n| n == node) {
                 Ok(Check::Done(()))
             } else {
                 not_yet(format!("{up:?}"))
