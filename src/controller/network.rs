@@ -643,12 +643,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     }
     // In sync, for the rollout: when the chain's height is known, the node's JSON-RPC
     // says it is within 2 blocks of the head (what Besu's /readiness checks).
+    // With no height known at all (no node answered), nobody is known to be in sync: the
+    // rollout then takes no Ready validator down.
     let in_sync = |node: &str| match chain.head {
         Some(head) => chain
             .heights
             .get(node)
             .is_some_and(|h| h.saturating_add(2) >= head),
-        None => true,
+        None => false,
     };
     // Back in service after a rollout step: Ready, caught up with the head (a node still
     // syncing takes no part in consensus yet), and running the pod template the rollout
@@ -658,7 +660,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             .heights
             .get(node)
             .is_some_and(|h| h.saturating_add(1) >= head),
-        None => true,
+        None => false,
     };
     let in_service = |node: &str| {
         is_ready(node)
