@@ -646,20 +646,26 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // With no height known at all (no node answered), nobody is known to be in sync: the
     // rollout then takes no Ready validator down.
     let in_sync = |node: &str| match chain.head {
-        Some(head) => chain
-            .heights
-            .get(node)
-            .is_some_and(|h| h.saturating_add(2) >= head),
+        Some(head) => {
+            !chain.syncing.contains(node)
+                && chain
+                    .heights
+                    .get(node)
+                    .is_some_and(|h| h.saturating_add(2) >= head)
+        }
         None => false,
     };
     // Back in service after a rollout step: Ready, caught up with the head (a node still
     // syncing takes no part in consensus yet), and running the pod template the rollout
     // permitted, with none held back.
     let caught_up = |node: &str| match chain.head {
-        Some(head) => chain
-            .heights
-            .get(node)
-            .is_some_and(|h| h.saturating_add(1) >= head),
+        Some(head) => {
+            !chain.syncing.contains(node)
+                && chain
+                    .heights
+                    .get(node)
+                    .is_some_and(|h| h.saturating_add(1) >= head)
+        }
         None => false,
     };
     let in_service = |node: &str| {
@@ -1270,6 +1276,9 @@ pub struct ChainView {
     pending: BTreeMap<String, BTreeMap<Address, bool>>,
     /// Why the chain could not be read, if it could not.
     error: Option<String>,
+    /// Nodes whose `eth_syncing` says they are still syncing (or did not answer it): not
+    /// available to consensus, whatever their height.
+    syncing: BTreeSet<String>,
 }
 
 async fn observe_chain(
@@ -1280,11 +1289,14 @@ async fn observe_chain(
 ) -> ChainView {
     let mut view = ChainView::default();
     let heights = futures::future::join_all(endpoints.iter().map(|(node, ep)| async move {
-        let (h, p) = futures::join!(rpc.block_number(ep), rpc.peer_count(ep));
-        (node.clone(), h, p)
+        let (h, p, sy) = futures::join!(rpc.block_number(ep), rpc.peer_count(ep), rpc.syncing(ep));
+        (node.clone(), h, p, sy)
     }))
     .await;
-    for (node, h, p) in heights {
+    for (node, h, p, sy) in heights {
+        if !matches!(sy, Ok(None)) {
+            view.syncing.insert(node.clone());
+        }
         if let Ok(p) = p {
             view.peers.insert(node.clone(), p);
         }
