@@ -46,22 +46,7 @@ async fn setup(prefix: &str) -> anyhow::Result<(Client, TestNamespace, Operator)
 
 /// The simulator's record of a chain.
 async fn sim_chain(ns: &str, name: &str) -> anyhow::Result<Value> {
-    let file = cluster().state_dir.join("besu-sim.addr");
-    let addr = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "the Besu simulator is not running ({} missing)",
-            file.display()
-        )
-    })?;
-    let url = format!("http://{}/chains/{ns}/{name}", addr.trim());
-    let resp = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .get(&url)
-        .send()
-        .await?;
-    ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
-    Ok(resp.json().await?)
+    safety::sim_get(&format!("/chains/{ns}/{name}")).await
 }
 
 fn blocks(chain: &Value) -> Vec<Value> {

@@ -645,29 +645,11 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // says it is within 2 blocks of the head (what Besu's /readiness checks).
     // With no height known at all (no node answered), nobody is known to be in sync: the
     // rollout then takes no Ready validator down.
-    let in_sync = |node: &str| match chain.head {
-        Some(head) => {
-            !chain.syncing.contains(node)
-                && chain
-                    .heights
-                    .get(node)
-                    .is_some_and(|h| h.saturating_add(2) >= head)
-        }
-        None => false,
-    };
+    let in_sync = |node: &str| chain.follows_head(node, 2);
     // Back in service after a rollout step: Ready, caught up with the head (a node still
     // syncing takes no part in consensus yet), and running the pod template the rollout
     // permitted, with none held back.
-    let caught_up = |node: &str| match chain.head {
-        Some(head) => {
-            !chain.syncing.contains(node)
-                && chain
-                    .heights
-                    .get(node)
-                    .is_some_and(|h| h.saturating_add(1) >= head)
-        }
-        None => false,
-    };
+    let caught_up = |node: &str| chain.follows_head(node, 1);
     let in_service = |node: &str| {
         is_ready(node)
             && caught_up(node)
@@ -1279,6 +1261,23 @@ pub struct ChainView {
     /// Nodes whose `eth_syncing` says they are still syncing (or did not answer it): not
     /// available to consensus, whatever their height.
     syncing: BTreeSet<String>,
+}
+
+impl ChainView {
+    /// Whether `node` is not syncing and within `blocks` of the head. With no height known
+    /// at all, nobody is.
+    fn follows_head(&self, node: &str, blocks: u64) -> bool {
+        match self.head {
+            Some(head) => {
+                !self.syncing.contains(node)
+                    && self
+                        .heights
+                        .get(node)
+                        .is_some_and(|h| h.saturating_add(blocks) >= head)
+            }
+            None => false,
+        }
+    }
 }
 
 async fn observe_chain(

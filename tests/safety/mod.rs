@@ -319,8 +319,8 @@ pub fn check(w: &Witness, injected: &[Injected], max_gap_ms: u64) -> Report {
     r
 }
 
-/// Fetches the witness record of a chain from the running simulator.
-pub async fn witness(ns: &str, name: &str) -> anyhow::Result<Witness> {
+/// GETs `path` from the running simulator's admin endpoint, as JSON.
+pub async fn sim_get<T: serde::de::DeserializeOwned>(path: &str) -> anyhow::Result<T> {
     let file = cluster().state_dir.join("besu-sim.addr");
     let addr = std::fs::read_to_string(&file).with_context(|| {
         format!(
@@ -328,7 +328,7 @@ pub async fn witness(ns: &str, name: &str) -> anyhow::Result<Witness> {
             file.display()
         )
     })?;
-    let url = format!("http://{}/chains/{ns}/{name}/witness", addr.trim());
+    let url = format!("http://{}{path}", addr.trim());
     let resp = reqwest::Client::builder()
         .no_proxy()
         .build()?
@@ -337,6 +337,11 @@ pub async fn witness(ns: &str, name: &str) -> anyhow::Result<Witness> {
         .await?;
     ensure!(resp.status().is_success(), "GET {url}: {}", resp.status());
     Ok(resp.json().await?)
+}
+
+/// Fetches the witness record of a chain from the running simulator.
+pub async fn witness(ns: &str, name: &str) -> anyhow::Result<Witness> {
+    sim_get(&format!("/chains/{ns}/{name}/witness")).await
 }
 
 /// The end of every end-to-end test: fetch the witness, print the figures, fail on any
