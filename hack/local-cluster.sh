@@ -69,7 +69,8 @@ is_ours_alive() {
 # start NAME CMD...: detached (own session), logs in the state dir, PID recorded.
 start() {
   local name=$1; shift
-  setsid "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+  # Appends: a component started again (after an API server outage) keeps its old log.
+  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 &
   echo $! > "$dir/pids/$name.pid"
 }
 
@@ -303,19 +304,67 @@ start_apiserver() {
     --cert-dir="$dir/pki/apiserver-generated" --profiling=false --v=0
 }
 
+# Both run with leader election, as on a real control plane: one that cannot renew
+# its lease for 10 s (an API server outage) exits, and its kubelet starts it again
+# with fresh caches (here: `start-apiserver`). With --leader-elect=false they stay up
+# across an outage, and the scheduler's cache can keep a pod it never bound as assumed,
+# so the pod stays Pending for good (seen after a 33 s outage).
+start_controller_manager() {
+  local p="$dir/pki"
+  start kube-controller-manager "$bin/kubernetes/kube-controller-manager" \
+    --kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" --cert-dir="$dir/pki/controller-manager-generated" \
+    --leader-elect=true --use-service-account-credentials=true \
+    --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
+    --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
+    --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size=24 \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --controllers="*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller" \
+    --enable-hostpath-provisioner=true --profiling=false --v=0
+}
+
+start_scheduler() {
+  start kube-scheduler "$bin/kubernetes/kube-scheduler" \
+    --kubeconfig="$dir/scheduler.kubeconfig" \
+    --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
+    --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$dir/pki/scheduler-generated" \
+    --leader-elect=true --profiling=false --v=0
+}
+
 # For fault tests: stop the kube-apiserver alone (etcd, controllers and the Besu simulator
 # keep running), and start it again with the same flags, waiting until it is ready.
+# The controller-manager and scheduler lose their leases in any outage over 10 s and
+# exit; `start` starts them again.
 apiserver_outage() {
   case "$1" in
     stop) is_up || die "not up: $dir"; stop_one kube-apiserver; log "kube-apiserver stopped" ;;
     start)
       [ -f "$dir/cluster.env" ] && is_ours_alive "$(pid_of etcd)" || die "no cluster with a running etcd in $dir"
       is_ours_alive "$(pid_of kube-apiserver)" && die "kube-apiserver is running"
-      API_PORT=$(sed -n 's/^API_PORT=//p' "$dir/cluster.env")
-      ETCD_PORT=$(sed -n 's/^ETCD_PORT=//p' "$dir/cluster.env")
+      local v
+      for v in API_PORT ETCD_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT SERVICE_CIDR CLUSTER_CIDR; do
+        printf -v "$v" '%s' "$(sed -n "s/^$v=//p" "$dir/cluster.env")"
+      done
       start_apiserver
-      wait_for "kube-apiserver /readyz" 60 apiserver_ready
+      local deadline=$(( $(now_ms) + 60000 ))
+      until apiserver_ready; do
+        is_ours_alive "$(pid_of kube-apiserver)" || { tail -n 20 "$dir/logs/kube-apiserver.log" >&2; die "kube-apiserver exited"; }
+        [ "$(now_ms)" -lt "$deadline" ] || die "timed out after 60s waiting for: kube-apiserver /readyz"
+        sleep 0.2
+      done
       log "kube-apiserver started again"
+      # What a kubelet does for static pods: start again the components that exited
+      # on losing their leader lease during the outage.
+      if ! is_ours_alive "$(pid_of kube-controller-manager)"; then
+        start_controller_manager; log "kube-controller-manager restarted (it lost its lease)"
+      fi
+      if ! is_ours_alive "$(pid_of kube-scheduler)"; then
+        start_scheduler; log "kube-scheduler restarted (it lost its lease)"
+      fi
+      wait_for "all components running" 30 is_up
       ;;
   esac
 }
@@ -379,25 +428,8 @@ EOF
   # started earlier, the controller-manager exits on a forbidden ConfigMap.
   nodes_manifest | k apply -f - >/dev/null
   k apply -f "$here/cluster/storage.yaml" >/dev/null
-  start kube-controller-manager "$bin/kubernetes/kube-controller-manager" \
-    --kubeconfig="$dir/controller-manager.kubeconfig" \
-    --authentication-kubeconfig="$dir/controller-manager.kubeconfig" \
-    --authorization-kubeconfig="$dir/controller-manager.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" --cert-dir="$dir/pki/controller-manager-generated" \
-    --leader-elect=false --use-service-account-credentials=true \
-    --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
-    --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
-    --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size=24 \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --controllers="*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller" \
-    --enable-hostpath-provisioner=true --profiling=false --v=0
-
-  start kube-scheduler "$bin/kubernetes/kube-scheduler" \
-    --kubeconfig="$dir/scheduler.kubeconfig" \
-    --authentication-kubeconfig="$dir/scheduler.kubeconfig" \
-    --authorization-kubeconfig="$dir/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$dir/pki/scheduler-generated" \
-    --leader-elect=false --profiling=false --v=0
+  start_controller_manager
+  start_scheduler
 
   # HOME inside the state dir: kwok would otherwise also load ~/.kwok/kwok.yaml.
   # The lease duration must be explicit: with a stages-only --config kwok renews no

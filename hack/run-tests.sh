@@ -5,11 +5,16 @@
 #   - reuses the cluster $KUBECONFIG points at if it is a running local cluster
 #     (hack/local-cluster.sh), otherwise starts one in a fresh state dir and
 #     always tears it down (trap), then checks nothing of it is left;
-#   - runs `cargo test --workspace --locked --no-fail-fast` with KUBECONFIG and
-#     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads;
+#   - runs every test binary of `cargo test --workspace` with KUBECONFIG and
+#     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads each:
+#     BESU_TEST_LANES (default 2) binaries at a time, longest first, each in its own
+#     namespaces (the end-to-end tests mostly wait on the cluster, not the CPU); then
+#     the binaries that disturb the whole cluster (EXCLUSIVE below) one at a time, alone;
+#     then the doc-tests. Each binary's output is printed whole when it ends;
 #   - fails if any non-loopback TCP socket of this run was seen (hack/netwatch.sh).
 #
-# Extra arguments go to `cargo test` (e.g. hack/run-tests.sh --test cluster_basics).
+# Extra arguments go to `cargo test` (e.g. hack/run-tests.sh --test cluster_basics),
+# which then runs as one plain `cargo test` with them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -49,6 +54,53 @@ print_summary() {
   awk -F'\t' '{ printf "  %-48s %8s  %s\n", $1, $2, ($3 == 0 ? "" : "FAILED") }' "$phases" >&2
   printf '  %-48s %8.1f\n' "run-tests.sh total" "$(( $(now_ms) - t_start ))e-3" >&2
   cp "$phases" "$repo/target/run-tests/phases.tsv" 2>/dev/null || true
+}
+
+# Binaries that disturb every test beside them: the API server outage, and an operator
+# watching every namespace (it would reconcile the other binaries' networks).
+# and a second, throwaway cluster.
+EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/cluster_down.rs"
+# Longest first (figures from earlier runs), so that the lanes end close together;
+# binaries not listed follow in cargo's order.
+LONGEST_FIRST="tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
+  tests/network.rs tests/monitoring_sample.rs tests/rbac_namespaced.rs tests/sim_chain.rs
+  tests/leader_election.rs tests/monitoring_operator.rs tests/cluster_basics.rs"
+
+# run_one NAME EXECUTABLE DIR: one test binary, its output kept and printed whole (under
+# a lock) when it ends, its time and exit recorded as a phase.
+run_one() {
+  local name=$1 exe=$2 dir=$3 t0 rc=0 out
+  out="$run_dir/out/$(printf '%s' "$name" | tr '/ ' '__').log"
+  t0=$(now_ms)
+  (cd "$dir" && CARGO_MANIFEST_DIR=$dir "$exe") >"$out" 2>&1 || rc=$?
+  record "  test $name" "$t0" "$rc"
+  {
+    flock 9
+    printf '\n[run-tests] ==== %s: %s in %d s\n' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")" $(( ($(now_ms) - t0) / 1000 ))
+    cat "$out"
+  } 9>>"$run_dir/print.lock" >&2
+  return $rc
+}
+export -f run_one record now_ms
+
+run_lanes() {
+  local lanes=${BESU_TEST_LANES:-2} rc=0 name exe dir ordered="$run_dir/ordered.tsv" n
+  mkdir -p "$run_dir/out"
+  : >"$ordered"
+  for name in $LONGEST_FIRST; do grep -P "^\Q$name\E\t" "$binaries" >>"$ordered" || true; done
+  while IFS=$'\t' read -r name exe dir; do
+    case " $LONGEST_FIRST $EXCLUSIVE " in *" $name "*) continue ;; esac
+    printf '%s\t%s\t%s\n' "$name" "$exe" "$dir" >>"$ordered"
+  done <"$binaries"
+  n=$(wc -l <"$ordered")
+  log "$n test binaries, $lanes at a time; then alone: $EXCLUSIVE"
+  export run_dir phases
+  tr '\t' '\n' <"$ordered" | xargs -d '\n' -n 3 -P "$lanes" bash -c 'run_one "$@"' _ || rc=1
+  for name in $EXCLUSIVE; do
+    IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
+    run_one "$name" "$exe" "$dir" || rc=1
+  done
+  return $rc
 }
 
 # Every process started from here on carries the tag: the watcher counts their
@@ -99,7 +151,22 @@ fi
 # (dev-dependencies) here, which is the build's business, not the tests'.
 t=$(now_ms)
 build_rc=0
-${CARGO:-cargo} test --workspace --locked --no-run "$@" || build_rc=$?
+binaries="$run_dir/binaries.tsv"
+# "NAME<TAB>EXECUTABLE<TAB>PACKAGE DIR" per test binary, from cargo's artifact messages.
+${CARGO:-cargo} test --workspace --locked --no-run --message-format=json-render-diagnostics "$@" |
+  python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable") or not m["profile"]["test"]:
+        continue
+    t = m["target"]
+    name = "tests/%s.rs" % t["name"] if t["kind"][0] == "test" else "unit " + os.path.relpath(t["src_path"])
+    print("%s\t%s\t%s" % (name, m["executable"], os.path.dirname(m["manifest_path"])))
+' >"$binaries" || build_rc=$?
 record "test build" "$t" "$build_rc"
 [ $build_rc = 0 ] || exit $build_rc
 log "test build in $(( $(now_ms) - t )) ms"
@@ -121,14 +188,23 @@ if [ -n "$own_cluster" ]; then
 fi
 export KUBECONFIG="$BESU_CLUSTER_DIR/kubeconfig"
 
-# 2 cores: two test threads per test binary; test binaries run one at a time.
+# 2 cores: two test threads per test binary.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-2}
 t=$(now_ms)
 test_rc=0
-${CARGO:-cargo} test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$cargo_log" || test_rc=$?
-record_test_binaries
+if [ $# -gt 0 ]; then
+  ${CARGO:-cargo} test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$cargo_log" || test_rc=$?
+  record_test_binaries
+else
+  run_lanes || test_rc=$?
+  t_doc=$(now_ms)
+  doc_rc=0
+  ${CARGO:-cargo} test --workspace --locked --doc 2>&1 | tee "$cargo_log" || doc_rc=$?
+  record "  doc-tests" "$t_doc" "$doc_rc"
+  [ $doc_rc = 0 ] || test_rc=$doc_rc
+fi
 record "cargo test (all binaries)" "$t" "$test_rc"
-log "cargo test finished in $(( $(now_ms) - t )) ms (exit $test_rc)"
+log "tests finished in $(( $(now_ms) - t )) ms (exit $test_rc)"
 
 hack/netwatch.sh stop "$run_dir/netwatch"
 net_rc=0
