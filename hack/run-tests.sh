@@ -57,8 +57,8 @@ print_summary() {
 }
 
 # Binaries that disturb every test beside them: the API server outage, and an operator
-# watching every namespace (it would reconcile the other binaries' networks).
-# and a second, throwaway cluster.
+# watching every namespace (it would reconcile the other binaries' networks), and a
+# second, throwaway cluster.
 EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/cluster_down.rs"
 # Longest first (figures from earlier runs), so that the lanes end close together;
 # binaries not listed follow in cargo's order.
@@ -89,7 +89,7 @@ run_lanes() {
   : >"$ordered"
   for name in $LONGEST_FIRST; do grep -P "^\Q$name\E\t" "$binaries" >>"$ordered" || true; done
   while IFS=$'\t' read -r name exe dir; do
-    case " $LONGEST_FIRST $EXCLUSIVE " in *" $name "*) continue ;; esac
+    case " $(echo $LONGEST_FIRST $EXCLUSIVE) " in *" $name "*) continue ;; esac
     printf '%s\t%s\t%s\n' "$name" "$exe" "$dir" >>"$ordered"
   done <"$binaries"
   n=$(wc -l <"$ordered")

@@ -85,6 +85,28 @@ pub struct RunOptions {
     pub metrics_target: Option<String>,
 }
 
+/// The longest one reconcile may take; then it is stopped and retried. A reconcile
+/// normally takes well under a second; a silent node's JSON-RPC costs up to 9.6 s per
+/// call (3 attempts of 3 s).
+pub const RECONCILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long reconciles still running get after SIGTERM before the operator stops anyway:
+/// with the Lease release after it, well within the Deployment's 10 s grace period.
+pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the Lease release may take on the way out.
+const RELEASE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Resolves [`SHUTDOWN_BUDGET`] after SIGTERM or SIGINT.
+async fn shutdown_overdue() {
+    crate::leader::shutdown_signal().await;
+    tokio::time::sleep(SHUTDOWN_BUDGET).await;
+    warn!(
+        budget_ms = SHUTDOWN_BUDGET.as_millis() as u64,
+        "reconciles still running after the shutdown budget: stopping without them"
+    );
+}
+
 /// Runs both controllers until SIGTERM/SIGINT.
 pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     // Fail fast, with a message saying what to do, when the CRDs are missing.
@@ -177,20 +199,32 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     info!("controllers started");
     info!(namespaces = ?opts.namespaces, "watching {}", if scopes == [None] { "all namespaces" } else { "the given namespaces" });
     let Some(elector) = elector.as_mut() else {
-        futures::future::join_all(controllers).await;
-        info!("controllers stopped");
+        tokio::select! {
+            _ = futures::future::join_all(controllers) => info!("controllers stopped"),
+            () = shutdown_overdue() => {}
+        }
         return Ok(());
     };
     let lost = tokio::select! {
-        _ = futures::future::join_all(controllers) => None,
+        _ = futures::future::join_all(controllers) => {
+            info!("controllers stopped");
+            None
+        }
+        () = shutdown_overdue() => None,
         lost = elector.hold() => Some(lost),
     };
     match lost {
         // Stop at once: another replica may lead as soon as the Lease expires.
         Some(lost) => Err(lost.into()),
         None => {
-            info!("controllers stopped");
-            elector.release().await;
+            if tokio::time::timeout(RELEASE_BUDGET, elector.release())
+                .await
+                .is_err()
+            {
+                warn!(
+                    "the Lease release did not finish in time; a successor waits for it to expire"
+                );
+            }
             Ok(())
         }
     }
@@ -338,11 +372,31 @@ async fn reconcile_network(
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action, controller::Error> {
     let started = std::time::Instant::now();
-    let result = controller::network::reconcile(network, ctx.clone()).await;
+    let result = tokio::time::timeout(
+        RECONCILE_DEADLINE,
+        controller::network::reconcile(network.clone(), ctx.clone()),
+    )
+    .await
+    .unwrap_or(Err(controller::Error::Deadline(RECONCILE_DEADLINE)));
     let error = result.as_ref().err().map(controller::Error::metric_label);
     ctx.metrics
         .reconciled("network", started.elapsed().as_secs_f64(), error);
-    result
+    let key = object_key("network", network.as_ref());
+    match result {
+        Ok(action) => {
+            ctx.succeeded(&key);
+            Ok(action)
+        }
+        Err(e) => {
+            if let controller::Remedy::UserChange { reason, message } = e.remedy()
+                && let Err(report) =
+                    controller::network::report_blocked(&network, &ctx, reason, &message).await
+            {
+                warn!(error = %report, "could not report a blocked network in its status");
+            }
+            Err(e)
+        }
+    }
 }
 
 async fn reconcile_node(
@@ -350,11 +404,40 @@ async fn reconcile_node(
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action, controller::Error> {
     let started = std::time::Instant::now();
-    let result = controller::node::reconcile(node, ctx.clone()).await;
+    let result = tokio::time::timeout(
+        RECONCILE_DEADLINE,
+        controller::node::reconcile(node.clone(), ctx.clone()),
+    )
+    .await
+    .unwrap_or(Err(controller::Error::Deadline(RECONCILE_DEADLINE)));
     let error = result.as_ref().err().map(controller::Error::metric_label);
     ctx.metrics
         .reconciled("node", started.elapsed().as_secs_f64(), error);
-    result
+    let key = object_key("node", node.as_ref());
+    match result {
+        Ok(action) => {
+            ctx.succeeded(&key);
+            Ok(action)
+        }
+        Err(e) => {
+            if let controller::Remedy::UserChange { reason, message } = e.remedy()
+                && let Err(report) =
+                    controller::node::report_blocked(&node, &ctx, reason, &message).await
+            {
+                warn!(error = %report, "could not report a blocked node in its status");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `kind/namespace/name`, the key of an object's failure count.
+fn object_key<K: ResourceExt>(kind: &str, obj: &K) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
 }
 
 fn network_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNetwork>> {
@@ -368,21 +451,41 @@ fn node_of(obj: Secret) -> Option<ObjectRef<BesuNode>> {
 }
 
 fn network_error_policy(
-    _obj: Arc<BesuNetwork>,
+    network: Arc<BesuNetwork>,
     error: &controller::Error,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> kube::runtime::controller::Action {
-    warn!(error = %error, label = error.metric_label(), "network reconcile error");
-    controller::retry_after(error)
+    error_policy(object_key("network", network.as_ref()), error, &ctx)
 }
 
 fn node_error_policy(
-    _obj: Arc<BesuNode>,
+    node: Arc<BesuNode>,
     error: &controller::Error,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> kube::runtime::controller::Action {
-    warn!(error = %error, label = error.metric_label(), "node reconcile error");
-    controller::retry_after(error)
+    error_policy(object_key("node", node.as_ref()), error, &ctx)
+}
+
+/// A failed reconcile is retried after a per-object exponential backoff (1 s doubling for
+/// transient errors, 30 s doubling for those a person must fix, jittered, at most 5 min);
+/// a watch event for the object (an edit of its spec, a child changed) still reconciles
+/// it at once.
+fn error_policy(
+    key: String,
+    error: &controller::Error,
+    ctx: &Context,
+) -> kube::runtime::controller::Action {
+    let remedy = error.remedy();
+    let delay = ctx.failed(&key, &remedy);
+    warn!(
+        object = %key,
+        error = %error,
+        label = error.metric_label(),
+        needs_user = matches!(remedy, controller::Remedy::UserChange { .. }),
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    kube::runtime::controller::Action::requeue(delay)
 }
 
 #[cfg(test)]

@@ -108,12 +108,29 @@ async fn an_api_server_outage_mid_rollout_is_ridden_out() -> anyhow::Result<()> 
         },
     )
     .await?;
+    // What "resumed" means: the first reconcile of the network after the outage (each
+    // reconcile starts by reading its network), and the first write, which may wait on
+    // the cluster itself (the restarted controller-manager recreating a pod).
+    let first_reconcile = audit
+        .events()?
+        .into_iter()
+        .filter(|e| e.stage == "ResponseComplete" && e.user_agent.starts_with(OPERATOR_AGENT))
+        .filter(|e| e.verb == "get")
+        .filter(|e| {
+            e.object_ref.as_ref().is_some_and(|o| {
+                o.resource.as_deref() == Some("besunetworks")
+                    && o.namespace.as_deref() == Some(ns.name.as_str())
+                    && o.subresource.is_none()
+            })
+        })
+        .filter_map(|e| e.received_at().ok())
+        .filter(|t| *t >= back)
+        .min();
+    let after = |t: SystemTime| t.duration_since(back).unwrap_or_default().as_secs_f64();
     println!(
-        "the operator resumed writing {:.1} s after the API server was back",
-        resumed
-            .duration_since(back)
-            .unwrap_or_default()
-            .as_secs_f64()
+        "the operator reconciled the network again {} after the API server was back, and wrote {:.1} s after",
+        first_reconcile.map_or("never".to_string(), |t| format!("{:.1} s", after(t))),
+        after(resumed)
     );
     ensure!(
         op.pid() == pid && op.starts == 1,

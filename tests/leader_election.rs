@@ -2,10 +2,13 @@
 //! only the leader writes (per the audit log, told apart by the instance in their
 //! User-Agents); after SIGKILL of the leader mid bring-up, the standby takes the Lease
 //! within the lease duration and finishes the bring-up; on SIGTERM a leader releases
-//! the Lease, so a successor takes over without waiting for it to expire.
+//! the Lease, so a successor takes over without waiting for it to expire, even while its
+//! reconciles wait on nodes whose JSON-RPC never answers.
 
+mod faults;
 mod install_support;
 mod operator;
+mod safety;
 mod support;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -221,6 +224,109 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyh
     );
     eprintln!("handover after SIGTERM: {handover:.1?}");
     drop(standby);
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// SIGTERM reaches a leader whose reconciles are waiting on JSON-RPC that never answers
+/// (every node of its network silent, a rollout asked for so that the chain is read at
+/// once): like a kubelet, the test sends SIGKILL if it has not exited 10 s later (the
+/// Deployment's terminationGracePeriodSeconds). It must exit on its own within that, and
+/// release its Lease on the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_waiting_on_silent_nodes_stops_within_the_grace_period() -> anyhow::Result<()> {
+    let c = cluster();
+    let client = c.client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, "leader-term").await?;
+    let leases: Api<Lease> = ns.api();
+    let name = unique_name("leader-t");
+    let mut op = start(&name, &ns.name)?;
+    wait_holder(&leases, &name, Duration::from_secs(30)).await?;
+
+    let networks: Api<BesuNetwork> = ns.api();
+    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    net.metadata.namespace = Some(ns.name.clone());
+    let network = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    if let Err(e) = wait_phase(
+        &networks,
+        &network,
+        NetworkPhase::Ready,
+        Duration::from_secs(180),
+    )
+    .await
+    {
+        anyhow::bail!("{e:#}\noperator log:\n{}", op.log_text());
+    }
+
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    let selector = format!(
+        "{}={network},app.kubernetes.io/name=besu",
+        besu_operator_api::LABEL_NETWORK
+    );
+    for pod in pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+    {
+        faults::sim_post(
+            &format!(
+                "/chains/{}/{network}/nodes/{}/rpc-fault",
+                ns.name,
+                pod.name_any()
+            ),
+            serde_json::json!({"mode": "timeout"}),
+        )
+        .await?;
+    }
+    // A change, so that the next reconcile reads the chain rather than its cache.
+    networks
+        .patch(
+            &network,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"spec": {"image": "hyperledger/besu:26.3.1"}}),
+            ),
+        )
+        .await?;
+    wait_until(
+        "a reconcile waiting on silent JSON-RPC",
+        Duration::from_secs(60),
+        || async {
+            // The operator logs a slow reconcile only once it ends: after the first, the
+            // ones that follow (the rollout keeps asking) wait on the same silence.
+            if op.log_text().contains("slow network reconcile") {
+                Ok(Check::Done(()))
+            } else {
+                not_yet("no slow reconcile yet")
+            }
+        },
+    )
+    .await?;
+    let sent = Instant::now();
+    let status = op.terminate(Duration::from_secs(10));
+    let took = sent.elapsed();
+    let log = op.log_text();
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => anyhow::bail!("{e:#}\noperator log:\n{log}"),
+    };
+    println!("exit {status} {took:.1?} after SIGTERM, with every node's JSON-RPC silent");
+    ensure!(
+        status.success(),
+        "the leader exited with {status} on SIGTERM"
+    );
+    ensure!(
+        log.contains("released leadership"),
+        "the leader did not release its Lease:\n{log}"
+    );
+    let holder = leases
+        .get_opt(LEASE)
+        .await?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity);
+    ensure!(holder.is_none(), "the Lease is still held by {holder:?}");
     ns.cleanup().await?;
     Ok(())
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::ensure;
 use besu_operator::generate::install::{InstallOptions, join_documents, rbac_documents};
-use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase, NodePhase};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
 use install_support::{
@@ -169,6 +169,215 @@ async fn operator_with_roles_only_runs_the_watched_namespace_and_ignores_the_res
     );
     drop(op);
     unwatched.cleanup().await?;
+    watched.cleanup().await?;
+    op_ns.cleanup().await?;
+    Ok(())
+}
+
+/// Without one permission it needs (the validator PodDisruptionBudget), the operator says
+/// so where a user looks: the network is Degraded with reason Forbidden and the API
+/// server's own message, one Warning Event says it, and the refused request is retried
+/// with a growing backoff rather than every few seconds. Once the permission is granted,
+/// the network becomes Ready without anything else being touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_is_reported_and_retried_slowly() -> anyhow::Result<()> {
+    let c = cluster();
+    let admin = c.client().await?;
+    install_crds(&admin).await?;
+    let op_ns = TestNamespace::create(&admin, "perm-op").await?;
+    let watched = TestNamespace::create(&admin, "perm-watched").await?;
+    let opts = InstallOptions {
+        namespace: op_ns.name.clone(),
+        watch_namespaces: vec![watched.name.clone()],
+        ..InstallOptions::default()
+    };
+    let full = join_documents("", &rbac_documents(&opts));
+    let withheld = full.replace(
+        "resources: [poddisruptionbudgets]",
+        "resources: [poddisruptionbudgets-withheld-by-the-test]",
+    );
+    ensure!(
+        withheld != full,
+        "the generated RBAC has no poddisruptionbudgets rule to withhold"
+    );
+    kubectl_apply(c, &withheld, &[])?;
+    let token = service_account_token(&admin, &op_ns.name, "besu-operator").await?;
+    let kubeconfig = token_kubeconfig(c, &token, &op_ns.name)?;
+    let username = format!("system:serviceaccount:{}:besu-operator", op_ns.name);
+    // The production resync (300 s), so that only the error backoff paces the retries.
+    let op = OperatorProcess::start(
+        "rbac-withheld",
+        &kubeconfig,
+        &[
+            "--namespaces",
+            &watched.name,
+            "--leader-elect",
+            "--leader-elect-namespace",
+            &op_ns.name,
+            "--resync-seconds",
+            "300",
+        ],
+    )?;
+
+    let networks: Api<BesuNetwork> = watched.api();
+    let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    net.metadata.namespace = Some(watched.name.clone());
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+
+    let degraded = wait_until(
+        "the network Degraded with reason Forbidden",
+        Duration::from_secs(180),
+        || async {
+            let n = networks.get(&name).await?;
+            let c = n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded").cloned());
+            match c {
+                Some(c) if c.status == "True" && c.reason == "Forbidden" => {
+                    Ok(Check::Done(c.message))
+                }
+                other => not_yet(format!("Degraded: {other:?}")),
+            }
+        },
+    )
+    .await;
+    let message = match degraded {
+        Ok(m) => m,
+        Err(e) => anyhow::bail!("{e:#}\noperator log:\n{}", op.log_text()),
+    };
+    println!("Degraded: {message}");
+    ensure!(
+        message.contains("poddisruptionbudgets") && message.contains("forbidden"),
+        "the condition does not carry the API server's message: {message}"
+    );
+    ensure!(
+        message.contains("manifests/rbac"),
+        "the condition does not say what to do: {message}"
+    );
+
+    // Let the bring-up settle (every node Ready: no more child events), then count the
+    // refused requests over a minute.
+    let nodes: Api<BesuNode> = watched.api();
+    wait_until("every node Ready", Duration::from_secs(180), || async {
+        let list = nodes.list(&ListParams::default()).await?.items;
+        let ready = list
+            .iter()
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == NodePhase::Ready)
+            })
+            .count();
+        if !list.is_empty() && ready == list.len() && list.len() >= 6 {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("{ready}/{} nodes Ready", list.len()))
+        }
+    })
+    .await?;
+    let refused_pdb = |since: SystemTime| -> anyhow::Result<usize> {
+        Ok(audit_by_user(c, &username)?
+            .iter()
+            .filter(|r| r.response_status.as_ref().and_then(|s| s.code) == Some(403))
+            .filter(|r| {
+                r.object_ref.as_ref().and_then(|o| o.resource.as_deref())
+                    == Some("poddisruptionbudgets")
+            })
+            .filter_map(|r| {
+                r.request_received_timestamp
+                    .parse::<k8s_openapi::jiff::Timestamp>()
+                    .ok()
+            })
+            .filter(|t| SystemTime::from(*t) >= since)
+            .count())
+    };
+    let window_start = SystemTime::now();
+    let window = Duration::from_secs(60);
+    wait_until(
+        "a minute of retries",
+        window + Duration::from_secs(10),
+        || async {
+            let elapsed = window_start.elapsed().unwrap_or_default();
+            if elapsed >= window {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{elapsed:.0?}"))
+            }
+        },
+    )
+    .await?;
+    let refused = refused_pdb(window_start)?;
+    println!("refused PodDisruptionBudget requests in 60 s at rest: {refused}");
+    // The fixed 5 s retry made 12 or more; a backoff from 30 s doubling makes at most 2.
+    ensure!(
+        refused <= 3,
+        "{refused} refused requests in 60 s: the operator retries a 403 hot"
+    );
+
+    let events: Api<k8s_openapi::api::core::v1::Event> = watched.api();
+    let warnings: Vec<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Forbidden")
+                && e.type_.as_deref() == Some("Warning")
+                && e.involved_object.name.as_deref() == Some(name.as_str())
+        })
+        .map(|e| {
+            format!(
+                "{} x{}",
+                e.message.clone().unwrap_or_default(),
+                e.count.unwrap_or(1)
+            )
+        })
+        .collect();
+    ensure!(
+        warnings.len() == 1,
+        "expected one Warning Event with reason Forbidden, got {warnings:?}"
+    );
+
+    // The user grants the permission and, as the message says, touches the network to
+    // have it retried at once rather than at the next backoff (up to 5 min).
+    kubectl_apply(c, &full, &[])?;
+    let granted = SystemTime::now();
+    networks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {"example.com/retry": "now"}}
+            })),
+        )
+        .await?;
+    if let Err(e) = wait_phase(
+        &networks,
+        &name,
+        NetworkPhase::Ready,
+        Duration::from_secs(120),
+    )
+    .await
+    {
+        anyhow::bail!("{e:#}\noperator log:\n{}", op.log_text());
+    }
+    println!(
+        "Ready {:.1} s after the permission was granted",
+        granted.elapsed().unwrap_or_default().as_secs_f64()
+    );
+    let n = networks.get(&name).await?;
+    let still = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+        .map(|c| c.status.clone());
+    ensure!(
+        still.as_deref() == Some("False"),
+        "Degraded is {still:?} after the network became Ready"
+    );
+    drop(op);
     watched.cleanup().await?;
     op_ns.cleanup().await?;
     Ok(())

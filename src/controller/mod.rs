@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::Action;
+
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -47,9 +47,67 @@ pub enum Error {
     /// A monitoring object could not be rendered.
     #[error("cannot render monitoring: {0}")]
     Monitoring(#[from] crate::render::monitoring::MonitoringError),
+    /// The reconcile did not finish within its deadline and was stopped (every write is
+    /// idempotent, so the next attempt picks up where it stopped).
+    #[error("the reconcile took longer than {0:?} and was stopped")]
+    Deadline(Duration),
+}
+
+/// What a failed reconcile needs before it can pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Likely to pass on its own (a conflict, a timeout, the API server away): retried
+    /// with a per-object exponential backoff.
+    Retry,
+    /// Needs a person: a spec the API server or the renderer rejects, a permission the
+    /// operator lacks, an object too large. Reported in the `Degraded` condition and an
+    /// Event, and retried only slowly until then.
+    UserChange {
+        /// PascalCase reason for the condition and the Event.
+        reason: &'static str,
+        /// What happened, in the API server's words, and what to do.
+        message: String,
+    },
 }
 
 impl Error {
+    /// Whether retrying can help, or what the user must change.
+    pub fn remedy(&self) -> Remedy {
+        let user = |reason, message| Remedy::UserChange { reason, message };
+        match self {
+            Error::Kube(kube::Error::Api(s)) => match s.code {
+                403 => user(
+                    "Forbidden",
+                    format!(
+                        "the API server refused the operator: {}. Grant the operator's ServiceAccount this permission (manifests/rbac lists every rule it needs); the operator retries within 5 minutes, or at once when this object is edited or annotated",
+                        s.message
+                    ),
+                ),
+                400 | 422 => user(
+                    "Invalid",
+                    format!(
+                        "the API server rejected an object the operator made from this spec: {}. Change the spec so that the object is valid",
+                        s.message
+                    ),
+                ),
+                413 => user(
+                    "TooLarge",
+                    format!(
+                        "an object the operator made is too large for the API server: {}. Make the spec smaller (a genesis alloc must fit in a ConfigMap, under 1 MiB)",
+                        s.message
+                    ),
+                ),
+                _ => Remedy::Retry,
+            },
+            Error::Kube(_) | Error::Serialize(_) | Error::Deadline(_) => Remedy::Retry,
+            Error::Render(e) => user("InvalidSpec", format!("{e}: change the spec")),
+            Error::Genesis(e) => user("InvalidGenesis", format!("{e}: change spec.genesis")),
+            Error::Monitoring(e) => {
+                user("InvalidMonitoring", format!("{e}: change spec.monitoring"))
+            }
+        }
+    }
+
     /// A stable, low-cardinality label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -58,6 +116,7 @@ impl Error {
             Error::Genesis(_) => "genesis",
             Error::Serialize(_) => "serialize",
             Error::Monitoring(_) => "monitoring",
+            Error::Deadline(_) => "deadline",
         }
     }
 }
@@ -88,6 +147,8 @@ pub struct Context {
     pub chain_cache: std::sync::Mutex<std::collections::HashMap<String, CachedChain>>,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
+    /// Per object (`kind/namespace/name`): failed reconciles in a row.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
@@ -125,7 +186,33 @@ impl Context {
             chain_poll,
             chain_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             metrics_target,
+            failures: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Records one more failed reconcile of `key`; returns how long to wait before the
+    /// next attempt.
+    pub fn failed(&self, key: &str, remedy: &Remedy) -> Duration {
+        let n = match self.failures.lock() {
+            Ok(mut map) => {
+                let n = map.entry(key.to_string()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+            Err(_) => 1,
+        };
+        let jitter = {
+            use rand_core::RngCore;
+            f64::from(rand_core::OsRng.next_u32()) / (f64::from(u32::MAX) + 1.0)
+        };
+        backoff_delay(n, first_retry(remedy), jitter)
+    }
+
+    /// Forgets the failures of `key` after a reconcile that passed.
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
     }
 
     /// Records a network's chain height; returns how long ago the height last changed.
@@ -234,10 +321,23 @@ where
     }
 }
 
-/// Backoff for failed reconciles: transient API errors retry soon, the rest later.
-pub fn retry_after(error: &Error) -> Action {
-    match error {
-        Error::Kube(_) => Action::requeue(Duration::from_secs(5)),
-        _ => Action::requeue(Duration::from_secs(30)),
+/// The longest a failing object waits before its next attempt.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before attempt `failures + 1` of an object that failed `failures` times in a
+/// row: `first`, doubling, at most [`RETRY_MAX`], shortened by up to a fifth by `jitter`
+/// (in [0, 1)) so that objects failing together do not retry together.
+pub fn backoff_delay(failures: u32, first: Duration, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    let nominal = first.saturating_mul(1 << doublings).min(RETRY_MAX);
+    nominal.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+/// The first wait: transient errors retry within a second; errors that need a person
+/// wait 30 s (an edit of the object itself triggers a reconcile at once anyway).
+pub fn first_retry(remedy: &Remedy) -> Duration {
+    match remedy {
+        Remedy::Retry => Duration::from_secs(1),
+        Remedy::UserChange { .. } => Duration::from_secs(30),
     }
 }

@@ -136,6 +136,40 @@ pub fn may_generate_key(
 
 /// Reconciles one `BesuNetwork`.
 #[instrument(skip_all, fields(network = %network.name_any(), namespace = network.namespace().unwrap_or_default()))]
+/// A reconcile of `network` failed in a way only a person can fix: `Degraded` says so in
+/// status with the API server's words, and a Warning Event the first time.
+pub async fn report_blocked(
+    network: &BesuNetwork,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let ns = network.namespace().unwrap_or_default();
+    let api: Api<BesuNetwork> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(live) = api.get_opt(&network.name_any()).await? else {
+        return Ok(());
+    };
+    let previous = live.status.clone().unwrap_or_default();
+    let (conditions, news) = super::status::blocked_conditions(
+        &previous.conditions,
+        reason,
+        message,
+        live.metadata.generation,
+        Timestamp::now(),
+    );
+    let status = BesuNetworkStatus {
+        phase: NetworkPhase::Degraded,
+        conditions,
+        ..previous
+    };
+    write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?;
+    if news {
+        ctx.event(&live, EventType::Warning, reason, message.to_string())
+            .await;
+    }
+    Ok(())
+}
+
 pub async fn reconcile(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(network, ctx).await;

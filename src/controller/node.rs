@@ -216,6 +216,40 @@ pub(crate) fn statefulset_ready(sts: &StatefulSet) -> bool {
 
 /// Reconciles one `BesuNode`.
 #[instrument(skip_all, fields(node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
+/// A reconcile of `node` failed in a way only a person can fix: `Degraded` says so in
+/// status with the API server's words, and a Warning Event the first time.
+pub async fn report_blocked(
+    node: &BesuNode,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let ns = node.namespace().unwrap_or_default();
+    let api: Api<BesuNode> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(live) = api.get_opt(&node.name_any()).await? else {
+        return Ok(());
+    };
+    let previous = live.status.clone().unwrap_or_default();
+    let (conditions, news) = super::status::blocked_conditions(
+        &previous.conditions,
+        reason,
+        message,
+        live.metadata.generation,
+        Timestamp::now(),
+    );
+    let status = BesuNodeStatus {
+        phase: NodePhase::Degraded,
+        conditions,
+        ..previous
+    };
+    write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?;
+    if news {
+        ctx.event(&live, EventType::Warning, reason, message.to_string())
+            .await;
+    }
+    Ok(())
+}
+
 pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = node.namespace().unwrap_or_default();
     let client = ctx.client.clone();

@@ -85,6 +85,39 @@ pub fn transitions<'a>(previous: &[Condition], next: &'a [Condition]) -> Vec<&'a
         .collect()
 }
 
+/// The conditions after a reconcile that failed in a way only a person can fix:
+/// `Degraded` True and `Ready` False with `reason` and `message`, every other condition
+/// as it was. Also returns whether this is news (Degraded was not already saying this),
+/// i.e. whether to publish an Event.
+pub fn blocked_conditions(
+    previous: &[Condition],
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Vec<Condition>, bool) {
+    let news = !previous
+        .iter()
+        .any(|c| c.type_ == "Degraded" && c.status == "True" && c.message == message);
+    let changed = merge_conditions(
+        previous,
+        &[
+            DesiredCondition::new("Ready", false, "Degraded", "see the Degraded condition"),
+            DesiredCondition::new("Degraded", true, reason, message),
+        ],
+        generation,
+        now,
+    );
+    let mut out: Vec<Condition> = previous
+        .iter()
+        .filter(|c| c.type_ != "Ready" && c.type_ != "Degraded")
+        .cloned()
+        .collect();
+    out.extend(changed);
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    (out, news)
+}
+
 /// Writes `status` by server-side apply on the status subresource, unless it equals the
 /// live one. Returns whether a write was made.
 pub async fn write_status_if_changed<K, S>(
@@ -117,6 +150,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocked_reconcile_says_degraded_once_and_keeps_the_other_conditions() {
+        let before = merge_conditions(
+            &[],
+            &[
+                DesiredCondition::new("Ready", true, "AllNodesReady", "every node is Ready"),
+                DesiredCondition::new("Producing", true, "Advancing", "blocks are produced"),
+                DesiredCondition::new("Degraded", false, "AsExpected", "no problem found"),
+            ],
+            Some(1),
+            ts(10),
+        );
+        let (after, news) = blocked_conditions(&before, "Forbidden", "refused", Some(2), ts(20));
+        assert!(news);
+        let get = |l: &[Condition], t: &str| l.iter().find(|c| c.type_ == t).cloned().unwrap();
+        assert_eq!(get(&after, "Degraded").status, "True");
+        assert_eq!(get(&after, "Degraded").reason, "Forbidden");
+        assert_eq!(get(&after, "Degraded").message, "refused");
+        assert_eq!(get(&after, "Degraded").last_transition_time, Time(ts(20)));
+        assert_eq!(get(&after, "Ready").status, "False");
+        assert_eq!(get(&after, "Producing"), get(&before, "Producing"));
+        assert_eq!(after.len(), 3);
+        // The same failure again: no news, no transition.
+        let (again, news) = blocked_conditions(&after, "Forbidden", "refused", Some(2), ts(30));
+        assert!(!news);
+        assert_eq!(again, after);
+        // Another message is news.
+        let (_, news) = blocked_conditions(&after, "Invalid", "rejected", Some(2), ts(40));
+        assert!(news);
+    }
 
     fn ts(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH)

@@ -90,7 +90,14 @@ pub struct SyncStatus {
 pub struct RpcClient {
     http: reqwest::Client,
     attempts: u32,
+    /// Requests in flight at once, across every reconcile sharing this client: reads that
+    /// do not depend on each other run concurrently, but a network of many nodes (or many
+    /// networks) cannot open hundreds of connections at once.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many JSON-RPC requests in flight per operator.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 impl Default for RpcClient {
     fn default() -> Self {
@@ -123,6 +130,7 @@ impl RpcClient {
         RpcClient {
             http,
             attempts: attempts.max(1),
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
 
@@ -136,7 +144,11 @@ impl RpcClient {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut last = String::new();
         for attempt in 1..=self.attempts {
-            let sent = self.http.post(&ep.url).json(&body).send().await;
+            let sent = {
+                // The semaphore is never closed; if it were, the request goes unbounded.
+                let _slot = self.in_flight.acquire().await.ok();
+                self.http.post(&ep.url).json(&body).send().await
+            };
             match sent {
                 Ok(resp) if resp.status().is_success() => {
                     let v: Value = resp.json().await.map_err(|e| RpcError::Decode {
@@ -322,5 +334,39 @@ mod tests {
         assert!(err.contains("net-validator-0"), "{err}");
         assert!(err.contains("eth_blockNumber"), "{err}");
         assert!(err.contains("2 attempt"), "{err}");
+    }
+
+    /// A node that answers slowly: 100 concurrent calls through one client never have
+    /// more than MAX_IN_FLIGHT requests open at the node at once, and all are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_in_flight_are_bounded() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (o, m) = (open.clone(), most.clone());
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || {
+                let (o, m) = (o.clone(), m.clone());
+                async move {
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                    axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": "0x5"}))
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = RpcClient::new(Duration::from_secs(5), 1);
+        let ep = Endpoint::new("slow", "127.0.0.1", i32::from(port));
+        let answers = futures::future::join_all((0..100).map(|_| client.block_number(&ep))).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(5))), "{answers:?}");
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= MAX_IN_FLIGHT, "{most} requests open at once");
+        assert!(most > 1, "the calls did not overlap at all ({most})");
     }
 }

@@ -122,13 +122,19 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     /// Starts `besu-operator run <args>` with `KUBECONFIG=kubeconfig`, listening on a
-    /// free loopback port.
+    /// free loopback port, with a 5 s resync unless `args` sets one.
     pub fn start(name: &str, kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let log = std::env::temp_dir().join(format!("{}.log", unique_name(name)));
         let file = std::fs::File::create(&log)?;
+        let resync: &[&str] = if args.contains(&"--resync-seconds") {
+            &[]
+        } else {
+            &["--resync-seconds", "5"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_besu-operator"))
             .arg("run")
-            .args(["--http-addr", "127.0.0.1:0", "--resync-seconds", "5"])
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(resync)
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,besu_operator=debug")
