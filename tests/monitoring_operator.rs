@@ -4,6 +4,7 @@
 //! reconcile counters and histogram.
 
 mod operator;
+mod safety;
 mod support;
 
 use std::collections::BTreeMap;
@@ -282,5 +283,6 @@ async fn operator_metrics_follow_a_scale_from_4_to_5_validators() -> anyhow::Res
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
+    safety::assert_chain_safe(&ns.name, &kube::ResourceExt::name_any(&net), &[], 5_000).await?;
     ns.cleanup().await
 }

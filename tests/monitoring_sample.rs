@@ -4,6 +4,7 @@
 //! then the operator writes nothing over 60 s (the "no writes at rest" invariant).
 
 mod operator;
+mod safety;
 mod support;
 
 use std::time::{Duration, SystemTime};
@@ -134,6 +135,7 @@ async fn sample_with_monitoring_is_ready_and_quiet_at_rest() -> anyhow::Result<(
         !op.log_text().contains(&password),
         "the Grafana admin password is in the operator's log"
     );
+    safety::assert_chain_safe(&ns.name, &net.name_any(), &[], 5_000).await?;
     drop(op);
     ns.cleanup().await
 }

@@ -561,6 +561,21 @@ async fn retain_keeps_keys_and_volumes_and_recreating_resumes_the_same_chain() -
         pvc_uids.len()
     );
 
+    // The user deletes the network: its validators go down together, by the user's
+    // hand, not the operator's (labelled for the safety monitor).
+    let deleted_at = std::time::SystemTime::now();
+    let deleted_ms = u64::try_from(
+        deleted_at
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    let injected: Vec<safety::Injected> = (0..4)
+        .map(|i| safety::Injected {
+            pod: format!("{name}-validator-{i}-0"),
+            at_ms: deleted_ms,
+            what: "the user deleted the network".into(),
+        })
+        .collect();
     networks.delete(&name, &DeleteParams::foreground()).await?;
     wait_gone(&ns.api::<BesuNode>(), &selector, "BesuNodes").await?;
     wait_gone(&ns.api::<StatefulSet>(), &selector, "StatefulSets").await?;
@@ -613,6 +628,12 @@ async fn retain_keeps_keys_and_volumes_and_recreating_resumes_the_same_chain() -
         pvc_final == pvc_uids,
         "the re-created network did not reuse its volumes"
     );
+
+    // The same chain resumed: same keys and genesis in the witness too, and no stop
+    // longer than the time the network was gone.
+    let gone_for = deleted_at.elapsed()?;
+    let max_gap_ms = u64::try_from(gone_for.as_millis())? + 5_000;
+    safety::assert_chain_safe(&ns.name, &name, &injected, max_gap_ms).await?;
 
     let all: Vec<NodeKey> = keys_before.into_values().collect();
     assert_no_key_material(&client, &ns.name, &op, &all).await?;

@@ -7,6 +7,7 @@
 
 mod install_support;
 mod operator;
+mod safety;
 mod support;
 
 use std::collections::BTreeSet;
@@ -319,6 +320,7 @@ async fn operator_as_the_manifest_service_account_brings_a_network_up_using_ever
         granted.intersection(&used).count(),
         exempt.len()
     );
+    safety::assert_chain_safe(&net_ns.name, &name, &[], 5_000).await?;
     net_ns.cleanup().await?;
     op_ns.cleanup().await?;
     Ok(())

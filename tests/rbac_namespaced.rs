@@ -6,6 +6,7 @@
 
 mod install_support;
 mod operator;
+mod safety;
 mod support;
 
 use std::collections::BTreeSet;
@@ -167,6 +168,7 @@ async fn operator_with_roles_only_runs_the_watched_namespace_and_ignores_the_res
         watched.name,
         op_ns.name
     );
+    safety::assert_chain_safe(&watched.name, &name, &[], 5_000).await?;
     drop(op);
     unwatched.cleanup().await?;
     watched.cleanup().await?;
@@ -377,6 +379,7 @@ async fn a_missing_permission_is_reported_and_retried_slowly() -> anyhow::Result
         still.as_deref() == Some("False"),
         "Degraded is {still:?} after the network became Ready"
     );
+    safety::assert_chain_safe(&watched.name, &name, &[], 5_000).await?;
     drop(op);
     watched.cleanup().await?;
     op_ns.cleanup().await?;
