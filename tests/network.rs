@@ -659,6 +659,8 @@ async fn delete_policy_removes_everything_of_the_network() -> anyhow::Result<()>
             .is_empty(),
         "no PVCs to delete"
     );
+    // The bring-up was safe; what follows is the user deleting the chain.
+    safety::assert_chain_safe(&ns.name, &name, &[], 5_000).await?;
 
     networks.delete(&name, &DeleteParams::background()).await?;
     wait_gone(&ns.api::<BesuNode>(), &selector, "BesuNodes").await?;
@@ -685,6 +687,18 @@ async fn a_deleted_validator_key_degrades_the_network_and_is_never_regenerated()
     let original = secrets.get(&secret_name).await?;
     let keys = keys_by_secret(&secrets, &name).await?;
 
+    // The test's fault: the key is lost. Stopping its validator is the operator's right
+    // answer to it, so that outage is labelled as the test's.
+    let lost_at = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    let injected = [safety::Injected {
+        pod: format!("{name}-validator-2-0"),
+        at_ms: lost_at,
+        what: "the test deleted its key Secret".into(),
+    }];
     secrets
         .delete(&secret_name, &DeleteParams::default())
         .await?;
@@ -750,6 +764,9 @@ async fn a_deleted_validator_key_degrades_the_network_and_is_never_regenerated()
         Duration::from_secs(90),
     )
     .await?;
+    // Same key before and after (the witness would see a new one), and no other
+    // validator taken down meanwhile.
+    safety::assert_chain_safe(&ns.name, &name, &injected, 5_000).await?;
 
     let all: Vec<NodeKey> = keys.into_values().collect();
     assert_no_key_material(&client, &ns.name, &op, &all).await?;
