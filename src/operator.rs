@@ -371,49 +371,48 @@ async fn reconcile_network(
     network: Arc<BesuNetwork>,
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action, controller::Error> {
-    let started = std::time::Instant::now();
-    let result = tokio::time::timeout(
-        RECONCILE_DEADLINE,
-        controller::network::reconcile(network.clone(), ctx.clone()),
-    )
+    let run = controller::network::reconcile(network.clone(), ctx.clone());
+    guarded("network", network.as_ref(), &ctx, run, |reason, message| {
+        let (network, ctx) = (network.clone(), ctx.clone());
+        async move { controller::network::report_blocked(&network, &ctx, reason, &message).await }
+    })
     .await
-    .unwrap_or(Err(controller::Error::Deadline(RECONCILE_DEADLINE)));
-    let error = result.as_ref().err().map(controller::Error::metric_label);
-    ctx.metrics
-        .reconciled("network", started.elapsed().as_secs_f64(), error);
-    let key = object_key("network", network.as_ref());
-    match result {
-        Ok(action) => {
-            ctx.succeeded(&key);
-            Ok(action)
-        }
-        Err(e) => {
-            if let controller::Remedy::UserChange { reason, message } = e.remedy()
-                && let Err(report) =
-                    controller::network::report_blocked(&network, &ctx, reason, &message).await
-            {
-                warn!(error = %report, "could not report a blocked network in its status");
-            }
-            Err(e)
-        }
-    }
 }
 
 async fn reconcile_node(
     node: Arc<BesuNode>,
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action, controller::Error> {
-    let started = std::time::Instant::now();
-    let result = tokio::time::timeout(
-        RECONCILE_DEADLINE,
-        controller::node::reconcile(node.clone(), ctx.clone()),
-    )
+    let run = controller::node::reconcile(node.clone(), ctx.clone());
+    guarded("node", node.as_ref(), &ctx, run, |reason, message| {
+        let (node, ctx) = (node.clone(), ctx.clone());
+        async move { controller::node::report_blocked(&node, &ctx, reason, &message).await }
+    })
     .await
-    .unwrap_or(Err(controller::Error::Deadline(RECONCILE_DEADLINE)));
+}
+
+/// One reconcile of `obj` (a `kind`) under [`RECONCILE_DEADLINE`], recorded in the metrics;
+/// a pass forgets the object's failures, and a failure only a person can fix is reported
+/// in the object's status by `report`.
+async fn guarded<K, P>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    run: impl std::future::Future<Output = Result<kube::runtime::controller::Action, controller::Error>>,
+    report: impl FnOnce(&'static str, String) -> P,
+) -> Result<kube::runtime::controller::Action, controller::Error>
+where
+    K: ResourceExt,
+    P: std::future::Future<Output = Result<(), controller::Error>>,
+{
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(RECONCILE_DEADLINE, run)
+        .await
+        .unwrap_or(Err(controller::Error::Deadline(RECONCILE_DEADLINE)));
     let error = result.as_ref().err().map(controller::Error::metric_label);
     ctx.metrics
-        .reconciled("node", started.elapsed().as_secs_f64(), error);
-    let key = object_key("node", node.as_ref());
+        .reconciled(kind, started.elapsed().as_secs_f64(), error);
+    let key = object_key(kind, obj);
     match result {
         Ok(action) => {
             ctx.succeeded(&key);
@@ -421,10 +420,9 @@ async fn reconcile_node(
         }
         Err(e) => {
             if let controller::Remedy::UserChange { reason, message } = e.remedy()
-                && let Err(report) =
-                    controller::node::report_blocked(&node, &ctx, reason, &message).await
+                && let Err(failed) = report(reason, message).await
             {
-                warn!(error = %report, "could not report a blocked node in its status");
+                warn!(object = %key, error = %failed, "could not report a blocked object in its status");
             }
             Err(e)
         }
