@@ -253,6 +253,9 @@ async fn operator_metrics_follow_a_scale_from_4_to_5_validators() -> anyhow::Res
                 "{controller}: {count} reconciles, {timed} timed"
             );
         }
+        // The chain was safe up to here; what follows is the user's deletion, which
+        // takes every validator down by the user's hand.
+        safety::assert_chain_safe(&name, NETWORK, &[], 5_000).await?;
         // A deleted network's series go (it is never reconciled again).
         networks.delete(NETWORK, &Default::default()).await?;
         wait_until(
@@ -283,6 +286,5 @@ async fn operator_metrics_follow_a_scale_from_4_to_5_validators() -> anyhow::Res
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
-    safety::assert_chain_safe(&ns.name, &kube::ResourceExt::name_any(&net), &[], 5_000).await?;
     ns.cleanup().await
 }
