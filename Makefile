@@ -21,6 +21,7 @@ help:
 	@echo "make bench    operator at scale on the local cluster; prints figures (BENCH_NETWORKS=10)"
 	@echo "make bundle   regenerate and validate the OLM bundle (operator-sdk)"
 	@echo "make image    build the operator image (docker or podman; IMAGE=...)"
+	@echo "make images   build the local cluster's real-node images from local files (no registry)"
 
 .PHONY: tools
 tools:
@@ -57,7 +58,17 @@ test:
 	@hack/phase.sh lint $(MAKE) --no-print-directory lint
 	@hack/phase.sh tools hack/build-tools.sh >/dev/null
 	@hack/phase.sh build $(CARGO) build --workspace --locked
+	@if [ "$${BESU_REAL_NODE:-1}" != 0 ]; then hack/phase.sh images $(MAKE) --no-print-directory images; fi
 	hack/run-tests.sh
+
+# The real node's images (hack/real-node.sh images): pause and CoreDNS, the operator's
+# release binary under the image name of manifests/install.yaml, and the Besu stand-in
+# under the pinned Besu image's name. No registry, no container engine.
+.PHONY: images
+images:
+	hack/build-tools.sh build kubernetes-node coredns >/dev/null
+	$(CARGO) build --release --locked -p besu-operator -p besu-sim --bin besu-operator --bin besu-standin
+	hack/real-node.sh images
 
 # The local control plane (hack/local-cluster.sh): `eval "$$(make -s cluster-up)"`
 # sets KUBECONFIG; `make test` then reuses it instead of starting its own.

@@ -44,6 +44,8 @@ TOOLS=(
   "etcd|go.etcd.io/etcd/server/v3|ETCD_VERSION|.|etcd|1|etcd"
   "kwok|sigs.k8s.io/kwok|KWOK_VERSION|cmd/kwok|kwok|2|kwok"
   "kubernetes|k8s.io/kubernetes|K8S_VERSION|cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl|kube-apiserver kube-controller-manager kube-scheduler kubectl|7|Kubernetes"
+  "kubernetes-node|k8s.io/kubernetes|K8S_VERSION|cmd/kubelet cmd/kube-proxy|kubelet kube-proxy|10|kubelet and kube-proxy (the real node)"
+  "coredns|github.com/coredns/coredns|COREDNS_VERSION|.|coredns|6|CoreDNS (the real node)"
   "helm|helm.sh/helm/v3|HELM_VERSION|cmd/helm|helm|1|helm"
   "operator-sdk|github.com/operator-framework/operator-sdk|OPERATOR_SDK_VERSION|cmd/operator-sdk|operator-sdk|3|operator-sdk"
   "prometheus|github.com/prometheus/prometheus|PROMETHEUS_MODULE|cmd/prometheus cmd/promtool|prometheus promtool|3|Prometheus and promtool"
@@ -87,7 +89,7 @@ module_gomod() {
 # The replace directives a tool's wrapper module needs, derived from upstream's go.mod.
 replaces_for() { # NAME VERSION UPSTREAM_GOMOD
   case "$1" in
-    kubernetes)
+    kubernetes | kubernetes-node)
       # Upstream replaces its staging modules with ./staging paths, which a module
       # outside its tree cannot use: each becomes its tagged v0.MINOR.PATCH release.
       local minor staging_v
@@ -161,7 +163,7 @@ lock_tool() {
 
 ldflags_for() { # NAME
   case "$1" in
-    kubernetes)
+    kubernetes | kubernetes-node)
       local v=$K8S_VERSION major minor
       major=$(echo "${v#v}" | cut -d. -f1); minor=$(echo "${v#v}" | cut -d. -f2)
       printf '%s' "-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"

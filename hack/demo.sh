@@ -36,6 +36,13 @@ up() {
   # would show a network that is Ready on paper only.
   [ -x "$sim" ] || die "the Besu simulator $sim is missing: run cargo build --bin besu-sim (or set BESU_SIM_BIN)"
   export BESU_SIM_BIN=$sim
+  # The demo's network runs on the kwok nodes with the simulator: no real node (it needs
+  # root and two more builds); BESU_REAL_NODE=1 make demo starts one anyway.
+  export BESU_REAL_NODE=${BESU_REAL_NODE:-0}
+  if [ "$BESU_REAL_NODE" = 1 ]; then
+    say "building the real node's tools and images (make images)"
+    (cd "$root" && make --no-print-directory images >/dev/null)
+  fi
   say "building the local cluster's pinned Go tools (cached after the first run; about 10 min on 2 cores)"
   "$here/build-tools.sh" build etcd kwok kubernetes >/dev/null
 

@@ -8,6 +8,15 @@
 #   hack/local-cluster.sh status   say whether it is up (exit 0) or not (exit 1)
 #   hack/local-cluster.sh down     stop every process it started and remove the state dir
 #
+# The real node (hack/real-node.sh): by default `up` also starts one real Kubernetes
+# node, real-node-0 (kubelet, containerd, kube-proxy, CoreDNS), tainted and labelled
+# nodeops.dev/real-node=true so that only pods that ask for it land there. Then the
+# API server listens on the real node's bridge (198.18.0.1), where pods reach it as
+# kubernetes.default.svc, Services get ClusterIPs from 198.19.0.0/16, and the
+# endpointslice controllers run (CoreDNS needs them; for kwok pods, whose loopback IPs
+# endpoints refuse, they fail and retry with backoff). BESU_REAL_NODE=0: kwok nodes only,
+# everything on 127.0.0.1 as described below. It needs root.
+#
 # State dir: $BESU_CLUSTER_DIR, default $BESU_OPERATOR_CACHE/cluster. Only the
 # `export` line goes to stdout, so `eval "$(hack/local-cluster.sh up)"` works.
 # Needs: the binaries of hack/build-tools.sh, openssl, iproute2 (ss), base64.
@@ -27,6 +36,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=real-node.sh
+source "$here/real-node.sh"
 
 cache=${BESU_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/besu-operator}
 dir=${BESU_CLUSTER_DIR:-$cache/cluster}
@@ -34,7 +45,21 @@ case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
 bin=$("$here/build-tools.sh" bindir)
 kubectl="$bin/kubernetes/kubectl"
 
-SERVICE_CIDR=127.32.0.0/16
+# The real node on (1, default) or off (0); a running cluster keeps the mode it was
+# started with (cluster.env), whatever the environment says later.
+REAL_NODE=${BESU_REAL_NODE:-1}
+if [ -f "$dir/cluster.env" ]; then
+  REAL_NODE=$(sed -n 's/^REAL_NODE=//p' "$dir/cluster.env")
+  REAL_NODE=${REAL_NODE:-0}
+fi
+case "$REAL_NODE" in 0 | 1) ;; *) echo "BESU_REAL_NODE must be 0 or 1, not $REAL_NODE" >&2; exit 2 ;; esac
+if [ "$REAL_NODE" = 1 ]; then
+  API_ADDR=$REAL_NODE_IP
+  SERVICE_CIDR=$REAL_NODE_SERVICE_CIDR
+else
+  API_ADDR=127.0.0.1
+  SERVICE_CIDR=127.32.0.0/16
+fi
 # Pod IPs: a /16 of 127.64.0.0/12 per cluster (pick_cluster_cidr).
 CLUSTER_CIDR=127.64.0.0/12
 # besu-sim binds pod IPs on this machine's loopback, so clusters running side by side
@@ -46,6 +71,7 @@ KWOK_FALLBACK_CIDR=127.127.0.0/16
 NODE_COUNT=3
 # The daemons `status` requires (down stops them, and besu-sim, in its own order).
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+[ "$REAL_NODE" = 0 ] || COMPONENTS+=(containerd kubelet kube-proxy volume-perms)
 
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -163,12 +189,22 @@ extendedKeyUsage=clientAuth"
   sign apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,IP:$API_ADDR,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   sign admin "/O=system:masters/CN=besu-local-admin" "$client"
   sign controller-manager "/CN=system:kube-controller-manager" "$client"
   sign scheduler "/CN=system:kube-scheduler" "$client"
   # kwok manages many nodes, their leases and pods; it runs as a cluster admin.
   sign kwok "/O=system:masters/CN=kwok-controller" "$client"
+  if [ "$REAL_NODE" = 1 ]; then
+    sign kube-proxy "/CN=system:kube-proxy" "$client"
+    sign kubelet "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "$client"
+    sign kubelet-serving "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$REAL_NODE_IP,DNS:$REAL_NODE_NAME"
+    # The API server's client certificate for kubelet calls (logs, exec, port-forward).
+    sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
+  fi
   # Service-account tokens: signed by the apiserver (TokenRequest) and by the
   # controller-manager's token controller.
   newkey "$p/sa.key"
@@ -187,7 +223,7 @@ kind: Config
 clusters:
 - name: besu-local
   cluster:
-    server: https://127.0.0.1:$API_PORT
+    server: https://$API_ADDR:$API_PORT
     certificate-authority-data: $(base64 -w0 < "$p/ca.crt")
 users:
 - name: $2
@@ -214,6 +250,15 @@ is_up() {
   [ -f "$dir/cluster.env" ] && [ -f "$dir/kubeconfig" ] || return 1
   local c
   for c in "${COMPONENTS[@]}"; do is_ours_alive "$(pid_of "$c")" || return 1; done
+  apiserver_ready
+}
+
+# is_up without the real node's components (up checks it before starting them).
+control_plane_up() {
+  local c
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    is_ours_alive "$(pid_of "$c")" || return 1
+  done
   apiserver_ready
 }
 
@@ -294,13 +339,17 @@ EOF
   done
 }
 
+# real_or_kwok A B: A with the real node, B without.
+real_or_kwok() { if [ "$REAL_NODE" = 1 ]; then echo "$1"; else echo "$2"; fi; }
+
 # The kube-apiserver, with the ports of $dir/cluster.env (or of `up`, being written).
 start_apiserver() {
   local p="$dir/pki"
   start kube-apiserver "$bin/kubernetes/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-    --endpoint-reconciler-type=none \
+    --bind-address="$API_ADDR" --advertise-address="$API_ADDR" --secure-port="$API_PORT" \
+    $(real_or_kwok "--kubelet-client-certificate=$p/apiserver-kubelet-client.crt --kubelet-client-key=$p/apiserver-kubelet-client.key --kubelet-certificate-authority=$p/ca.crt --kubelet-preferred-address-types=InternalIP" --endpoint-reconciler-type=none) \
+    --enable-admission-plugins=PodNodeSelector,PodTolerationRestriction$(real_or_kwok ,NodeRestriction "") \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
     --client-ca-file="$p/ca.crt" \
@@ -329,7 +378,7 @@ start_controller_manager() {
     --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
     --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size=24 \
     --service-cluster-ip-range="$SERVICE_CIDR" \
-    --controllers="*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller" \
+    --controllers="$(real_or_kwok "*" "*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller")" \
     --enable-hostpath-provisioner=true --profiling=false --v=0
 }
 
@@ -394,9 +443,11 @@ up() {
   # A failed `up` leaves nothing running: show the logs' ends, then stop all.
   trap up_failed EXIT
 
-  local ports; read -r -a ports <<< "$(pick_ports 6)"
+  local ports; read -r -a ports <<< "$(pick_ports 10)"
   ETCD_PORT=${ports[0]} ETCD_PEER_PORT=${ports[1]} API_PORT=${ports[2]}
   CONTROLLER_MANAGER_PORT=${ports[3]} SCHEDULER_PORT=${ports[4]} KWOK_PORT=${ports[5]}
+  KUBELET_PORT=${ports[6]} KUBELET_HEALTHZ_PORT=${ports[7]}
+  KUBE_PROXY_HEALTHZ_PORT=${ports[8]} KUBE_PROXY_METRICS_PORT=${ports[9]}
   CLUSTER_CIDR=$(pick_cluster_cidr)
   cat > "$dir/cluster.env" <<EOF
 # Written by hack/local-cluster.sh up; read by tests and scripts.
@@ -411,6 +462,12 @@ SCHEDULER_PORT=$SCHEDULER_PORT
 KWOK_PORT=$KWOK_PORT
 SERVICE_CIDR=$SERVICE_CIDR
 CLUSTER_CIDR=$CLUSTER_CIDR
+REAL_NODE=$REAL_NODE
+API_ADDR=$API_ADDR
+KUBELET_PORT=$KUBELET_PORT
+KUBELET_HEALTHZ_PORT=$KUBELET_HEALTHZ_PORT
+KUBE_PROXY_HEALTHZ_PORT=$KUBE_PROXY_HEALTHZ_PORT
+KUBE_PROXY_METRICS_PORT=$KUBE_PROXY_METRICS_PORT
 AUDIT_LOG=$dir/audit/audit.log
 KUBECONFIG=$dir/kubeconfig
 EOF
@@ -420,7 +477,13 @@ EOF
   kubeconfig scheduler system:kube-scheduler
   kubeconfig kwok kwok-controller
   cp "$here/cluster/audit-policy.yaml" "$here/cluster/kwok-stages.yaml" "$dir/"
-  log "state dir $dir; apiserver https://127.0.0.1:$API_PORT"
+  if [ "$REAL_NODE" = 1 ]; then
+    kubeconfig kubelet "system:node:$REAL_NODE_NAME"
+    kubeconfig kube-proxy system:kube-proxy
+    real_node_deps
+    real_node_net_up
+  fi
+  log "state dir $dir; apiserver https://$API_ADDR:$API_PORT"
 
   start etcd "$bin/etcd/etcd" --name=local --data-dir="$dir/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
@@ -450,11 +513,15 @@ EOF
     --cidr="$KWOK_FALLBACK_CIDR" --node-ip=127.0.10.250 \
     --server-address="127.0.0.1:$KWOK_PORT"
 
-  wait_for "all components running" 10 is_up
+  wait_for "the control plane and kwok running" 10 control_plane_up
   wait_for "$NODE_COUNT nodes Ready with a podCIDR" 60 nodes_ready
   wait_for "ServiceAccount default/default (controller-manager)" 60 default_sa_exists
   wait_for "kube-scheduler serving" 30 scheduler_listening
   start_besu_sim
+  if [ "$REAL_NODE" = 1 ]; then
+    start_volume_perms
+    real_node_join
+  fi
   trap - EXIT
   log "up in $(( $(now_ms) - t0 )) ms"
   env_line
@@ -471,6 +538,20 @@ up_failed() {
   log "up failed; stopping what it started"
   down_quiet || true
   exit "$rc"
+}
+
+# The hostpath provisioner makes each volume's directory root-owned 0750
+# (pkg/volume/hostpath/host_path.go), and hostPath volumes get no fsGroup ownership,
+# so a non-root container (Besu runs as uid 1000) could not write its data. A real
+# cluster's CSI driver applies fsGroup; here this loop opens each new volume directory
+# to its pod instead (0777), within 0.2 s of its creation, before any pod can use it
+# (a claim is bound before its pod is scheduled).
+start_volume_perms() {
+  start volume-perms env BESU_CLUSTER_DIR="$dir" bash -c '
+    while :; do
+      find /tmp/hostpath_pv -mindepth 1 -maxdepth 1 -type d -perm 0750 -exec chmod 0777 {} + 2>/dev/null
+      sleep 0.2
+    done'
 }
 
 # === Besu simulator hook ======================================================
@@ -527,12 +608,17 @@ down_quiet() {
   fi
   stop_one besu-sim
   stop_one kwok
+  if [ "$REAL_NODE" = 1 ]; then
+    stop_one volume-perms
+    real_node_leave
+  fi
   stop_one kube-scheduler
   # The controller-manager provisions volumes: stop it before listing them.
   stop_one kube-controller-manager
   remove_volume_dirs
   stop_one kube-apiserver
   stop_one etcd
+  [ "$REAL_NODE" = 0 ] || real_node_net_down
   local p
   for p in "${ports[@]}"; do
     [ -n "$p" ] || continue
@@ -570,7 +656,7 @@ case "${1:-}" in
   start-apiserver) apiserver_outage start ;;
   status)
     if is_up; then
-      log "up: $dir (apiserver https://127.0.0.1:$(sed -n 's/^API_PORT=//p' "$dir/cluster.env"))"
+      log "up: $dir (apiserver https://$API_ADDR:$(sed -n 's/^API_PORT=//p' "$dir/cluster.env"))"
       for c in "${COMPONENTS[@]}" besu-sim; do
         pid=$(pid_of "$c")
         if [ -z "$pid" ]; then continue; fi

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Network watcher: every socket of a test run must stay on loopback.
+# Network watcher: every socket of a test run must stay on loopback, or on the local
+# cluster's real node networks: 198.18.0.0/15 (hack/real-node.sh: the bridge besu0,
+# pods and Services), and nothing else.
 #
 #   hack/netwatch.sh run OUT_DIR TAG [MAX_SECONDS]
 #       Samples `ss -Htanp` every 0.5 s until OUT_DIR/stop exists (or MAX_SECONDS,
 #       default 7200, pass). Records in OUT_DIR/netwatch.log every TCP socket with
-#       an address outside 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, and exits 1 if
+#       an address outside 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and 198.18.0.0/15
+#       (also as ::ffff:198.18.0.0/111), and exits 1 if
 #       any of them was ours; OUT_DIR/violations.log then lists them.
 #   hack/netwatch.sh stop OUT_DIR      ask a running watcher to finish
 #   hack/netwatch.sh self-test         checks the classifier on made-up ss lines
@@ -28,7 +31,13 @@
 # process also used, would pass; a longer one is caught with its process.
 #
 # Listening sockets count too: a process of ours listening on 0.0.0.0 or any
-# non-loopback address is a violation.
+# address outside those ranges is a violation.
+#
+# Pods of the real node live in their own network namespaces (/run/netns/cni-*),
+# which `ss` on the host does not show: every 4th sample reads each of them too, and
+# any socket there with an address outside the ranges is a violation (every pod of
+# the real node is the run's). A pod listening on 0.0.0.0 is fine: its namespace has
+# only its own bridge address.
 set -euo pipefail
 
 SS_CMD=${NETWATCH_SS_CMD:-ss -Htanp}
@@ -44,7 +53,7 @@ non_loopback_sockets() {
       return a
     }
     function loopback(h) {
-      return h ~ /^127\./ || h == "::1" || h ~ /^::ffff:127\./
+      return h ~ /^127\./ || h == "::1" || h ~ /^::ffff:127\./ || h ~ /^(::ffff:)?198\.1[89]\./
     }
     {
       state = $1; local = $4; peer = $5
@@ -116,6 +125,32 @@ classify() {
 
 declare -A pending=()        # "local peer" -> log line of an unattributed socket
 
+POD_NETNS_DIR=${NETWATCH_POD_NETNS_DIR:-/run/netns}
+pod_samples=0
+# Every 4th sample: the sockets in the real node's pod network namespaces.
+pod_sockets_sample() {
+  local out=$1 ns state laddr peer rest line
+  pod_samples=$((pod_samples + 1))
+  [ $((pod_samples % 4)) = 1 ] || return 0
+  for ns in "$POD_NETNS_DIR"/cni-*; do
+    [ -e "$ns" ] || continue
+    while read -r state _ _ laddr peer rest; do
+      case "$state" in LISTEN | UNCONN) [[ $laddr == 0.0.0.0:* || $laddr == \[::\]:* || $laddr == \*:* ]] && continue ;; esac
+      if pod_addr_allowed "$laddr" && pod_addr_allowed "$peer"; then continue; fi
+      line="ours $state $laddr $peer pod netns $(basename "$ns")"
+      [ -n "${reported["$line"]:-}" ] && continue
+      reported["$line"]=1
+      printf '%s %s\n' "$(date -u +%FT%T.%3NZ)" "$line" >> "$out/netwatch.log"
+      printf '%s\n' "$line" >> "$out/violations.log"
+    done < <(${NETWATCH_POD_SS_CMD:-nsenter --net="$ns" ss -Htan} 2>/dev/null)
+  done
+}
+pod_addr_allowed() {
+  local h=${1%:*}
+  h=${h#[}; h=${h%]}; h=${h%%%*}
+  [[ $h == 127.* || $h == ::1 || $h == ::ffff:127.* || $h == 198.18.* || $h == 198.19.* || $h == ::ffff:198.18.* || $h == ::ffff:198.19.* || $h == "*" || $h == 0.0.0.0 || $h == :: ]]
+}
+
 # sample OUT: one pass; appends new findings to OUT/netwatch.log and
 # violations of our processes to OUT/violations.log. Unattributed sockets wait
 # in `pending` (see settle).
@@ -133,6 +168,7 @@ sample() {
       esac
     fi
   done < <(non_loopback_sockets)
+  pod_sockets_sample "$out"
 }
 
 # settle OUT [final]: an unattributed socket whose remote end a foreign process
@@ -212,6 +248,9 @@ LISTEN 0 4096 127.0.0.1:23456 0.0.0.0:* users:(("kube-apiserver",pid=$ours,fd=7)
 ESTAB 0 0 127.0.0.1:40000 127.0.0.1:23456 users:(("kubectl",pid=$ours,fd=3))
 ESTAB 0 0 [::1]:40001 [::1]:23456 users:(("kubectl",pid=$ours,fd=3))
 ESTAB 0 0 [::ffff:127.0.0.1]:40002 [::ffff:127.0.0.1]:23456 users:(("x",pid=$ours,fd=3))
+LISTEN 0 4096 198.18.0.1:23457 0.0.0.0:* users:(("kube-apiserver",pid=$ours,fd=8))
+ESTAB 0 0 198.18.0.1:40003 198.18.0.7:8545 users:(("besu-operator",pid=$ours,fd=12))
+ESTAB 0 0 198.18.0.1:40004 198.19.0.10:53 users:(("x",pid=$ours,fd=13))
 ESTAB 0 0 192.0.2.2:2024 192.0.2.1:51000
 TIME-WAIT 0 0 192.0.2.2:40999 203.0.113.80:443
 ESTAB 0 0 192.0.2.2:41000 203.0.113.80:443 users:(("cargo",pid=$foreign,fd=9))
@@ -220,6 +259,11 @@ EOF
   TAG=$tag
   NETWATCH_SS_CMD="cat $tmp/ss" SS_CMD="cat $tmp/ss"
   mkdir -p "$tmp/out"; : > "$tmp/out/netwatch.log"; : > "$tmp/out/violations.log"
+  # A pod network namespace of the real node: allowed sockets only, for now.
+  mkdir -p "$tmp/netns"; : > "$tmp/netns/cni-self-test"
+  POD_NETNS_DIR=$tmp/netns NETWATCH_POD_SS_CMD="cat $tmp/podss"
+  printf '%s\n' "LISTEN 0 4096 0.0.0.0:8545 0.0.0.0:*" "ESTAB 0 0 198.18.0.5:40000 198.18.0.6:30303" \
+    "ESTAB 0 0 198.18.0.5:40001 198.19.0.10:53" > "$tmp/podss"
   sample "$tmp/out"; settle "$tmp/out"
   local fail=0
   if [ -s "$tmp/out/violations.log" ]; then echo "self-test: clean sample reported violations:" >&2; cat "$tmp/out/violations.log" >&2; fail=1; fi
@@ -231,10 +275,14 @@ ESTAB 0 0 192.0.2.2:42000 198.51.100.7:8545 users:(("besu-operator",pid=$ours,fd
 LISTEN 0 128 0.0.0.0:9090 0.0.0.0:* users:(("besu-sim",pid=$ours,fd=5))
 SYN-SENT 0 1 [2001:db8::2]:42002 [2001:db8::9]:443 users:(("x",pid=$ours,fd=4))
 TIME-WAIT 0 0 192.0.2.2:42001 198.51.100.8:30303
+ESTAB 0 0 198.18.0.1:42004 198.20.0.1:8545 users:(("x",pid=$ours,fd=14))
+ESTAB 0 0 198.18.0.1:42005 10.0.0.1:443 users:(("x",pid=$ours,fd=15))
 EOF
+  echo "ESTAB 0 0 198.18.0.5:40002 203.0.113.9:443" >> "$tmp/podss"
+  pod_samples=0
   sample "$tmp/out"; settle "$tmp/out" final
   local n; n=$(wc -l < "$tmp/out/violations.log")
-  if [ "$n" -ne 4 ]; then echo "self-test: expected 4 violations, got $n:" >&2; cat "$tmp/out/violations.log" >&2; fail=1; fi
+  if [ "$n" -ne 7 ]; then echo "self-test: expected 7 violations, got $n:" >&2; cat "$tmp/out/violations.log" >&2; fail=1; fi
   kill "$ours" "$foreign" 2>/dev/null || true
   wait "$ours" "$foreign" 2>/dev/null || true
   if [ $fail = 0 ]; then echo "netwatch self-test: ok" >&2; else echo "netwatch self-test: FAILED" >&2; return 1; fi

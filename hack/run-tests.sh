@@ -178,6 +178,8 @@ NETWATCH_PID_DIR=$netwatch_pid_dir hack/netwatch.sh run "$run_dir/netwatch" "$BE
 watcher=$!
 
 if [ -n "$own_cluster" ]; then
+  # The machine's kernel settings before the real node (check-clean compares after down).
+  hack/real-node.sh snapshot-sysctls "$run_dir/sysctl-before.conf"
   t=$(now_ms)
   up_rc=0
   env_line=$(hack/local-cluster.sh up) || up_rc=$?
@@ -235,7 +237,10 @@ if [ -n "$own_cluster" ]; then
     fi
   done
   [ -d "$own_cluster" ] && { log "state dir $own_cluster remains after down"; down_rc=1; }
-  [ $down_rc = 0 ] && log "down left no process, port or state behind"
+  # The real node's traces: bridge, network namespaces, iptables chains, cgroups, mounts,
+  # shims, kernel settings (hack/real-node.sh check-clean lists what is left).
+  hack/real-node.sh check-clean "$run_dir/sysctl-before.conf" || down_rc=1
+  [ $down_rc = 0 ] && log "down left no process, port, state, network, cgroup, mount or kernel setting behind"
   own_cluster=""
 fi
 

@@ -189,7 +189,7 @@ fn lock_problems(tool: &Tool, pin: &str, dir: &Path) -> Vec<String> {
     }
     // The sibling modules of Kubernetes (staging, v0.MINOR.PATCH) and etcd (same tag).
     let sibling_version = match tool.name.as_str() {
-        "kubernetes" => {
+        "kubernetes" | "kubernetes-node" => {
             let parts: Vec<&str> = pin.trim_start_matches('v').split('.').collect();
             parts
                 .get(1)
@@ -215,7 +215,7 @@ fn lock_problems(tool: &Tool, pin: &str, dir: &Path) -> Vec<String> {
             ));
         }
     }
-    if tool.name == "kubernetes" && !m.replaces.keys().any(|k| k == "k8s.io/api") {
+    if tool.name.starts_with("kubernetes") && !m.replaces.keys().any(|k| k == "k8s.io/api") {
         problems.push("kubernetes: go.mod does not replace the staging module k8s.io/api".into());
     }
     problems

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -91,6 +91,18 @@ pub enum KeyFact {
     Invalid(String),
 }
 
+/// The node's Besu container was last stopped by the kernel for exceeding its memory
+/// limit (the kubelet's `OOMKilled`), read from the pod's container status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomFact {
+    /// The pod that holds the container.
+    pub pod: String,
+    /// The container's restart count (each OOMKill is one restart).
+    pub restarts: i32,
+    /// The container's memory limit, when it has one.
+    pub limit: Option<String>,
+}
+
 /// What the reconcile observed, the input of [`decide`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeFacts {
@@ -100,6 +112,63 @@ pub struct NodeFacts {
     pub genesis_missing: Option<String>,
     /// Whether the StatefulSet's pod is Ready and runs the current template.
     pub pod_ready: bool,
+    /// The Besu container's last termination was an OOMKill.
+    pub oom: Option<OomFact>,
+}
+
+/// The `OOMKilled` condition: True while the Besu container's last termination was the
+/// kernel's OOM killer at the memory limit, with what to change.
+fn oom_condition(oom: Option<&OomFact>) -> DesiredCondition {
+    match oom {
+        Some(o) => DesiredCondition::new(
+            "OOMKilled",
+            true,
+            "ContainerOOMKilled",
+            format!(
+                "the besu container of pod {} was killed for exceeding its memory limit ({}; {} restart(s) so far). Raise spec.resources.limits.memory (or the network's nodeTemplate): Besu needs its JVM heap plus RocksDB's off-heap memory",
+                o.pod,
+                o.limit.as_deref().unwrap_or("no limit set"),
+                o.restarts
+            ),
+        ),
+        None => DesiredCondition::new(
+            "OOMKilled",
+            false,
+            "NoOOMKill",
+            "the besu container's last termination was not an OOMKill",
+        ),
+    }
+}
+
+/// Reads the OOM fact from the node's pod (`<statefulset>-0`), if any.
+pub(crate) fn oom_fact(pod: &Pod) -> Option<OomFact> {
+    let status = pod.status.as_ref()?;
+    let c = status
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == "besu")?;
+    let oom = |t: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>| {
+        t.is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"))
+    };
+    let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let now = c.state.as_ref().and_then(|s| s.terminated.as_ref());
+    if !(oom(now) || (now.is_none() && oom(last))) {
+        return None;
+    }
+    let limit = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == "besu"))
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .map(|q| q.0.clone());
+    Some(OomFact {
+        pod: pod.name_any(),
+        restarts: c.restart_count,
+        limit,
+    })
 }
 
 /// What the node controller decided.
@@ -177,7 +246,7 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
     NodeDecision {
         replicas,
         phase,
-        conditions: vec![ready_cond, degraded],
+        conditions: vec![ready_cond, degraded, oom_condition(facts.oom.as_ref())],
     }
 }
 
@@ -214,8 +283,6 @@ pub(crate) fn statefulset_ready(sts: &StatefulSet) -> bool {
     generation_seen && on_current_revision && status.ready_replicas.unwrap_or(0) >= 1
 }
 
-/// Reconciles one `BesuNode`.
-#[instrument(skip_all, fields(node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
 /// A reconcile of `node` failed in a way only a person can fix: `Degraded` says so in
 /// status with the API server's words, and a Warning Event the first time.
 pub async fn report_blocked(
@@ -250,6 +317,8 @@ pub async fn report_blocked(
     Ok(())
 }
 
+/// Reconciles one `BesuNode`.
+#[instrument(skip_all, fields(node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
 pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = node.namespace().unwrap_or_default();
     let client = ctx.client.clone();
@@ -277,6 +346,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         key: key.clone(),
         genesis_missing: genesis_missing.clone(),
         pod_ready: false,
+        oom: None,
     })
     .replicas;
     let mut wrote = false;
@@ -352,10 +422,17 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         .as_ref()
         .and_then(|l| l.annotations().get(TEMPLATE_REVISION_ANNOTATION).cloned());
     let running_image = live.as_ref().and_then(template_image);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let oom = pods
+        .get_opt(&format!("{name}-0"))
+        .await?
+        .as_ref()
+        .and_then(oom_fact);
     let facts = NodeFacts {
         key,
         genesis_missing,
         pod_ready,
+        oom,
     };
     let decision = decide(&facts);
 
@@ -385,10 +462,24 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         node.metadata.generation,
         Timestamp::now(),
     );
-    for c in transitions(&previous.conditions, &conditions) {
-        let interesting = (c.type_ == "Ready") || (c.type_ == "Degraded" && c.status == "True");
+    // An OOMKill is news each time it happens again (its message counts the restarts).
+    let oom_again = conditions.iter().find(|c| {
+        c.type_ == "OOMKilled"
+            && c.status == "True"
+            && previous
+                .conditions
+                .iter()
+                .any(|p| p.type_ == c.type_ && p.status == c.status && p.message != c.message)
+    });
+    for c in transitions(&previous.conditions, &conditions)
+        .into_iter()
+        .chain(oom_again)
+    {
+        let interesting = (c.type_ == "Ready")
+            || (c.type_ == "Degraded" && c.status == "True")
+            || (c.type_ == "OOMKilled" && c.status == "True");
         if interesting {
-            let type_ = if c.type_ == "Degraded" {
+            let type_ = if c.type_ == "Degraded" || c.type_ == "OOMKilled" {
                 EventType::Warning
             } else {
                 EventType::Normal
@@ -460,6 +551,7 @@ mod tests {
             key: KeyFact::Missing("net-validator-0-key".into()),
             genesis_missing: None,
             pod_ready: true,
+            oom: None,
         });
         assert_eq!(d.replicas, 0);
         assert_eq!(d.phase, NodePhase::Degraded);
@@ -483,6 +575,7 @@ mod tests {
                     key: key.clone(),
                     genesis_missing: None,
                     pod_ready,
+                    oom: None,
                 })
                 .replicas
             };
@@ -496,22 +589,63 @@ mod tests {
             key: valid(),
             genesis_missing: None,
             pod_ready: false,
+            oom: None,
         });
         assert_eq!((pending.replicas, pending.phase), (1, NodePhase::Pending));
         let ready = decide(&NodeFacts {
             key: valid(),
             genesis_missing: None,
             pod_ready: true,
+            oom: None,
         });
         assert_eq!((ready.replicas, ready.phase), (1, NodePhase::Ready));
         let no_genesis = decide(&NodeFacts {
             key: KeyFact::NotConfigured,
             genesis_missing: Some("g".into()),
             pod_ready: true,
+            oom: None,
         });
         assert_eq!(
             (no_genesis.replicas, no_genesis.phase),
             (0, NodePhase::Degraded)
         );
+    }
+
+    #[test]
+    fn an_oomkilled_container_is_reported_with_its_limit_and_restarts() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "net-validator-1-0"},
+            "spec": {"containers": [{"name": "besu", "resources": {"limits": {"memory": "512Mi"}}}]},
+            "status": {"containerStatuses": [{
+                "name": "besu", "image": "i", "imageID": "", "ready": true, "restartCount": 2,
+                "state": {"running": {}},
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+            }]}
+        }))
+        .expect("pod");
+        let oom = oom_fact(&pod).expect("an OOM fact");
+        assert_eq!(oom.restarts, 2);
+        assert_eq!(oom.limit.as_deref(), Some("512Mi"));
+        let d = decide(&NodeFacts {
+            key: valid(),
+            genesis_missing: None,
+            pod_ready: true,
+            oom: Some(oom),
+        });
+        let c = d.conditions.iter().find(|c| c.type_ == "OOMKilled").expect("condition");
+        assert!(c.status);
+        assert!(c.message.contains("net-validator-1-0") && c.message.contains("512Mi"));
+        // The node still runs: an OOMKill is reported, not a reason to stop the pod.
+        assert_eq!((d.replicas, d.phase), (1, NodePhase::Ready));
+
+        // Killed for another reason last time: no OOM fact.
+        let mut other = pod.clone();
+        if let Some(cs) = other.status.as_mut().and_then(|s| s.container_statuses.as_mut()) {
+            cs[0].last_state = serde_json::from_value(
+                serde_json::json!({"terminated": {"exitCode": 143, "reason": "Error"}}),
+            )
+            .ok();
+        }
+        assert_eq!(oom_fact(&other), None);
     }
 }
