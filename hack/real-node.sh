@@ -105,11 +105,12 @@ rn_operator_image() { sed -n 's/^ *image: \(.*besu-operator:.*\)$/\1/p' "$(rn_re
 rn_dockerfile() { # INSTRUCTION: its JSON/args in the last stage
   awk -v i="$1" 'toupper($1) == "FROM" { v = "" } toupper($1) == i { $1 = ""; sub(/^ /, ""); v = $0 } END { print v }' "$(rn_repo)/Dockerfile"
 }
-rn_besu_image() { sed -n 's/^pub const DEFAULT_BESU_IMAGE: &str = "\(.*\)";/\1/p' "$(rn_repo)/api/src/common.rs"; }
+rn_api_const() { sed -n "s/^pub const $1: &str = \"\\(.*\\)\";/\\1/p" "$(rn_repo)/api/src/common.rs"; }
+rn_besu_image() { rn_api_const DEFAULT_BESU_IMAGE; }
 
-# real_node_images [NAME...]: pause coredns operator besu (default: all).
+# real_node_images [NAME...]: pause coredns prometheus operator besu (default: all).
 real_node_images() {
-  local wanted=" ${*:-pause coredns operator besu} "
+  local wanted=" ${*:-pause coredns prometheus operator besu} "
   local repo out target t0=$SECONDS
   repo=$(rn_repo); out=$(rn_images_dir); target=${CARGO_TARGET_DIR:-$repo/target}
   mkdir -p "$out"
@@ -139,6 +140,18 @@ real_node_images() {
   rn_passwd "$work/coredns" nonroot:65532
   python3 "$repo/hack/mkimage.py" "$work/coredns" "$out/coredns.tar" \
     "$REAL_NODE_IMAGE_PREFIX/coredns:${COREDNS_VERSION#v}" '{"Entrypoint":["/coredns"],"User":"65532:65532"}'
+  fi
+
+  # Prometheus, built by hack/build-tools.sh, under the operator's default Prometheus
+  # image name, laid out as the official image (/bin/prometheus, user nobody).
+  if [[ $wanted == *" prometheus "* ]]; then
+    mkdir -p "$work/prometheus/bin" "$work/prometheus/prometheus"
+    install -m 0755 "$bin/prometheus/prometheus" "$work/prometheus/bin/prometheus"
+    install -m 0755 "$bin/prometheus/promtool" "$work/prometheus/bin/promtool"
+    chmod 0777 "$work/prometheus/prometheus"
+    rn_passwd "$work/prometheus" nobody:65534
+    python3 "$repo/hack/mkimage.py" "$work/prometheus" "$out/prometheus.tar" "$(rn_api_const DEFAULT_PROMETHEUS_IMAGE)" \
+      '{"Entrypoint":["/bin/prometheus"],"User":"65534:65534","WorkingDir":"/prometheus"}'
   fi
 
   # The operator: the release binary as the Dockerfile's runtime stage has it (same path,
@@ -309,7 +322,17 @@ rn_coredns_ready() {
   [ "$(k -n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 
-start_containerd() { start containerd env BESU_CLUSTER_DIR="$dir" /usr/bin/containerd --config "$dir/real-node/containerd.toml"; }
+# No image is ever pulled: every image a test uses is imported from a local archive,
+# and a pull of any other (an image the operator renders that was not built here)
+# must fail here instead of reaching a registry. containerd's registry client honours
+# the proxy variables, so a dead loopback proxy makes every pull fail at once with
+# "proxyconnect tcp: dial tcp 127.0.0.1:9: connect: connection refused", before any
+# name of a registry is even resolved.
+start_containerd() {
+  start containerd env BESU_CLUSTER_DIR="$dir" HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
+    https_proxy=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
+    /usr/bin/containerd --config "$dir/real-node/containerd.toml"
+}
 start_kubelet() {
   start kubelet "$bin/kubernetes-node/kubelet" --config="$dir/real-node/kubelet.yaml" \
     --kubeconfig="$dir/kubelet.kubeconfig" --hostname-override="$REAL_NODE_NAME" \

@@ -59,7 +59,7 @@ print_summary() {
 # Binaries that disturb every test beside them: the API server outage, and an operator
 # watching every namespace (it would reconcile the other binaries' networks), and a
 # second, throwaway cluster.
-EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/cluster_down.rs"
+EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/real_node_install.rs tests/cluster_down.rs"
 # Longest first (figures from earlier runs), so that the lanes end close together;
 # binaries not listed follow in cargo's order.
 LONGEST_FIRST="tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
