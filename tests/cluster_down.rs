@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Cluster, run_cluster_script};
+use support::{Cluster, run_cluster_script, run_cluster_script_with};
+
+/// The throwaway cluster has kwok nodes only: the machine's one real node belongs to
+/// the test cluster (its teardown is checked by hack/run-tests.sh: real-node.sh
+/// check-clean).
+const KWOK_ONLY: &[(&str, &str)] = &[("BESU_REAL_NODE", "0")];
 
 /// Runs `down` on drop, so a failing test does not leak its cluster.
 struct Throwaway(PathBuf);
@@ -86,7 +91,7 @@ fn down_leaves_no_process_port_volume_or_state_behind() -> anyhow::Result<()> {
     let _guard = Throwaway(dir.clone());
 
     let started = Instant::now();
-    let env_line = run_cluster_script(&dir, "up")?;
+    let env_line = run_cluster_script_with(&dir, "up", KWOK_ONLY)?;
     eprintln!("throwaway cluster up in {:.1?}", started.elapsed());
     assert_eq!(
         env_line.trim(),
@@ -127,7 +132,7 @@ fn down_leaves_no_process_port_volume_or_state_behind() -> anyhow::Result<()> {
     }
 
     // `up` on a running cluster: the same line, the same processes.
-    assert_eq!(run_cluster_script(&dir, "up")?, env_line);
+    assert_eq!(run_cluster_script_with(&dir, "up", KWOK_ONLY)?, env_line);
     assert_eq!(pids(&dir), before);
     run_cluster_script(&dir, "status")?;
 

@@ -152,8 +152,19 @@ impl Cluster {
 
 /// Runs `hack/local-cluster.sh <action>` with `BESU_CLUSTER_DIR=<state_dir>`.
 pub fn run_cluster_script(state_dir: &Path, action: &str) -> anyhow::Result<String> {
+    run_cluster_script_with(state_dir, action, &[])
+}
+
+/// [`run_cluster_script`] with extra environment (e.g. `BESU_REAL_NODE=0` for a second
+/// cluster: one real node per machine).
+pub fn run_cluster_script_with(
+    state_dir: &Path,
+    action: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let out = Command::new(cluster_script())
         .arg(action)
+        .envs(env.iter().copied())
         .env("BESU_CLUSTER_DIR", state_dir)
         .stdin(Stdio::null())
         .output()

@@ -1,0 +1,348 @@
+//! A chain on the real node: every Besu pod is a real container running the Besu
+//! stand-in (hack/besu-sim, `besu-standin`, under the pinned Besu image's name), started
+//! by the kubelet from the operator's rendered pod exactly as Besu would be. The
+//! stand-ins find each other through CoreDNS with Besu's `--Xdns-*` rules, peer over
+//! TCP on the bridge and produce blocks only with a BFT quorum of connected validators.
+//!
+//! - the sample's chain forms through CoreDNS and produces blocks;
+//! - a validator pod deleted comes back on its own volume with its chain;
+//! - the bootnode pod deleted and then a validator restarted: what really happens with
+//!   today's flags is printed (the Besu realism issue fixes it); the chain keeps producing;
+//! - a stand-in that stops answering `/liveness` is restarted by the kubelet;
+//! - a container over its memory limit is OOMKilled and the operator says so on the
+//!   BesuNode (condition `OOMKilled` and a Warning Event naming the pod).
+//!
+//! The operator runs on the host, scoped to the test's namespace, and reaches the pods on
+//! the real node's bridge (198.18.0.0/24), as an in-cluster operator would.
+
+mod operator;
+mod real_node_support;
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use operator::{Operator, install_crds, qbft_chain_only};
+use real_node_support::{
+    RPC_PORT, pod_of, pod_ready, quantity, required, restart_count, rpc, use_real_node, views,
+    wait_blocks,
+};
+use support::{Check, TestNamespace, cluster, not_yet, wait_until};
+
+const BRING_UP: Duration = Duration::from_secs(240);
+const RECOVER: Duration = Duration::from_secs(120);
+
+async fn wait_phase(api: &Api<BesuNetwork>, name: &str, phase: NetworkPhase) -> anyhow::Result<()> {
+    wait_until(&format!("{name} {phase:?}"), BRING_UP, || async {
+        let s = api.get(name).await?.status.unwrap_or_default();
+        if s.phase == phase {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!(
+                "{:?}: {}",
+                s.phase,
+                s.conditions
+                    .iter()
+                    .filter(|c| c.status != "True")
+                    .map(|c| format!("{} ({})", c.type_, c.message))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    })
+    .await
+}
+
+/// Waits for a node's pod to be Ready again as a new pod or a restarted container.
+async fn wait_pod_back(
+    client: &Client,
+    ns: &str,
+    node: &str,
+    old_uid: Option<&str>,
+    min_restarts: i32,
+) -> anyhow::Result<Pod> {
+    wait_until(&format!("{node}'s pod back and Ready"), RECOVER, || async {
+        let p = match pod_of(client, ns, node).await {
+            Ok(p) => p,
+            Err(e) => return not_yet(format!("{e:#}")),
+        };
+        let new = old_uid.is_none_or(|u| p.uid().as_deref() != Some(u));
+        if new && pod_ready(&p) && restart_count(&p, "besu") >= min_restarts {
+            Ok(Check::Done(p))
+        } else {
+            not_yet(format!(
+                "new {new}, ready {}, restarts {}",
+                pod_ready(&p),
+                restart_count(&p, "besu")
+            ))
+        }
+    })
+    .await
+}
+
+struct Setup {
+    client: Client,
+    ns: TestNamespace,
+    name: String,
+    _op: Operator,
+}
+
+async fn chain_on_the_real_node(prefix: &str) -> anyhow::Result<Option<Setup>> {
+    let c = cluster();
+    let client = c.client().await?;
+    if !required(&client).await? {
+        return Ok(None);
+    }
+    install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, prefix).await?;
+    use_real_node(&client, &ns.name).await?;
+    let op = Operator::start(c, &ns.name)?;
+    let mut net = qbft_chain_only()?;
+    net.metadata.namespace = Some(ns.name.clone());
+    let name = net.name_any();
+    let networks: Api<BesuNetwork> = ns.api();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_phase(&networks, &name, NetworkPhase::Ready)
+        .await
+        .with_context(|| format!("operator log:\n{}", tail(&op.log_text(), 30)))?;
+    Ok(Some(Setup {
+        client,
+        ns,
+        name,
+        _op: op,
+    }))
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn summary(v: &std::collections::BTreeMap<String, real_node_support::NodeView>) -> String {
+    v.values()
+        .map(|n| format!("{} h{} p{}", n.pod, n.height, n.peers))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test]
+async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_chain()
+-> anyhow::Result<()> {
+    let Some(s) = chain_on_the_real_node("real-chain").await? else {
+        return Ok(());
+    };
+    let (client, ns, name) = (&s.client, &s.ns.name, &s.name);
+
+    // Formed: every validator peers with the others (names resolved through CoreDNS;
+    // the bootnode enode names a Service), and blocks come with a quorum.
+    let v = wait_until("every validator with 3 or more peers", RECOVER, || async {
+        let v = views(client, ns, name).await?;
+        let validators: Vec<_> = v
+            .values()
+            .filter(|n| n.pod.contains("-validator-"))
+            .collect();
+        if validators.len() == 4 && validators.iter().all(|n| n.peers >= 3) {
+            Ok(Check::Done(v))
+        } else {
+            not_yet(summary(&v))
+        }
+    })
+    .await?;
+    println!("formed: {}", summary(&v));
+    wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
+
+    // A validator's pod deleted: the StatefulSet's new pod mounts the same claim and the
+    // stand-in resumes from the chain on it (its log says so), not from genesis.
+    let node = format!("{name}-validator-2");
+    let before = pod_of(client, ns, &node).await?;
+    let ip = before
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("pod ip")?;
+    let height = quantity(&rpc(&ip, RPC_PORT, "eth_blockNumber", json!([])).await?)?;
+    let claims: Api<PersistentVolumeClaim> = s.ns.api();
+    let claim = format!("data-{node}-0");
+    let claim_uid = claims.get(&claim).await?.uid();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete(&format!("{node}-0"), &DeleteParams::default())
+        .await?;
+    let after = wait_pod_back(client, ns, &node, before.uid().as_deref(), 0).await?;
+    ensure!(
+        claims.get(&claim).await?.uid() == claim_uid,
+        "{claim} was replaced"
+    );
+    let logs = cluster().kubectl(&["-n", ns, "logs", &after.name_any(), "-c", "besu"])?;
+    let loaded = logs
+        .lines()
+        .find(|l| l.contains("loaded") && l.contains("chain"))
+        .with_context(|| {
+            format!(
+                "the restarted stand-in did not say it loaded its chain:\n{}",
+                tail(&logs, 20)
+            )
+        })?;
+    println!("{node} at {height} before deletion; after: {loaded}");
+    let resumed: u64 = loaded
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .filter(|h| *h >= height)
+        .max()
+        .with_context(|| format!("no height >= {height} in {loaded:?}"))?;
+    ensure!(resumed >= height);
+    wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
+
+    // The bootnode pod deleted, then a validator restarted while the bootnode is being
+    // replaced (its name has no address for a moment): with --Xdns-update-enabled a
+    // name that does not resolve at start becomes 127.0.0.1 for good (besu-facts §5).
+    let boot = format!("{name}-bootnode-0");
+    let victim = format!("{name}-validator-1");
+    let boot_pod = pod_of(client, ns, &boot).await?;
+    let victim_pod = pod_of(client, ns, &victim).await?;
+    let pods: Api<Pod> = s.ns.api();
+    pods.delete(&format!("{boot}-0"), &DeleteParams::default())
+        .await?;
+    pods.delete(&format!("{victim}-0"), &DeleteParams::default())
+        .await?;
+    wait_pod_back(client, ns, &boot, boot_pod.uid().as_deref(), 0).await?;
+    let back = wait_pod_back(client, ns, &victim, victim_pod.uid().as_deref(), 0).await?;
+    // What it saw: whether the restarted validator found peers and follows the head.
+    let window_end = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    let mut rejoined = false;
+    while std::time::Instant::now() < window_end {
+        let v = views(client, ns, name).await?;
+        let head = v.values().map(|n| n.height).max().unwrap_or(0);
+        if let Some(n) = v.get(&back.name_any()) {
+            last = format!(
+                "{} peers {}, height {} of head {head}",
+                n.pod, n.peers, n.height
+            );
+            if n.peers > 0 && n.height + 2 >= head {
+                rejoined = true;
+                break;
+            }
+        }
+        tokio::time::sleep(support::POLL_INTERVAL).await;
+    }
+    println!(
+        "bootnode deleted, then {victim} restarted: {} within 30 s ({last}); logs:\n{}",
+        if rejoined {
+            "it rejoined"
+        } else {
+            "it did NOT rejoin"
+        },
+        tail(
+            &cluster()
+                .kubectl(&["-n", ns, "logs", &back.name_any(), "-c", "besu"])
+                .unwrap_or_default(),
+            12
+        )
+    );
+    // Three validators of four still make a quorum: the chain keeps producing.
+    wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
+    s.ns.cleanup().await
+}
+
+#[tokio::test]
+async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
+    let Some(s) = chain_on_the_real_node("real-probes").await? else {
+        return Ok(());
+    };
+    let (client, ns, name) = (&s.client, &s.ns.name, &s.name);
+
+    // A stand-in that stops answering (a wedged JVM): the kubelet's liveness probe
+    // restarts its container; the pod comes back Ready on the same volume.
+    let node = format!("{name}-member-0");
+    let pod = pod_of(client, ns, &node).await?;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("pod ip")?;
+    let restarts = restart_count(&pod, "besu");
+    rpc(&ip, RPC_PORT, "standin_wedge", json!([])).await?;
+    let t0 = std::time::Instant::now();
+    let back = wait_pod_back(client, ns, &node, None, restarts + 1).await?;
+    let last = back
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "besu"))
+        .and_then(|c| c.last_state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| format!("{:?} exit {}", t.reason, t.exit_code));
+    println!(
+        "wedged {node}: restarted by the kubelet after {:.1?} (last state {last:?})",
+        t0.elapsed()
+    );
+
+    // Over its memory limit: the kernel kills the container (OOMKilled) and the operator
+    // reports it on the BesuNode.
+    let node = format!("{name}-validator-3");
+    let pod = pod_of(client, ns, &node).await?;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("pod ip")?;
+    let restarts = restart_count(&pod, "besu");
+    // More than the sample's 512Mi limit.
+    let _ = rpc(&ip, RPC_PORT, "standin_allocate", json!([768])).await;
+    let back = wait_pod_back(client, ns, &node, None, restarts + 1).await?;
+    let reason = back
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "besu"))
+        .and_then(|c| c.last_state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.reason.clone());
+    ensure!(
+        reason.as_deref() == Some("OOMKilled"),
+        "last termination {reason:?}"
+    );
+    let nodes: Api<BesuNode> = s.ns.api();
+    let condition = wait_until(
+        &format!("{node} to report the OOMKill"),
+        RECOVER,
+        || async {
+            let n = nodes.get(&node).await?;
+            let c = n
+                .status
+                .unwrap_or_default()
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "OOMKilled");
+            match c {
+                Some(c) if c.status == "True" => Ok(Check::Done(c)),
+                other => not_yet(format!("{other:?}")),
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        condition.message.contains(&format!("{node}-0")) && condition.message.contains("512Mi"),
+        "{}",
+        condition.message
+    );
+    let events: Api<Event> = s.ns.api();
+    let warned = events.list(&ListParams::default()).await?.iter().any(|e| {
+        e.reason.as_deref() == Some("ContainerOOMKilled")
+            && e.type_.as_deref() == Some("Warning")
+            && e.involved_object.name.as_deref() == Some(node.as_str())
+    });
+    ensure!(
+        warned,
+        "no Warning Event ContainerOOMKilled on BesuNode {node}"
+    );
+    println!("{node}: {}", condition.message);
+    wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
+    s.ns.cleanup().await
+}
