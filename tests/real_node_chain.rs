@@ -179,23 +179,28 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
         "{claim} was replaced"
     );
     let logs = cluster().kubectl(&["-n", ns, "logs", &after.name_any(), "-c", "besu"])?;
+    // The stand-in's first words about its chain: `Chain head #N (hash)`, read from the
+    // data path before it talks to any peer.
     let loaded = logs
         .lines()
-        .find(|l| l.contains("loaded") && l.contains("chain"))
+        .find(|l| l.contains("Chain head #"))
         .with_context(|| {
             format!(
-                "the restarted stand-in did not say it loaded its chain:\n{}",
+                "the restarted stand-in did not report its chain head:\n{}",
                 tail(&logs, 20)
             )
         })?;
     println!("{node} at {height} before deletion; after: {loaded}");
     let resumed: u64 = loaded
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .filter(|h| *h >= height)
-        .max()
-        .with_context(|| format!("no height >= {height} in {loaded:?}"))?;
-    ensure!(resumed >= height);
+        .split("Chain head #")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no height in {loaded:?}"))?;
+    ensure!(
+        resumed >= height,
+        "{node} started at #{resumed}, below the #{height} it had before: its chain was not kept"
+    );
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
 
     // The bootnode pod deleted, then a validator restarted while the bootnode is being

@@ -109,7 +109,7 @@ pub fn chain_params(json: &str) -> anyhow::Result<ChainParams> {
     })
 }
 
-#[cfg(test)]
+#[doc(hidden)]
 pub mod test_support {
     //! A small genesis builder for test fixtures.
 

@@ -175,7 +175,7 @@ pub fn decode(consensus: Consensus, input: &[u8]) -> Result<BftExtraData, ExtraD
     })
 }
 
-#[cfg(test)]
+#[doc(hidden)]
 pub mod test_support {
     //! A genesis extraData encoder for test fixtures (`encodeFromAddresses`: 32 zero
     //! bytes of vanity, no vote, round 0, no seals), checked against Besu's vectors below.

@@ -119,6 +119,41 @@ impl NodeKey {
     pub fn address(&self) -> Address {
         self.public_key().address()
     }
+
+    /// The key file text Besu writes (`KeyPairUtil.storeKeyPair`): `0x` + 64 lower-case
+    /// hex digits, no line break. Key material: never log it.
+    pub fn to_key_file_text(&self) -> String {
+        format!("0x{}", hex::encode(self.secret.to_bytes()))
+    }
+
+    /// A recoverable secp256k1 signature of a 32-byte hash, as Besu's 65-byte
+    /// `SECPSignature` (`r ‖ s ‖ recId`, low `s`).
+    pub fn sign_prehash(&self, hash: &[u8; 32]) -> [u8; 65] {
+        let signing = k256::ecdsa::SigningKey::from(&self.secret);
+        // A 32-byte prehash is always accepted by the secp256k1 signer.
+        let (sig, recid) = signing
+            .sign_prehash_recoverable(hash)
+            .expect("a 32-byte prehash can be signed");
+        let mut out = [0u8; 65];
+        out[..64].copy_from_slice(&sig.to_bytes());
+        out[64] = recid.to_byte();
+        out
+    }
+}
+
+/// The public key that made `sig` (65 bytes, `r ‖ s ‖ recId`) over `hash`, if any.
+pub fn recover_prehash(hash: &[u8; 32], sig: &[u8]) -> Option<PublicKey> {
+    let [rs @ .., v] = sig else { return None };
+    if rs.len() != 64 {
+        return None;
+    }
+    let sig = k256::ecdsa::Signature::from_slice(rs).ok()?;
+    let recid = k256::ecdsa::RecoveryId::from_byte(*v)?;
+    let key = k256::ecdsa::VerifyingKey::recover_from_prehash(hash, &sig, recid).ok()?;
+    let point = key.to_encoded_point(false);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(&point.as_bytes()[1..]);
+    Some(PublicKey(out))
 }
 
 /// A node's 64-byte public key: its node id in enode URLs.
@@ -249,6 +284,21 @@ mod tests {
             NodeKey::parse_key_file(order).unwrap_err(),
             KeyError::OutOfRange
         );
+    }
+
+    #[test]
+    fn signatures_recover_the_signer() {
+        let key = NodeKey::parse_key_file(BESU_KEYS[0].0).unwrap();
+        let hash = [7u8; 32];
+        let sig = key.sign_prehash(&hash);
+        assert_eq!(recover_prehash(&hash, &sig), Some(key.public_key()));
+        let other = [8u8; 32];
+        assert_ne!(recover_prehash(&other, &sig), Some(key.public_key()));
+        assert_eq!(recover_prehash(&hash, &sig[..64]), None);
+        // The key file text reads back as the same key.
+        let again = NodeKey::parse_key_file(&key.to_key_file_text()).unwrap();
+        assert_eq!(again.address(), key.address());
+        assert_eq!(key.to_key_file_text(), format!("0x{}", BESU_KEYS[0].0));
     }
 
     #[test]

@@ -21,6 +21,6 @@ pub mod rlp;
 pub mod types;
 
 pub use fingerprint::genesis_sha256;
-pub use key::{NodeKey, PublicKey};
+pub use key::{NodeKey, PublicKey, recover_prehash};
 pub use quorum::{commit_quorum, vote_threshold};
 pub use types::{Address, Consensus, Vote, VoteKind};
