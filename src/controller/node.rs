@@ -632,7 +632,11 @@ mod tests {
             pod_ready: true,
             oom: Some(oom),
         });
-        let c = d.conditions.iter().find(|c| c.type_ == "OOMKilled").expect("condition");
+        let c = d
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "OOMKilled")
+            .expect("condition");
         assert!(c.status);
         assert!(c.message.contains("net-validator-1-0") && c.message.contains("512Mi"));
         // The node still runs: an OOMKill is reported, not a reason to stop the pod.
@@ -640,7 +644,11 @@ mod tests {
 
         // Killed for another reason last time: no OOM fact.
         let mut other = pod.clone();
-        if let Some(cs) = other.status.as_mut().and_then(|s| s.container_statuses.as_mut()) {
+        if let Some(cs) = other
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
             cs[0].last_state = serde_json::from_value(
                 serde_json::json!({"terminated": {"exitCode": 143, "reason": "Error"}}),
             )
