@@ -64,7 +64,7 @@ EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/real_node_instal
 # binaries not listed follow in cargo's order.
 LONGEST_FIRST="tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
   tests/network.rs tests/monitoring_sample.rs tests/rbac_namespaced.rs tests/sim_chain.rs
-  tests/leader_election.rs tests/monitoring_operator.rs tests/cluster_basics.rs"
+  tests/real_node_chain.rs tests/leader_election.rs tests/monitoring_operator.rs tests/cluster_basics.rs"
 
 # run_one NAME EXECUTABLE DIR: one test binary, its output kept and printed whole (under
 # a lock) when it ends, its time and exit recorded as a phase.

@@ -1,6 +1,6 @@
 //! The local control plane behaves like a real cluster for what the operator
 //! needs: fake nodes with capacity, StatefulSets with persistent volumes,
-//! loopback pod and Service IPs, garbage collection, namespace deletion and
+//! loopback pod IPs, Service IPs from the cluster's range, garbage collection, namespace deletion and
 //! ServiceAccount tokens under RBAC.
 
 mod support;
@@ -157,9 +157,26 @@ async fn fake_kubelets_renew_node_leases() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Service range of the cluster: 127.32.0.0/16 with kwok nodes only, 198.19.0.0/16
+/// (reachable from real pods through kube-proxy) with the real node.
+fn service_range() -> anyhow::Result<(Ipv4Addr, u32)> {
+    let c = cluster();
+    let cidr = c
+        .env_value("SERVICE_CIDR")
+        .context("SERVICE_CIDR in cluster.env")?;
+    let expected = match c.env_value("REAL_NODE").as_deref() {
+        Some("1") => "198.19.0.0/16",
+        _ => "127.32.0.0/16",
+    };
+    anyhow::ensure!(cidr == expected, "SERVICE_CIDR {cidr}, expected {expected}");
+    let (net, prefix) = cidr.split_once('/').context("CIDR")?;
+    Ok((net.parse()?, prefix.parse()?))
+}
+
 #[tokio::test]
-async fn service_cluster_ip_is_in_the_loopback_service_range() -> anyhow::Result<()> {
+async fn service_cluster_ips_come_from_the_cluster_s_service_range() -> anyhow::Result<()> {
     let client = cluster().client().await?;
+    let (net, prefix) = service_range()?;
     let ns = TestNamespace::create(&client, "svc").await?;
     let services: Api<Service> = ns.api();
     let svc: Service = serde_json::from_value(json!({
@@ -172,8 +189,8 @@ async fn service_cluster_ip_is_in_the_loopback_service_range() -> anyhow::Result
         .and_then(|s| s.cluster_ip)
         .context("no clusterIP allocated")?;
     assert!(
-        ipv4_in(&ip, Ipv4Addr::new(127, 32, 0, 0), 16),
-        "clusterIP {ip} is not in 127.32.0.0/16"
+        ipv4_in(&ip, net, prefix),
+        "clusterIP {ip} is not in {net}/{prefix}"
     );
     // The apiserver's own Service got the first address of the range.
     let kubernetes: Api<Service> = Api::default_namespaced(client.clone());
@@ -183,7 +200,7 @@ async fn service_cluster_ip_is_in_the_loopback_service_range() -> anyhow::Result
         .spec
         .and_then(|s| s.cluster_ip)
         .unwrap_or_default();
-    assert_eq!(ip, "127.32.0.1");
+    assert_eq!(ip, Ipv4Addr::from(u32::from(net) + 1).to_string());
     ns.cleanup().await
 }
 
