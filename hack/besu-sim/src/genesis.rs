@@ -114,7 +114,18 @@ pub mod test_support {
     //! A small genesis builder for test fixtures.
 
     use crate::besu::extradata::test_support::encode_genesis;
-    use crate::besu::{Address, Consensus};
+    use crate::besu::{Address, Consensus, NodeKey};
+
+    /// `n` fixed test keys: private keys 1, 2, ... n.
+    pub fn keys(n: usize) -> Vec<NodeKey> {
+        (1..=n)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[31] = u8::try_from(i).expect("at most 255 test keys");
+                NodeKey::from_bytes(&b).expect("a valid test key")
+            })
+            .collect()
+    }
 
     /// A genesis document with `validators` in its extraData (in this order).
     pub fn genesis(

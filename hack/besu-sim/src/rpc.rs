@@ -90,15 +90,15 @@ pub struct NodeCtx<'a> {
     pub client_version: &'a str,
 }
 
-fn quantity(n: u64) -> Value {
+pub(crate) fn quantity(n: u64) -> Value {
     Value::String(format!("0x{n:x}"))
 }
 
-fn param(params: &Value, i: usize) -> Option<&Value> {
+pub(crate) fn param(params: &Value, i: usize) -> Option<&Value> {
     params.as_array().and_then(|a| a.get(i))
 }
 
-fn address_param(params: &Value) -> Result<Address, RpcError> {
+pub(crate) fn address_param(params: &Value) -> Result<Address, RpcError> {
     param(params, 0)
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
@@ -106,7 +106,7 @@ fn address_param(params: &Value) -> Result<Address, RpcError> {
 }
 
 /// Besu's `BlockParameter`: a tag or a number (`Long.decode`: `0x` hex or decimal).
-enum BlockParam {
+pub(crate) enum BlockParam {
     Latest,
     Pending,
     Earliest,
@@ -114,7 +114,7 @@ enum BlockParam {
     Number(u64),
 }
 
-fn block_param(params: &Value) -> Result<BlockParam, RpcError> {
+pub(crate) fn block_param(params: &Value) -> Result<BlockParam, RpcError> {
     let s = match param(params, 0) {
         Some(Value::String(s)) => s.to_ascii_lowercase(),
         Some(Value::Number(n)) => {
@@ -140,7 +140,7 @@ fn block_param(params: &Value) -> Result<BlockParam, RpcError> {
     })
 }
 
-fn addresses(list: &[Address]) -> Value {
+pub(crate) fn addresses(list: &[Address]) -> Value {
     Value::Array(list.iter().map(|a| Value::String(a.to_string())).collect())
 }
 

@@ -843,15 +843,7 @@ mod tests {
     use crate::witness::DownInterval;
     use serde_json::json;
 
-    fn keys(n: usize) -> Vec<NodeKey> {
-        (1..=n)
-            .map(|i| {
-                let mut b = [0u8; 32];
-                b[31] = i as u8;
-                NodeKey::from_bytes(&b).unwrap()
-            })
-            .collect()
-    }
+    use crate::genesis::test_support::keys;
 
     fn genesis(keys: &[NodeKey]) -> String {
         let validators: Vec<Address> = keys.iter().map(|k| k.address()).collect();

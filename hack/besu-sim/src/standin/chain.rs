@@ -379,17 +379,8 @@ pub mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::besu::NodeKey;
 
-    fn keys(n: usize) -> Vec<NodeKey> {
-        (1..=n)
-            .map(|i| {
-                let mut b = [0u8; 32];
-                b[31] = i as u8;
-                NodeKey::from_bytes(&b).unwrap()
-            })
-            .collect()
-    }
+    use crate::genesis::test_support::keys;
 
     /// `ceil(2n/3)` distinct validators' seals: 3 of 4; a repeated seal or an outsider's
     /// does not count.

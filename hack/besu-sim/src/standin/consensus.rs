@@ -587,15 +587,7 @@ mod tests {
     use crate::standin::chain::Chain;
     use crate::standin::chain::test_support::genesis_for;
 
-    fn keys(n: usize) -> Vec<NodeKey> {
-        (1..=n)
-            .map(|i| {
-                let mut b = [0u8; 32];
-                b[31] = i as u8;
-                NodeKey::from_bytes(&b).unwrap()
-            })
-            .collect()
-    }
+    use crate::genesis::test_support::keys;
 
     /// A network of `n` validators on one clock; `up` says who runs and receives.
     struct Net {

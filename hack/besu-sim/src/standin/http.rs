@@ -22,10 +22,11 @@ use serde_json::{Map, Value, json};
 
 use super::block::{Block, H256};
 use super::node::{Node, Shared};
-use crate::besu::{Address, Consensus};
+use crate::besu::Consensus;
+// Besu's parameter parsing and quantities, shared with the simulator's node surface.
 use crate::rpc::{
-    INVALID_ADDRESS_PARAMS, INVALID_BLOCK_PARAMS, INVALID_VOTE_TYPE_PARAMS, METHOD_NOT_ENABLED,
-    METHOD_NOT_FOUND, RpcError, UNKNOWN_BLOCK, handle_body,
+    BlockParam, INVALID_VOTE_TYPE_PARAMS, METHOD_NOT_ENABLED, METHOD_NOT_FOUND, RpcError,
+    UNKNOWN_BLOCK, address_param, addresses, block_param, handle_body, param, quantity,
 };
 
 /// The methods served, with the `--rpc-http-api` group that enables each.
@@ -65,60 +66,6 @@ const BFT_MIX_HASH: &str = "0x63746963616c2062797a616e74696e65206661756c7420746f
 /// keccak256(RLP([])) and the empty trie root.
 const EMPTY_OMMERS: &str = "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347";
 const EMPTY_TRIE: &str = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
-
-fn quantity(n: u64) -> Value {
-    Value::String(format!("0x{n:x}"))
-}
-
-fn param(params: &Value, i: usize) -> Option<&Value> {
-    params.as_array().and_then(|a| a.get(i))
-}
-
-fn address_param(params: &Value) -> Result<Address, RpcError> {
-    param(params, 0)
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .ok_or(INVALID_ADDRESS_PARAMS)
-}
-
-enum BlockParam {
-    Latest,
-    Pending,
-    Earliest,
-    Finalized,
-    Number(u64),
-}
-
-/// Besu's `BlockParameter`: a tag or a number (`0x` hex or decimal).
-fn block_param(params: &Value) -> Result<BlockParam, RpcError> {
-    let s = match param(params, 0) {
-        Some(Value::String(s)) => s.to_ascii_lowercase(),
-        Some(Value::Number(n)) => {
-            return n
-                .as_u64()
-                .map(BlockParam::Number)
-                .ok_or(INVALID_BLOCK_PARAMS);
-        }
-        _ => return Err(INVALID_BLOCK_PARAMS),
-    };
-    Ok(match s.as_str() {
-        "latest" => BlockParam::Latest,
-        "pending" => BlockParam::Pending,
-        "earliest" => BlockParam::Earliest,
-        "finalized" | "safe" => BlockParam::Finalized,
-        other => BlockParam::Number(
-            match other.strip_prefix("0x") {
-                Some(h) => u64::from_str_radix(h, 16),
-                None => other.parse(),
-            }
-            .map_err(|_| INVALID_BLOCK_PARAMS)?,
-        ),
-    })
-}
-
-fn addresses(list: &[Address]) -> Value {
-    Value::Array(list.iter().map(|a| Value::String(a.to_string())).collect())
-}
 
 /// A block as `eth_getBlockByNumber` shows it (no transactions in a stand-in chain).
 fn block_json(node: &Node, b: &Block) -> Value {
