@@ -30,8 +30,8 @@ use serde_json::json;
 
 use operator::{Operator, install_crds, qbft_chain_only};
 use real_node_support::{
-    RPC_PORT, pod_of, pod_ready, quantity, required, restart_count, rpc, use_real_node, views,
-    wait_blocks,
+    RPC_PORT, last_termination, pod_ip, pod_of, pod_ready, quantity, required, restart_count, rpc,
+    use_real_node, views, wait_blocks,
 };
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
@@ -161,11 +161,7 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
     // stand-in resumes from the chain on it (its log says so), not from genesis.
     let node = format!("{name}-validator-2");
     let before = pod_of(client, ns, &node).await?;
-    let ip = before
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .context("pod ip")?;
+    let ip = pod_ip(&before)?;
     let height = quantity(&rpc(&ip, RPC_PORT, "eth_blockNumber", json!([])).await?)?;
     let claims: Api<PersistentVolumeClaim> = s.ns.api();
     let claim = format!("data-{node}-0");
@@ -266,23 +262,13 @@ async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
     // restarts its container; the pod comes back Ready on the same volume.
     let node = format!("{name}-member-0");
     let pod = pod_of(client, ns, &node).await?;
-    let ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .context("pod ip")?;
+    let ip = pod_ip(&pod)?;
     let restarts = restart_count(&pod, "besu");
     rpc(&ip, RPC_PORT, "standin_wedge", json!([])).await?;
     let t0 = std::time::Instant::now();
     let back = wait_pod_back(client, ns, &node, None, restarts + 1).await?;
-    let last = back
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == "besu"))
-        .and_then(|c| c.last_state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .map(|t| format!("{:?} exit {}", t.reason, t.exit_code));
+    let last =
+        last_termination(&back, "besu").map(|t| format!("{:?} exit {}", t.reason, t.exit_code));
     println!(
         "wedged {node}: restarted by the kubelet after {:.1?} (last state {last:?})",
         t0.elapsed()
@@ -292,23 +278,12 @@ async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
     // reports it on the BesuNode.
     let node = format!("{name}-validator-3");
     let pod = pod_of(client, ns, &node).await?;
-    let ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .context("pod ip")?;
+    let ip = pod_ip(&pod)?;
     let restarts = restart_count(&pod, "besu");
     // More than the sample's 512Mi limit.
     let _ = rpc(&ip, RPC_PORT, "standin_allocate", json!([768])).await;
     let back = wait_pod_back(client, ns, &node, None, restarts + 1).await?;
-    let reason = back
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.name == "besu"))
-        .and_then(|c| c.last_state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .and_then(|t| t.reason.clone());
+    let reason = last_termination(&back, "besu").and_then(|t| t.reason.clone());
     ensure!(
         reason.as_deref() == Some("OOMKilled"),
         "last termination {reason:?}"

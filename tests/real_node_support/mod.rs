@@ -178,6 +178,31 @@ pub async fn pod_of(client: &Client, ns: &str, node: &str) -> anyhow::Result<Pod
         .with_context(|| format!("pod {node}-0"))
 }
 
+/// The pod's IP (on the real node's bridge).
+pub fn pod_ip(pod: &Pod) -> anyhow::Result<String> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .with_context(|| format!("pod {} has no IP", pod.name_any()))
+}
+
+/// How a container's previous run ended, if it ran before.
+pub fn last_termination<'a>(
+    pod: &'a Pod,
+    container: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == container)?
+        .last_state
+        .as_ref()?
+        .terminated
+        .as_ref()
+}
+
 pub fn restart_count(pod: &Pod, container: &str) -> i32 {
     pod.status
         .as_ref()
