@@ -201,7 +201,18 @@ pub struct RolloutNode {
     /// whose RPC times out or lags is not known to be up: it counts against the
     /// validator budget, but is never restarted on that account.
     pub in_sync: bool,
+    /// Whether its pod, listed just now, has been not Ready for at least
+    /// [`DOWN_SETTLED`]: it is down, not coming back from a restart. Only such a node is
+    /// "down already" and may be updated outside the budget. A pod that was just
+    /// recreated (after an eviction, a node failure, a `kubectl delete`) is often Ready
+    /// again a moment later, before the node's status says so: restarting it then would
+    /// take down a validator that had come back.
+    pub down_settled: bool,
 }
+
+/// How long a pod must have been not Ready before the rollout treats its node as down
+/// already (see [`RolloutNode::down_settled`]).
+pub const DOWN_SETTLED: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the rollout does now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,9 +238,10 @@ fn rollout_rank(t: NodeType) -> u8 {
 
 /// Decides which outdated nodes to update now: bootnodes, then members, then
 /// validators, with at most [`max_unavailable_validators`] validators unavailable at once
-/// and one other node at a time. A node that Kubernetes reports not Ready may always be
-/// updated (it is down already, so that cannot lower availability, and it is how a bad
-/// image is reverted). A node that is Ready but whose RPC does not confirm it is in sync
+/// and one other node at a time. A node whose pod has been not Ready for
+/// [`DOWN_SETTLED`] may always be updated (it is down already, so that cannot lower
+/// availability, and it is how a bad image is reverted); one that went not Ready only
+/// just now counts against the budget like any unavailable node. A node that is Ready but whose RPC does not confirm it is in sync
 /// is unavailable for the budget and is never updated for that reason.
 /// `settled` says whether the chain advanced enough since the last step;
 /// `chain_advancing` whether it advances at all.
@@ -242,10 +254,11 @@ pub fn next_rollout_step(
     if outdated.is_empty() {
         return RolloutStep::Done;
     }
-    // Down at the Kubernetes level only: an RPC miss or a lag is not "down".
+    // Down at the Kubernetes level, for a while, only: an RPC miss, a lag or a pod that
+    // is only now coming back is not "down".
     let down_outdated: Vec<String> = outdated
         .iter()
-        .filter(|n| !n.ready)
+        .filter(|n| !n.ready && n.down_settled)
         .map(|n| n.name.clone())
         .collect();
     if !down_outdated.is_empty() {
@@ -491,6 +504,7 @@ mod tests {
             outdated,
             ready,
             in_sync: ready,
+            down_settled: !ready,
         }
     }
 
@@ -527,6 +541,36 @@ mod tests {
         assert_eq!(
             next_rollout_step(&nodes, true, true),
             RolloutStep::Update(vec!["v1".into()])
+        );
+    }
+
+    /// CI run of 7b98455: v0 was being updated when a test deleted v2's pod; the
+    /// StatefulSet recreated it and it was Ready again within a second, but its node's
+    /// status still said not Ready, so the rollout updated it as "down already" and took
+    /// it down a second time while v0 was down. A validator that only just went not Ready
+    /// counts against the budget; one down for [`DOWN_SETTLED`] may be updated.
+    #[test]
+    fn a_validator_only_just_not_ready_is_not_down_already() {
+        let v = NodeType::Validator;
+        let mut v2 = node("v2", v, true, false);
+        v2.down_settled = false;
+        let mut nodes = vec![
+            node("v0", v, false, false),
+            node("v1", v, true, true),
+            v2,
+            node("v3", v, true, true),
+        ];
+        for settled in [false, true] {
+            let step = next_rollout_step(&nodes, settled, true);
+            assert!(
+                matches!(step, RolloutStep::Wait(_)),
+                "settled={settled}: {step:?}"
+            );
+        }
+        nodes[2].down_settled = true;
+        assert_eq!(
+            next_rollout_step(&nodes, false, true),
+            RolloutStep::Update(vec!["v2".into()])
         );
     }
 
@@ -579,6 +623,7 @@ mod tests {
         );
         // A validator down for another reason uses up the budget.
         nodes[4].ready = false;
+        nodes[4].down_settled = true;
         assert_eq!(
             next_rollout_step(&nodes, true, true),
             RolloutStep::Update(vec!["v2".into()])

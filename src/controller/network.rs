@@ -20,7 +20,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::day2::{
-    RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
+    DOWN_SETTLED, RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
     next_rollout_step, next_scaling_step,
 };
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
@@ -468,7 +468,10 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         besu_operator_api::ConsensusProtocol::Qbft => Consensus::Qbft,
         besu_operator_api::ConsensusProtocol::Ibft2 => Consensus::Ibft2,
     };
-    let endpoints = node_endpoints(&pods, &selector, &existing_nodes).await?;
+    let PodsSeen {
+        endpoints,
+        down_settled,
+    } = observe_pods(&pods, &selector, &existing_nodes).await?;
     let g = &network.spec.genesis;
     let period = u64::try_from(g.block_period_seconds).unwrap_or(1).max(1);
     let stall_window = Duration::from_secs(
@@ -698,6 +701,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                 outdated: !is_applied(live, desired)? || template_held(live),
                 ready: is_ready(&desired.name_any()),
                 in_sync: in_sync(&desired.name_any()),
+                down_settled: down_settled.contains(&desired.name_any()),
             });
         }
     }
@@ -1155,13 +1159,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
 /// A node counts as Ready when its controller has seen its latest spec and its pod is
 /// Ready on it.
 /// Whether a permit for `node` keeps the validators within the budget at this moment: a
-/// node that is not a Ready validator takes no validator down; a Ready validator may go
-/// only while the other unavailable validators leave room for it.
+/// node that is not a validator, or a validator down for a while already, takes no
+/// validator down; any other validator may go only while the other unavailable
+/// validators leave room for it.
 fn permit_within_budget(nodes: &[RolloutNode], node: &str) -> bool {
     let Some(this) = nodes.iter().find(|n| n.name == node) else {
         return true;
     };
-    if this.node_type != NodeType::Validator || !this.ready {
+    if this.node_type != NodeType::Validator || (!this.ready && this.down_settled) {
         return true;
     }
     let validators: Vec<&RolloutNode> = nodes
@@ -1228,27 +1233,58 @@ fn node_ready(node: &BesuNode) -> bool {
     })
 }
 
-/// JSON-RPC endpoints of the network's Ready pods, by node name.
-async fn node_endpoints(
+/// The network's pods as listed just now, by node name.
+#[derive(Default)]
+struct PodsSeen {
+    /// JSON-RPC endpoints of the Ready pods.
+    endpoints: BTreeMap<String, Endpoint>,
+    /// Nodes whose pod has been not Ready for at least [`DOWN_SETTLED`].
+    down_settled: BTreeSet<String>,
+}
+
+/// Lists the network's pods once: where to reach the Ready ones, and which have been
+/// down for a while.
+async fn observe_pods(
     pods: &Api<Pod>,
     selector: &str,
     nodes: &BTreeMap<String, BesuNode>,
-) -> Result<BTreeMap<String, Endpoint>, Error> {
-    let mut out = BTreeMap::new();
+) -> Result<PodsSeen, Error> {
+    let now = Timestamp::now();
+    let mut out = PodsSeen::default();
     for pod in pods.list(&ListParams::default().labels(selector)).await? {
         let Some(node) = pod.labels().get(LABEL_NODE).and_then(|n| nodes.get(n)) else {
             continue;
         };
         let status = pod.status.as_ref();
-        let ready = status
+        let ready_condition = status
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+        let ready = ready_condition.is_some_and(|c| c.status == "True");
         let ip = status.and_then(|s| s.pod_ip.clone());
-        if let (true, Some(ip), None) = (ready, ip, pod.metadata.deletion_timestamp.as_ref()) {
-            out.insert(
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        if let (true, Some(ip), false) = (ready, ip, deleting) {
+            out.endpoints.insert(
                 node.name_any(),
                 Endpoint::new(&node.name_any(), &ip, node.spec.ports.rpc_http),
             );
+        }
+        // Not Ready since the later of its creation and its Ready condition's last
+        // change; a pod being deleted is on its way out, not settled.
+        let since = [
+            pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            ready_condition
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let settled = since.is_some_and(|t| {
+            let d = now.duration_since(t);
+            d.is_positive() && d.unsigned_abs() >= DOWN_SETTLED
+        });
+        if !ready && !deleting && settled {
+            out.down_settled.insert(node.name_any());
         }
     }
     Ok(out)
@@ -1440,6 +1476,7 @@ mod tests {
             outdated: true,
             ready,
             in_sync,
+            down_settled: !ready,
         };
         let mut nodes = vec![
             n("v0", true, true),
@@ -1457,6 +1494,11 @@ mod tests {
         // v2 itself, down already, may be updated.
         nodes[2] = n("v2", false, false);
         assert!(permit_within_budget(&nodes, "v2"));
+        // Not if it went not Ready only just now: its pod may be back already.
+        nodes[0].ready = false;
+        nodes[2].down_settled = false;
+        assert!(!permit_within_budget(&nodes, "v2"));
+        nodes[0].ready = true;
         nodes[2] = n("v2", true, true);
         assert!(permit_within_budget(&nodes, "v0"));
     }
