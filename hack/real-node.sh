@@ -33,6 +33,10 @@ REAL_NODE_IP=198.18.0.1
 REAL_NODE_POD_CIDR=198.18.0.0/24
 REAL_NODE_SERVICE_CIDR=198.19.0.0/16
 REAL_NODE_DNS_IP=198.19.0.10
+# The cluster's DNS domain: deliberately not cluster.local, so that every real-node test
+# shows that nothing the operator renders assumes Kubernetes' default domain (review R4).
+# A reserved name (RFC 6761 .test): nothing outside this machine ever answers for it.
+REAL_NODE_CLUSTER_DOMAIN=${BESU_CLUSTER_DOMAIN:-nodeops.test}
 REAL_NODE_NAME=real-node-0
 # The label and taint that keep pods off the real node unless they ask for it
 # (tests: a namespace annotated by PodNodeSelector and PodTolerationRestriction).
@@ -263,7 +267,7 @@ EOF
 
 rn_write_kubelet_config() {
   local d=$dir/real-node p=$dir/pki
-  printf 'nameserver %s\nsearch cluster.local\n' "$REAL_NODE_DNS_IP" > "$d/resolv.conf"
+  printf 'nameserver %s\nsearch %s\n' "$REAL_NODE_DNS_IP" "$REAL_NODE_CLUSTER_DOMAIN" > "$d/resolv.conf"
   cat > "$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -282,7 +286,7 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: $p/ca.crt}
 authorization: {mode: Webhook}
-clusterDomain: cluster.local
+clusterDomain: $REAL_NODE_CLUSTER_DOMAIN
 clusterDNS: [$REAL_NODE_DNS_IP]
 resolvConf: $d/resolv.conf
 podLogsDir: $d/pod-logs
@@ -362,7 +366,8 @@ real_node_join() {
   start_kube_proxy
   k apply -f - >/dev/null <<EOF
 $(sed -e "s|@COREDNS_IMAGE@|$REAL_NODE_IMAGE_PREFIX/coredns:${COREDNS_VERSION#v}|" \
-      -e "s|@DNS_IP@|$REAL_NODE_DNS_IP|" -e "s|@LABEL@|$REAL_NODE_LABEL|" "$here/cluster/coredns.yaml")
+      -e "s|@DNS_IP@|$REAL_NODE_DNS_IP|" -e "s|@LABEL@|$REAL_NODE_LABEL|" \
+      -e "s|@DOMAIN@|$REAL_NODE_CLUSTER_DOMAIN|" "$here/cluster/coredns.yaml")
 EOF
   wait_for "CoreDNS Ready on $REAL_NODE_NAME" 120 rn_coredns_ready
   log "real node $REAL_NODE_NAME Ready with CoreDNS in $(( $(now_ms) - t0 )) ms"

@@ -1,7 +1,9 @@
 //! Admission against the real API server: the CRDs' schemas and CEL rules reject bad
 //! `BesuNetwork`s and `BesuNode`s at create with a message naming the problem, refuse
 //! edits to the fields that feed genesis, accept the edits that the operator supports,
-//! and accept every sample in `samples/`.
+//! refuse what Besu 26.3.0 would refuse at start (unknown `rpcApis`, `extraArgs` setting an
+//! option the operator sets) while accepting its near misses, and accept every sample in
+//! `samples/`.
 
 mod support;
 
@@ -340,6 +342,144 @@ fn invalid_cases() -> Vec<Case> {
             object: node("bad-port", json!({"spec": {"ports": {"p2p": 80}}})),
             expect: &["spec.ports.p2p", "greater than or equal to 1024"],
         },
+        // What Besu 26.3.0 would refuse at start, or what would break a managed node.
+        Case {
+            what: "rpcApis with EEA on a network",
+            object: network(
+                "bad-rpc-eea",
+                json!({"spec": {"nodeTemplate": {"rpcApis": ["ETH", "NET", "EEA"]}}}),
+            ),
+            expect: &[
+                "spec.nodeTemplate.rpcApis",
+                "rpcApis entry \"EEA\" is not a JSON-RPC API group of Besu 26.3.0",
+                "EEA and PRIV were removed from Besu",
+            ],
+        },
+        Case {
+            what: "rpcApis with PRIV on a node",
+            object: node(
+                "bad-rpc-priv",
+                json!({"spec": {"rpcApis": ["ETH", "NET", "WEB3", "PRIV"]}}),
+            ),
+            expect: &[
+                "spec.rpcApis",
+                "rpcApis entry \"PRIV\"",
+                "EEA and PRIV were removed from Besu",
+            ],
+        },
+        Case {
+            what: "rpcApis with an unknown lower-case entry",
+            object: validator(
+                "bad-rpc-lower",
+                json!({"spec": {"rpcApis": ["eth", "net", "qbft", "clique"]}}),
+            ),
+            expect: &[
+                "spec.rpcApis",
+                "rpcApis entry \"clique\"",
+                "use only ETH, DEBUG, MINER, NET",
+            ],
+        },
+        Case {
+            what: "rpcApis without NET on a network",
+            object: network(
+                "bad-rpc-no-net",
+                json!({"spec": {"nodeTemplate": {"rpcApis": ["eth", "WEB3"]}}}),
+            ),
+            expect: &[
+                "spec.nodeTemplate.rpcApis",
+                "rpcApis lacks NET:",
+                "net_peerCount (NET)",
+            ],
+        },
+        Case {
+            what: "rpcApis without ETH and NET on a node",
+            object: node("bad-rpc-no-eth", json!({"spec": {"rpcApis": ["WEB3"]}})),
+            expect: &[
+                "spec.rpcApis",
+                "rpcApis lacks ETH NET:",
+                "add ETH and NET to rpcApis",
+            ],
+        },
+        Case {
+            what: "extraArgs --p2p-host=... on a network",
+            object: network(
+                "bad-args-p2p-host",
+                json!({"spec": {"nodeTemplate": {"extraArgs": ["--p2p-host=1.2.3.4"]}}}),
+            ),
+            expect: &[
+                "spec.nodeTemplate.extraArgs",
+                "extraArgs must not set --p2p-host: the operator sets it to the pod IP",
+                "Besu refuses an option given twice",
+            ],
+        },
+        Case {
+            what: "extraArgs --Xdns-update-enabled=false on a node",
+            object: node(
+                "bad-args-dns",
+                json!({"spec": {"extraArgs": ["--max-peers=10", "--Xdns-update-enabled=false"]}}),
+            ),
+            expect: &[
+                "spec.extraArgs",
+                "extraArgs must not set --Xdns-update-enabled",
+                "remove it from extraArgs",
+            ],
+        },
+        Case {
+            what: "extraArgs --data-path with its value in the next entry",
+            object: node(
+                "bad-args-data-path",
+                json!({"spec": {"extraArgs": ["--data-path", "/x"]}}),
+            ),
+            expect: &[
+                "spec.extraArgs",
+                "extraArgs must not set --data-path",
+                "set spec.storage instead",
+            ],
+        },
+        Case {
+            what: "extraArgs --config-file=... on a network",
+            object: network(
+                "bad-args-config-file",
+                json!({"spec": {"nodeTemplate": {"extraArgs": ["--config-file=/x"]}}}),
+            ),
+            expect: &[
+                "spec.nodeTemplate.extraArgs",
+                "extraArgs must not set --config-file",
+            ],
+        },
+        Case {
+            what: "extraArgs --data-storage-format on a network",
+            object: network(
+                "bad-args-storage-format",
+                json!({"spec": {"nodeTemplate": {"extraArgs": ["--data-storage-format=FOREST"]}}}),
+            ),
+            expect: &[
+                "extraArgs must not set --data-storage-format",
+                "set spec.nodeTemplate.storage.dataStorageFormat instead",
+            ],
+        },
+        Case {
+            what: "extraArgs --p2p-port on a node",
+            object: node(
+                "bad-args-p2p-port",
+                json!({"spec": {"extraArgs": ["--p2p-port=30304"]}}),
+            ),
+            expect: &[
+                "extraArgs must not set --p2p-port",
+                "set spec.ports.p2p instead",
+            ],
+        },
+        Case {
+            what: "storage.dataStorageFormat neither FOREST nor BONSAI",
+            object: node(
+                "bad-storage-format",
+                json!({"spec": {"storage": {"dataStorageFormat": "forest"}}}),
+            ),
+            expect: &[
+                "spec.storage.dataStorageFormat",
+                "Unsupported value: \"forest\"",
+            ],
+        },
     ]
 }
 
@@ -402,6 +542,80 @@ async fn invalid_objects_are_rejected_at_create_with_a_specific_message() -> any
     Ok(())
 }
 
+/// Objects near the refused ones that Besu accepts, and admission must too.
+fn valid_cases() -> Vec<(&'static str, Value)> {
+    let lower_case = json!(["eth", "net", "qbft"]);
+    let extra_args = json!(["--max-peers=50", "--logging=DEBUG"]);
+    vec![
+        (
+            "network with lower-case rpcApis and unmanaged extraArgs",
+            network(
+                "ok-network-args",
+                json!({"spec": {"nodeTemplate": {
+                    "rpcApis": lower_case,
+                    "extraArgs": extra_args,
+                    "storage": {"dataStorageFormat": "FOREST"},
+                }}}),
+            ),
+        ),
+        (
+            "validator node with lower-case rpcApis and unmanaged extraArgs",
+            validator(
+                "ok-node-args",
+                json!({"spec": {
+                    "rpcApis": lower_case,
+                    "extraArgs": extra_args,
+                    "storage": {"dataStorageFormat": "BONSAI"},
+                }}),
+            ),
+        ),
+        (
+            "Prometheus node without rpcApis, as the operator creates it",
+            json!({
+                "apiVersion": "besu.nodeops.dev/v1alpha1",
+                "kind": "BesuNode",
+                "metadata": {"name": "ok-prometheus"},
+                "spec": {"type": "prometheus", "image": "prom/prometheus:v3.5.0", "rpcApis": []},
+            }),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn what_besu_accepts_passes_admission() -> anyhow::Result<()> {
+    let (client, ns) = setup("admission-valid").await?;
+    let mut failures = Vec::new();
+    for (what, object) in valid_cases() {
+        let api = match object["kind"].as_str() {
+            Some("BesuNetwork") => dynamic_api::<BesuNetwork>(&client, &ns.name),
+            _ => dynamic_api::<BesuNode>(&client, &ns.name),
+        };
+        let object: DynamicObject = serde_json::from_value(object)?;
+        if let Err(e) = api.create(&PostParams::default(), &object).await {
+            failures.push(format!("{what}: refused: {e}"));
+        }
+    }
+    // A network without nodeTemplate gets the default rpcApis, which include ETH and NET.
+    let networks = dynamic_api::<BesuNetwork>(&client, &ns.name);
+    let bare: DynamicObject = serde_json::from_value(network("ok-bare", json!({})))?;
+    match networks.create(&PostParams::default(), &bare).await {
+        Ok(stored) => {
+            let apis = &stored.data["spec"]["nodeTemplate"]["rpcApis"];
+            if *apis != json!(["ETH", "NET", "WEB3", "ADMIN", "TXPOOL"]) {
+                failures.push(format!(
+                    "network without nodeTemplate: stored rpcApis {apis}, expected the defaults"
+                ));
+            }
+        }
+        Err(e) => failures.push(format!("network without nodeTemplate: refused: {e}")),
+    }
+    ns.cleanup().await?;
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
 /// A merge patch, and the substrings the refusal must contain (`None`: accepted).
 struct Edit {
     what: &'static str,
@@ -445,6 +659,7 @@ async fn genesis_fields_are_immutable_and_scaling_edits_are_accepted() -> anyhow
         json!({"spec": {
             "consensus": "qbft",
             "genesis": {"alloc": {"0x627306090abab3a6e1400e9345bc60c78a8bef57": {"balance": "1000"}}},
+            "nodeTemplate": {"storage": {"dataStorageFormat": "FOREST"}},
         }}),
     ))?;
     api.create(&PostParams::default(), &object).await?;
@@ -489,6 +704,28 @@ async fn genesis_fields_are_immutable_and_scaling_edits_are_accepted() -> anyhow
             refused_with: Some(&["genesis settings are immutable", NEW_NETWORK]),
         },
         Edit {
+            what: "nodeTemplate.storage.dataStorageFormat FOREST to BONSAI",
+            patch: json!({"spec": {"nodeTemplate": {"storage": {"dataStorageFormat": "BONSAI"}}}}),
+            refused_with: Some(&[
+                "spec.nodeTemplate.storage.dataStorageFormat",
+                "dataStorageFormat is immutable: Besu cannot open a database created in the other format",
+                "create a new node",
+            ]),
+        },
+        Edit {
+            what: "nodeTemplate.storage.dataStorageFormat FOREST removed",
+            patch: json!({"spec": {"nodeTemplate": {"storage": {"dataStorageFormat": null}}}}),
+            refused_with: Some(&[
+                "spec.nodeTemplate.storage",
+                "dataStorageFormat may be added to or removed from existing nodes only as BONSAI",
+            ]),
+        },
+        Edit {
+            what: "nodeTemplate.storage.size (the format left as it is)",
+            patch: json!({"spec": {"nodeTemplate": {"storage": {"size": "20Gi"}}}}),
+            refused_with: None,
+        },
+        Edit {
             what: "validators",
             patch: json!({"spec": {"validators": 5}}),
             refused_with: None,
@@ -522,6 +759,7 @@ async fn genesis_fields_are_immutable_and_scaling_edits_are_accepted() -> anyhow
         "validators": spec["validators"],
         "members": spec["members"],
         "image": spec["image"],
+        "dataStorageFormat": spec["nodeTemplate"]["storage"]["dataStorageFormat"],
     });
     let expected = json!({
         "chainId": 1337,
@@ -531,6 +769,7 @@ async fn genesis_fields_are_immutable_and_scaling_edits_are_accepted() -> anyhow
         "validators": 5,
         "members": 3,
         "image": "hyperledger/besu:26.3.1",
+        "dataStorageFormat": "FOREST",
     });
     if observed != expected {
         failures.push(format!("stored spec {observed} != expected {expected}"));
@@ -547,6 +786,38 @@ async fn genesis_fields_are_immutable_and_scaling_edits_are_accepted() -> anyhow
     };
     if let Err(e) = apply_edit(&nodes, "frozen-member", &type_edit).await {
         failures.push(format!("{e:#}"));
+    }
+
+    // Its data storage format may be written down as BONSAI, what an unset one means, but
+    // not set to FOREST afterwards, nor changed once set.
+    let format_edits = [
+        Edit {
+            what: "BesuNode storage.dataStorageFormat unset to FOREST",
+            patch: json!({"spec": {"storage": {"dataStorageFormat": "FOREST"}}}),
+            refused_with: Some(&[
+                "spec.storage",
+                "dataStorageFormat may be added to or removed from existing nodes only as BONSAI",
+                "unset means BONSAI",
+            ]),
+        },
+        Edit {
+            what: "BesuNode storage.dataStorageFormat unset to BONSAI",
+            patch: json!({"spec": {"storage": {"dataStorageFormat": "BONSAI"}}}),
+            refused_with: None,
+        },
+        Edit {
+            what: "BesuNode storage.dataStorageFormat BONSAI to FOREST",
+            patch: json!({"spec": {"storage": {"dataStorageFormat": "FOREST"}}}),
+            refused_with: Some(&[
+                "spec.storage.dataStorageFormat",
+                "dataStorageFormat is immutable",
+            ]),
+        },
+    ];
+    for edit in &format_edits {
+        if let Err(e) = apply_edit(&nodes, "frozen-member", edit).await {
+            failures.push(format!("{e:#}"));
+        }
     }
 
     ns.cleanup().await?;

@@ -4,10 +4,14 @@
 //! stand-ins find each other through CoreDNS with Besu's `--Xdns-*` rules, peer over
 //! TCP on the bridge and produce blocks only with a BFT quorum of connected validators.
 //!
-//! - the sample's chain forms through CoreDNS and produces blocks;
+//! - the sample's chain forms through CoreDNS, on a cluster whose DNS domain is not
+//!   `cluster.local` (the real node's, `nodeops.test`), and produces blocks;
 //! - a validator pod deleted comes back on its own volume with its chain;
-//! - the bootnode pod deleted and then a validator restarted: what really happens with
-//!   today's flags is printed (the Besu realism issue fixes it); the chain keeps producing;
+//! - the only bootnode's pod deleted and then a validator restarted while the bootnode's
+//!   name has no address: the validator ends with peers and following the head (static
+//!   nodes; with the flags of 7b98455 it stayed at 0 peers for good, review W1);
+//! - a validator isolated (every peer dropped and forgotten) turns not Ready by its real
+//!   readiness probe, and the operator's heal (`admin_addPeer`) reconnects it;
 //! - a stand-in that stops answering `/liveness` is restarted by the kubelet;
 //! - a container over its memory limit is OOMKilled and the operator says so on the
 //!   BesuNode (condition `OOMKilled` and a Warning Event naming the pod).
@@ -30,8 +34,8 @@ use serde_json::json;
 
 use operator::{Operator, install_crds, qbft_chain_only};
 use real_node_support::{
-    RPC_PORT, last_termination, pod_ip, pod_of, pod_ready, quantity, required, restart_count, rpc,
-    use_real_node, views, wait_blocks,
+    RPC_PORT, cluster_domain, fit_real_node, last_termination, pod_ip, pod_of, pod_ready, quantity,
+    required, restart_count, rpc, use_real_node, views, wait_blocks,
 };
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
@@ -104,6 +108,9 @@ async fn chain_on_the_real_node(prefix: &str) -> anyhow::Result<Option<Setup>> {
     use_real_node(&client, &ns.name).await?;
     let op = Operator::start(c, &ns.name)?;
     let mut net = qbft_chain_only()?;
+    // One bootnode: the case where losing it used to isolate a restarted node.
+    net.spec.bootnodes = 1;
+    fit_real_node(&mut net)?;
     net.metadata.namespace = Some(ns.name.clone());
     let name = net.name_any();
     let networks: Api<BesuNetwork> = ns.api();
@@ -154,7 +161,20 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
         }
     })
     .await?;
-    println!("formed: {}", summary(&v));
+    let domain = cluster_domain();
+    ensure!(
+        domain != "cluster.local",
+        "the real node's cluster domain is cluster.local: this test is meant to show a network forming on another one"
+    );
+    let net = Api::<BesuNetwork>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    let enodes = net.status.map(|s| s.bootnode_enodes).unwrap_or_default();
+    ensure!(
+        !enodes.is_empty() && enodes.iter().all(|e| e.ends_with(".svc:30303")),
+        "bootnode enodes name no cluster domain: {enodes:?}"
+    );
+    println!("formed on cluster domain {domain}: {}", summary(&v));
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
 
     // A validator's pod deleted: the StatefulSet's new pod mounts the same claim and the
@@ -199,9 +219,10 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
     );
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
 
-    // The bootnode pod deleted, then a validator restarted while the bootnode is being
-    // replaced (its name has no address for a moment): with --Xdns-update-enabled a
-    // name that does not resolve at start becomes 127.0.0.1 for good (besu-facts §5).
+    // The only bootnode's pod deleted, then a validator restarted while the bootnode is
+    // being replaced (its name has no address for a moment): a name that does not
+    // resolve at start becomes 127.0.0.1 for good (besu-facts §5). The validator's static
+    // nodes (the other validators) still bring it back.
     let boot = format!("{name}-bootnode-0");
     let victim = format!("{name}-validator-1");
     let boot_pod = pod_of(client, ns, &boot).await?;
@@ -213,38 +234,38 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
         .await?;
     wait_pod_back(client, ns, &boot, boot_pod.uid().as_deref(), 0).await?;
     let back = wait_pod_back(client, ns, &victim, victim_pod.uid().as_deref(), 0).await?;
-    // What it saw: whether the restarted validator found peers and follows the head.
-    let window_end = std::time::Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    let mut rejoined = false;
-    while std::time::Instant::now() < window_end {
-        let v = views(client, ns, name).await?;
-        let head = v.values().map(|n| n.height).max().unwrap_or(0);
-        if let Some(n) = v.get(&back.name_any()) {
-            last = format!(
-                "{} peers {}, height {} of head {head}",
-                n.pod, n.peers, n.height
-            );
-            if n.peers > 0 && n.height + 2 >= head {
-                rejoined = true;
-                break;
+    let started = std::time::Instant::now();
+    let rejoined = wait_until(
+        "the restarted validator with a peer, following the head",
+        RECOVER,
+        || async {
+            let v = views(client, ns, name).await?;
+            let head = v.values().map(|n| n.height).max().unwrap_or(0);
+            match v.get(&back.name_any()) {
+                Some(n) if n.peers > 0 && n.height + 2 >= head => Ok(Check::Done(format!(
+                    "{} peers {}, height {} of head {head}",
+                    n.pod, n.peers, n.height
+                ))),
+                other => not_yet(format!("{other:?}; head {head}")),
             }
-        }
-        tokio::time::sleep(support::POLL_INTERVAL).await;
-    }
-    println!(
-        "bootnode deleted, then {victim} restarted: {} within 30 s ({last}); logs:\n{}",
-        if rejoined {
-            "it rejoined"
-        } else {
-            "it did NOT rejoin"
         },
-        tail(
-            &cluster()
-                .kubectl(&["-n", ns, "logs", &back.name_any(), "-c", "besu"])
-                .unwrap_or_default(),
-            12
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "logs of {}:\n{}",
+            back.name_any(),
+            tail(
+                &cluster()
+                    .kubectl(&["-n", ns, "logs", &back.name_any(), "-c", "besu"])
+                    .unwrap_or_default(),
+                15
+            )
         )
+    })?;
+    println!(
+        "bootnode deleted, then {victim} restarted: rejoined {} s after its pod was back ({rejoined})",
+        started.elapsed().as_secs()
     );
     // Three validators of four still make a quorum: the chain keeps producing.
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
@@ -323,6 +344,84 @@ async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
         "no Warning Event ContainerOOMKilled on BesuNode {node}"
     );
     println!("{node}: {}", condition.message);
+    wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
+    s.ns.cleanup().await
+}
+
+/// Review R5 and W1's remedy: a validator with no peer at all (the stand-in's
+/// `standin_isolate` drops and forgets every peer and turns away those that dial in, the
+/// state a node is left in when every address it had resolved to 127.0.0.1) is called not
+/// Ready by its real readiness probe (`minPeers=1`), and the operator, seeing a running
+/// node with no peer, asks it to dial the network's Ready bootnodes and validators
+/// (`admin_addPeer`, a Warning Event `PeeringHealed`): it reconnects and is Ready again.
+#[tokio::test]
+async fn an_isolated_validator_turns_not_ready_and_the_operator_reconnects_it() -> anyhow::Result<()>
+{
+    let Some(s) = chain_on_the_real_node("real-heal").await? else {
+        return Ok(());
+    };
+    let (client, ns, name) = (&s.client, &s.ns.name, &s.name);
+    wait_until("every validator with 2 or more peers", RECOVER, || async {
+        let v = views(client, ns, name).await?;
+        let validators = v.values().filter(|n| n.pod.contains("-validator-"));
+        if validators.clone().count() == 4 && validators.clone().all(|n| n.peers >= 2) {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(summary(&v))
+        }
+    })
+    .await?;
+    let node = format!("{name}-validator-3");
+    let pod = pod_of(client, ns, &node).await?;
+    let ip = pod_ip(&pod)?;
+    let started = std::time::Instant::now();
+    rpc(&ip, RPC_PORT, "standin_isolate", json!([])).await?;
+
+    // The kubelet's readiness probe (/readiness?minPeers=1) calls it not Ready.
+    wait_until("the isolated validator not Ready", RECOVER, || async {
+        let p = pod_of(client, ns, &node).await?;
+        let peers = quantity(&rpc(&ip, RPC_PORT, "net_peerCount", json!([])).await?)?;
+        if !pod_ready(&p) {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("Ready, {peers} peers"))
+        }
+    })
+    .await?;
+    let not_ready_after = started.elapsed().as_secs();
+
+    // The operator heals it: Event, then peers and Ready again, same pod (no restart).
+    let events: Api<Event> = s.ns.api();
+    let healed = wait_until("a PeeringHealed Event for it", RECOVER, || async {
+        let list = events.list(&ListParams::default()).await?;
+        match list.iter().find(|e| {
+            e.reason.as_deref() == Some("PeeringHealed")
+                && e.message.as_deref().is_some_and(|m| m.contains(&node))
+        }) {
+            Some(e) => Ok(Check::Done(e.message.clone().unwrap_or_default())),
+            None => not_yet("no Event yet"),
+        }
+    })
+    .await?;
+    let back = wait_until("the validator Ready with peers again", RECOVER, || async {
+        let p = pod_of(client, ns, &node).await?;
+        let peers = quantity(&rpc(&ip, RPC_PORT, "net_peerCount", json!([])).await?)?;
+        if pod_ready(&p) && peers >= 1 {
+            Ok(Check::Done((p, peers)))
+        } else {
+            not_yet(format!("Ready {}, {peers} peers", pod_ready(&p)))
+        }
+    })
+    .await?;
+    ensure!(
+        back.0.uid() == pod.uid() && restart_count(&back.0, "besu") == restart_count(&pod, "besu"),
+        "the validator was restarted, not healed"
+    );
+    println!(
+        "{node} isolated: not Ready after {not_ready_after} s; healed ({healed}); Ready with {} peers after {} s",
+        back.1,
+        started.elapsed().as_secs()
+    );
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
     s.ns.cleanup().await
 }

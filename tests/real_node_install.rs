@@ -9,7 +9,8 @@
 //! (hack/run-tests.sh EXCLUSIVE). The operator's namespace and the network's namespace
 //! are pointed at the real node by annotation (PodNodeSelector/PodTolerationRestriction),
 //! so the manifests apply as users get them. The network is samples/qbft-network.yaml
-//! with Grafana off: no Grafana image is built here (a pull would fail at containerd's
+//! with its resources shrunk to fit the real node's 2 cores (as the sample's comment says
+//! to on a small cluster) and Grafana off: no Grafana image is built here (a pull would fail at containerd's
 //! dead loopback proxy); Prometheus runs from the locally built image.
 
 mod install_support;
@@ -124,6 +125,8 @@ async fn network_on_the_real_node(
     let ns = TestNamespace::create(client, prefix).await?;
     use_real_node(client, &ns.name).await?;
     let mut net: BesuNetwork = sample("qbft-network.yaml")?;
+    // The sample's resources are a real validator's; the real node has 2 cores.
+    real_node_support::fit_real_node(&mut net)?;
     net.spec.monitoring.grafana.enabled = false;
     net.spec.monitoring.prometheus.enabled = monitoring;
     net.metadata.namespace = Some(ns.name.clone());

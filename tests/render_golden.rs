@@ -238,30 +238,42 @@ fn check_network_invariants(network: &str, consensus: Consensus, objects: &[Valu
     let parsed: Value = serde_json::from_str(genesis).expect("genesis is JSON");
     assert!(parsed["config"][consensus.genesis_key()].is_object());
 
-    // Every non-bootnode node is given the bootnode's enode, by its stable DNS name.
-    let boot = format!("{network}-bootnode-0");
-    let expected_enode = enode_url(
-        &test_key(&boot).public_key(),
-        &format!("{boot}-0.{boot}.default.svc.cluster.local"),
-        30303,
-        None,
-    );
+    // Every Besu node is given every bootnode's enode (a bootnode: the others'), by its
+    // stable DNS name, which carries no cluster domain.
+    let boots: Vec<String> = kinds["BesuNode"]
+        .iter()
+        .filter(|n| label(n, "besu.nodeops.dev/node-type") == Some("bootnode"))
+        .map(|n| {
+            n["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(!boots.is_empty(), "no bootnode rendered");
+    let enode_of = |boot: &str| {
+        enode_url(
+            &test_key(boot).public_key(),
+            &format!("{boot}-0.{boot}.default.svc"),
+            30303,
+            None,
+        )
+    };
     for node in &kinds["BesuNode"] {
         let bootnodes = node["spec"]["bootnodes"]
             .as_array()
             .cloned()
             .unwrap_or_default();
         let node_type = label(node, "besu.nodeops.dev/node-type");
-        if matches!(node_type, Some("bootnode" | "prometheus" | "grafana")) {
-            assert!(bootnodes.is_empty(), "{} is given bootnodes", name(node));
-        } else {
-            assert_eq!(
-                bootnodes,
-                vec![Value::String(expected_enode.clone())],
-                "{}",
-                name(node)
-            );
-        }
+        let expected: Vec<Value> = match node_type {
+            Some("prometheus" | "grafana") => vec![],
+            _ => boots
+                .iter()
+                .filter(|b| Some(b.as_str()) != node["metadata"]["name"].as_str())
+                .map(|b| Value::String(enode_of(b)))
+                .collect(),
+        };
+        assert_eq!(bootnodes, expected, "{}", name(node));
     }
 
     // Names are unique per kind.
@@ -283,8 +295,9 @@ fn assert_no_key_material(objects: &[Value], nodes: &[&str]) {
     }
 }
 
-const QBFT_NODES: [&str; 6] = [
+const QBFT_NODES: [&str; 7] = [
     "qbft-bootnode-0",
+    "qbft-bootnode-1",
     "qbft-validator-0",
     "qbft-validator-1",
     "qbft-validator-2",
@@ -295,10 +308,11 @@ const QBFT_NODES: [&str; 6] = [
 #[test]
 fn qbft_sample_matches_golden_and_keeps_invariants() {
     let objects = check_golden("qbft-network.yaml");
-    // 6 key Secrets, genesis, 6 BesuNodes with 4 children each; the prometheus BesuNode
-    // with 6 (ServiceAccount, Role, RoleBinding, ConfigMap, Service, StatefulSet) and the
-    // grafana BesuNode with 4 (admin Secret, ConfigMap, Service, Deployment).
-    assert_eq!(objects.len(), 6 + 1 + 6 * 5 + 7 + 5);
+    // 7 key Secrets, genesis, static nodes, NetworkPolicy, 7 BesuNodes with 4 children
+    // each; the prometheus BesuNode with 6 (ServiceAccount, Role, RoleBinding, ConfigMap,
+    // Service, StatefulSet) and the grafana BesuNode with 4 (admin Secret, ConfigMap,
+    // Service, Deployment).
+    assert_eq!(objects.len(), 7 + 3 + 7 * 5 + 7 + 5);
     check_network_invariants("qbft", Consensus::Qbft, &objects);
     assert_no_key_material(&objects, &QBFT_NODES);
 }
@@ -306,12 +320,13 @@ fn qbft_sample_matches_golden_and_keeps_invariants() {
 #[test]
 fn ibft2_sample_matches_golden_and_keeps_invariants() {
     let objects = check_golden("ibft2-network.yaml");
-    assert_eq!(objects.len(), 5 + 1 + 5 * 5);
+    assert_eq!(objects.len(), 6 + 3 + 6 * 5);
     check_network_invariants("ibft2", Consensus::Ibft2, &objects);
     assert_no_key_material(
         &objects,
         &[
             "ibft2-bootnode-0",
+            "ibft2-bootnode-1",
             "ibft2-validator-0",
             "ibft2-validator-1",
             "ibft2-validator-2",
@@ -357,7 +372,7 @@ fn show_secrets_prints_the_keys_in_besu_format() {
         .copied()
         .filter(|s| s["data"]["key"].is_string())
         .collect();
-    assert_eq!(secrets.len(), 6);
+    assert_eq!(secrets.len(), 7);
     for secret in secrets {
         let node = label(secret, "besu.nodeops.dev/node").expect("node label");
         let encoded = secret["data"]["key"].as_str().expect("data.key");

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -71,8 +72,9 @@ pub enum DeletionPolicy {
 }
 
 /// Persistent storage for a node's data directory.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.dataStorageFormat) == has(oldSelf.dataStorageFormat) || (has(self.dataStorageFormat) ? self.dataStorageFormat : oldSelf.dataStorageFormat) == 'BONSAI'").message("dataStorageFormat may be added to or removed from existing nodes only as BONSAI: unset means BONSAI, Besu's default, and Besu cannot open a database created in the other format; to use FOREST, create a new node (a new BesuNode, or a new BesuNetwork) with it"))]
 pub struct StorageSpec {
     /// Size of the data volume, as a Kubernetes quantity.
     #[serde(default = "default_storage_size")]
@@ -80,6 +82,21 @@ pub struct StorageSpec {
     /// StorageClass of the data volume. Empty means the cluster's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// Besu's database format (`--data-storage-format`): `FOREST` or `BONSAI`. Unset means
+    /// Besu's default, `BONSAI`, which nodes created before this field existed run with.
+    /// Immutable: Besu cannot open a database created in the other format; to change it,
+    /// create a new node. Nodes run with FULL sync. `FOREST` keeps the state of every
+    /// block, so `eth_call` and `eth_getBalance` answer at any height: it is what Besu's
+    /// own private-network profile (ENTERPRISE,
+    /// `config/src/main/resources/profiles/enterprise-private.toml`) uses with FULL sync.
+    /// `BONSAI` keeps one state plus trie logs; with FULL sync Besu never prunes the trie
+    /// logs (it forces `--bonsai-limit-trie-logs-enabled=false`, `BesuCommand.java`) and
+    /// serves historical state only for the last 512 blocks
+    /// (`--bonsai-historical-block-limit`, `PathBasedExtraStorageConfiguration.java`),
+    /// about 17 minutes at 2 s blocks: `eth_call` and `eth_getBalance` at older blocks fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("dataStorageFormat is immutable: Besu cannot open a database created in the other format; to change it, create a new node (a new BesuNode, or a new BesuNetwork) with the format you want"))]
+    pub data_storage_format: Option<DataStorageFormat>,
 }
 
 impl Default for StorageSpec {
@@ -87,7 +104,39 @@ impl Default for StorageSpec {
         StorageSpec {
             size: default_storage_size(),
             storage_class_name: None,
+            data_storage_format: None,
         }
+    }
+}
+
+/// Besu's database format, as `--data-storage-format` spells it
+/// (`plugin-api/src/main/java/org/hyperledger/besu/plugin/services/storage/DataStorageFormat.java`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[schemars(transform = without_description)]
+pub enum DataStorageFormat {
+    /// Every block's state trie: historical state at any height.
+    Forest,
+    /// One state trie plus trie logs (Besu's default).
+    Bonsai,
+}
+
+impl DataStorageFormat {
+    /// The value of `--data-storage-format` (`FOREST`, `BONSAI`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataStorageFormat::Forest => "FOREST",
+            DataStorageFormat::Bonsai => "BONSAI",
+        }
+    }
+}
+
+/// Drops a type's own description from its schema: kube flattens an `Option<T>` field's
+/// schema with `T`'s over the field's, so `kubectl explain` would show the type's doc
+/// instead of the field's.
+fn without_description(schema: &mut schemars::Schema) {
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("description");
     }
 }
 
@@ -142,7 +191,7 @@ fn default_metrics_port() -> i32 {
 }
 
 /// Pod-level settings shared by every node of a network.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeTemplate {
     /// CPU and memory requests and limits of the Besu container.
@@ -151,12 +200,23 @@ pub struct NodeTemplate {
     /// The data volume of each node.
     #[serde(default)]
     pub storage: StorageSpec,
-    /// JSON-RPC API groups enabled on every node, e.g. `ETH`, `NET`, `WEB3`, `ADMIN`.
-    /// Validators always get `QBFT` or `IBFT` added, for voting.
+    /// JSON-RPC API groups enabled on every node (`--rpc-http-api`), in any case: some of
+    /// ETH, DEBUG, MINER, NET, PERM, WEB3, ADMIN, TXPOOL, TRACE, PLUGINS, IBFT, ENGINE,
+    /// QBFT, TESTING (Besu 26.3.0 refuses to start with any other). Must include `ETH` and
+    /// `NET`, which the operator calls. Validators always get `QBFT` or `IBFT` added, for
+    /// voting.
     #[serde(default = "default_rpc_apis")]
+    #[schemars(length(max = 32), inner(length(max = 32)))]
+    #[x_kube(validation = crate::besu::rpc_apis_known_rule())]
+    #[x_kube(validation = crate::besu::rpc_apis_required_rule(crate::besu::Owner::Network))]
     pub rpc_apis: Vec<String>,
-    /// Extra Besu command-line arguments, appended after the operator's own.
+    /// Extra Besu command-line arguments, appended after the operator's own. Options the
+    /// operator sets itself (`--config-file`, `--p2p-host`, `--data-path`, the ports...)
+    /// are refused: Besu refuses an option given twice, and overriding the others would
+    /// break the node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128), inner(length(max = 4096)))]
+    #[x_kube(validation = crate::besu::extra_args_rule(crate::besu::Owner::Network))]
     pub extra_args: Vec<String>,
     /// Node selector for the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -167,6 +227,23 @@ pub struct NodeTemplate {
     /// Affinity rules for the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+}
+
+/// An omitted `nodeTemplate` is one whose fields are all omitted: its `rpcApis` are
+/// [`default_rpc_apis`], as when only `rpcApis` is omitted (a derived `Default` would give
+/// none, which admission refuses and which would leave the operator without `ETH` and `NET`).
+impl Default for NodeTemplate {
+    fn default() -> Self {
+        NodeTemplate {
+            resources: None,
+            storage: StorageSpec::default(),
+            rpc_apis: default_rpc_apis(),
+            extra_args: Vec::new(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+        }
+    }
 }
 
 /// The JSON-RPC API groups enabled when none are given.

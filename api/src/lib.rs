@@ -3,10 +3,12 @@
 //! Doc comments on fields become `kubectl explain` text; CEL rules (`x_kube(validation)`)
 //! reject bad input at admission with messages that say what to do.
 
+pub mod besu;
 pub mod common;
 pub mod network;
 pub mod node;
 
+pub use besu::*;
 pub use common::*;
 pub use network::*;
 pub use node::*;

@@ -149,6 +149,9 @@ pub struct Context {
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Per node (`namespace/name`): when the operator last asked it to dial its peers
+    /// because it had none (network::heal_isolated).
+    pub heals: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -187,6 +190,7 @@ impl Context {
             chain_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             metrics_target,
             failures: std::sync::Mutex::new(std::collections::HashMap::new()),
+            heals: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

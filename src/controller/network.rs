@@ -31,8 +31,9 @@ use crate::chain::key::{Address, NodeKey, PublicKey};
 use crate::chain::quorum::commit_quorum;
 use crate::render::network::{
     GENESIS_CHECKSUM_ANNOTATION, bootnode_enode, desired_besu_node, desired_genesis_config_map,
-    desired_key_secret, desired_validator_pdb, genesis_config_map_name, genesis_for,
-    genesis_validators, key_secret_for, node_name,
+    desired_key_secret, desired_network_policy, desired_static_nodes_config_map,
+    desired_validator_pdb, genesis_config_map_name, genesis_for, genesis_validators,
+    key_secret_for, node_enode, node_name,
 };
 use crate::render::node::ROLLOUT_PERMIT_ANNOTATION;
 use crate::rpc::{Endpoint, RpcClient};
@@ -188,6 +189,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let nodes_api: Api<BesuNode> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
@@ -438,6 +441,24 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             bootnode_enodes.push(bootnode_enode(&network, slot.ordinal, pk));
         }
     }
+    // Every bootnode and validator, as static nodes of every node (see render::node).
+    let static_nodes: Vec<(String, String)> = key_slots
+        .iter()
+        .filter(|s| matches!(s.node_type, NodeType::Bootnode | NodeType::Validator))
+        .filter_map(|s| match keys.get(s) {
+            Some(KeyState::Valid(pk, _)) => Some((
+                node_name(&name, s.node_type, s.ordinal),
+                node_enode(&network, s.node_type, s.ordinal, pk),
+            )),
+            _ => None,
+        })
+        .collect();
+    let static_enodes: Vec<String> = static_nodes.iter().map(|(_, e)| e.clone()).collect();
+    apply_if_changed(
+        &config_maps,
+        desired_static_nodes_config_map(&network, &static_enodes)?,
+    )
+    .await?;
     let is_ready = |node: &str| existing_nodes.get(node).is_some_and(node_ready);
     let count_ready = |t: NodeType| {
         slots
@@ -471,6 +492,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let PodsSeen {
         endpoints,
         down_settled,
+        running,
     } = observe_pods(&pods, &selector, &existing_nodes).await?;
     let g = &network.spec.genesis;
     let period = u64::try_from(g.block_period_seconds).unwrap_or(1).max(1);
@@ -497,6 +519,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             (chain, advancing)
         }
     };
+
+    heal_isolated(&ctx, &network, &running, &endpoints, &static_nodes).await;
 
     // Validator set changes, by on-chain vote, one validator at a time.
     let views: Vec<ValidatorView> = key_slots
@@ -809,6 +833,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let pdb = desired_validator_pdb(&network, i32::try_from(budget).unwrap_or(1))?;
         apply_if_changed(&pdbs, pdb).await?;
     }
+    apply_if_changed(&policies, desired_network_policy(&network)?).await?;
 
     // Monitoring nodes: there while switched on, deleted when switched off.
     let monitoring = &network.spec.monitoring;
@@ -1240,6 +1265,85 @@ struct PodsSeen {
     endpoints: BTreeMap<String, Endpoint>,
     /// Nodes whose pod has been not Ready for at least [`DOWN_SETTLED`].
     down_settled: BTreeSet<String>,
+    /// Every pod whose Besu container runs (Ready or not): its endpoint and how long ago
+    /// the container started.
+    running: BTreeMap<String, (Endpoint, Duration)>,
+}
+
+/// How long a node's container must have run with no peer before the operator asks it
+/// to dial the network's nodes: longer than a start-up's own discovery and static-node
+/// dialling takes.
+const HEAL_AFTER: Duration = Duration::from_secs(45);
+/// At most one heal per node this often.
+const HEAL_EVERY: Duration = Duration::from_secs(60);
+
+/// Heals peering (see render::node): a node whose Besu has run for [`HEAL_AFTER`] and is
+/// not Ready with no peer at all (`net_peerCount` 0, asked directly) is given the stable enode URL of every Ready bootnode and validator with
+/// `admin_addPeer`, which Besu resolves now and keeps as maintained peers. One Event per
+/// heal. Never fails the reconcile: a node that does not answer is left to its probes.
+async fn heal_isolated(
+    ctx: &Context,
+    network: &BesuNetwork,
+    running: &BTreeMap<String, (Endpoint, Duration)>,
+    ready: &BTreeMap<String, Endpoint>,
+    static_nodes: &[(String, String)],
+) {
+    let ns = network.namespace().unwrap_or_default();
+    for (node, (ep, ran)) in running {
+        // A Ready node passes its readiness probe, which asks for a peer on every node
+        // that has one to find (render::node::readiness_min_peers).
+        if *ran < HEAL_AFTER || ready.contains_key(node) {
+            continue;
+        }
+        match ctx.rpc.peer_count(ep).await {
+            Ok(0) => {}
+            _ => continue,
+        }
+        let targets: Vec<&String> = static_nodes
+            .iter()
+            .filter(|(n, _)| n != node && ready.contains_key(n))
+            .map(|(_, e)| e)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let key = format!("{ns}/{node}");
+        let due = match ctx.heals.lock() {
+            Ok(mut heals) => {
+                let due = heals.get(&key).is_none_or(|t| t.elapsed() >= HEAL_EVERY);
+                if due {
+                    heals.insert(key, std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if !due {
+            continue;
+        }
+        let mut asked = 0;
+        let mut failed = None;
+        for enode in &targets {
+            match ctx.rpc.add_peer(ep, enode).await {
+                Ok(_) => asked += 1,
+                Err(e) => failed = Some(e.to_string()),
+            }
+        }
+        let message = match failed {
+            None => format!(
+                "{node} had no peer {} s after its start; asked it to dial {asked} Ready bootnodes and validators (admin_addPeer)",
+                ran.as_secs()
+            ),
+            Some(e) => format!(
+                "{node} had no peer {} s after its start; admin_addPeer reached {asked} of {} nodes ({e}); it needs ADMIN in rpcApis to be healed",
+                ran.as_secs(),
+                targets.len()
+            ),
+        };
+        info!(node = %node, asked, "peering healed");
+        ctx.event(network, EventType::Warning, "PeeringHealed", message)
+            .await;
+    }
 }
 
 /// Lists the network's pods once: where to reach the Ready ones, and which have been
@@ -1285,6 +1389,24 @@ async fn observe_pods(
         });
         if !ready && !deleting && settled {
             out.down_settled.insert(node.name_any());
+        }
+        let started = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == "besu"))
+            .and_then(|c| c.state.as_ref())
+            .and_then(|st| st.running.as_ref())
+            .and_then(|r| r.started_at.as_ref());
+        if let (Some(started), Some(ip), false) =
+            (started, status.and_then(|s| s.pod_ip.as_ref()), deleting)
+        {
+            let ago = now.duration_since(started.0);
+            out.running.insert(
+                node.name_any(),
+                (
+                    Endpoint::new(&node.name_any(), ip, node.spec.ports.rpc_http),
+                    Duration::from_secs(u64::try_from(ago.as_secs()).unwrap_or(0)),
+                ),
+            );
         }
     }
     Ok(out)

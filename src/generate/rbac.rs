@@ -80,10 +80,16 @@ pub fn rbac_rules() -> Vec<Rule> {
             used_by: "validator PodDisruptionBudget: apply_if_changed (get + server-side apply) in network::reconcile",
         },
         Rule {
+            api_group: "networking.k8s.io",
+            resource: "networkpolicies",
+            verbs: &["get", "create", "patch"],
+            used_by: "the network's NetworkPolicy (JSON-RPC of bootnodes and validators from the operator only): apply_if_changed in network::reconcile",
+        },
+        Rule {
             api_group: "",
             resource: "pods",
             verbs: &["get", "list", "watch"],
-            used_by: "JSON-RPC endpoints of Ready pods by label (network::node_endpoints); get and watch only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
+            used_by: "JSON-RPC endpoints of Ready pods and how long others have been down, by label (network::observe_pods); get and watch only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
         },
         Rule {
             api_group: "",

@@ -29,7 +29,8 @@ use super::monitoring::{
 };
 use super::network::{
     bootnode_enode, desired_besu_node, desired_genesis_config_map, desired_key_secret,
-    key_secret_for, key_secret_name, node_name,
+    desired_network_policy, desired_static_nodes_config_map, key_secret_for, key_secret_name,
+    node_enode, node_name,
 };
 use super::node::{
     RenderError, desired_config_map, desired_headless_service, desired_rpc_service,
@@ -358,6 +359,7 @@ fn render_network(
 ) -> Result<(), RenderAllError> {
     let name = network.name_any();
     let mut bootnode_enodes = Vec::new();
+    let mut static_enodes = Vec::new();
     let mut validators: Vec<Address> = Vec::new();
 
     // Key Secrets: one per node, unless the user imported that node's key (then the
@@ -371,6 +373,9 @@ fn render_network(
             }
             if node_type == NodeType::Validator {
                 validators.push(key.address());
+            }
+            if matches!(node_type, NodeType::Bootnode | NodeType::Validator) {
+                static_enodes.push(node_enode(network, node_type, ordinal, &key.public_key()));
             }
             let imported = key_secret_for(network, node_type, ordinal)
                 != key_secret_name(&name, node_type, ordinal);
@@ -391,6 +396,12 @@ fn render_network(
     out.push(to_json(&genesis_map, || {
         format!("genesis ConfigMap of {name}")
     })?);
+    let statics = desired_static_nodes_config_map(network, &static_enodes)?;
+    out.push(to_json(&statics, || {
+        format!("static nodes ConfigMap of {name}")
+    })?);
+    let policy = desired_network_policy(network)?;
+    out.push(to_json(&policy, || format!("NetworkPolicy of {name}"))?);
 
     for (node_type, count) in roles(network) {
         for ordinal in 0..count {

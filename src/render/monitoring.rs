@@ -104,6 +104,7 @@ pub fn desired_monitoring_node(
             key_secret_ref: None,
             genesis_config_map_ref: None,
             bootnodes: Vec::new(),
+            static_nodes_config_map_ref: None,
             free_gas: false,
             extra_args: Vec::new(),
             node_selector: network.spec.node_template.node_selector.clone(),

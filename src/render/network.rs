@@ -146,11 +146,55 @@ pub fn desired_genesis_config_map(
 
 /// The enode URL of a bootnode, by its stable DNS name.
 pub fn bootnode_enode(network: &BesuNetwork, ordinal: i32, public_key: &PublicKey) -> String {
+    node_enode(network, NodeType::Bootnode, ordinal, public_key)
+}
+
+/// The enode URL of a node of the network, by its stable DNS name.
+pub fn node_enode(
+    network: &BesuNetwork,
+    node_type: NodeType,
+    ordinal: i32,
+    public_key: &PublicKey,
+) -> String {
     let name = network.name_any();
-    let node = node_name(&name, NodeType::Bootnode, ordinal);
+    let node = node_name(&name, node_type, ordinal);
     let ns = network.namespace().unwrap_or_default();
     let port = u16::try_from(PortsSpec::default().p2p).unwrap_or(30303);
     enode_url(public_key, &pod_dns_name(&node, &ns), port, None)
+}
+
+/// The static nodes ConfigMap: every bootnode's and validator's enode URL. Besu reads it
+/// at start; it is updated in place (no restart) when validators are added or removed,
+/// and the operator adds the new ones to running nodes with `admin_addPeer`.
+pub fn desired_static_nodes_config_map(
+    network: &BesuNetwork,
+    enodes: &[String],
+) -> Result<ConfigMap, RenderError> {
+    let name = network.name_any();
+    let json = serde_json::to_string_pretty(enodes).unwrap_or_else(|_| "[]".to_string());
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(static_nodes_config_map_name(&name)),
+            namespace: Some(namespace(network)?),
+            labels: Some(network_labels(&name)),
+            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            STATIC_NODES_FIELD.to_string(),
+            format!("{json}\n"),
+        )])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The ConfigMap key of a network's static nodes list.
+pub const STATIC_NODES_FIELD: &str = "static-nodes.json";
+
+/// The network ConfigMap holding `static-nodes.json`: the enode URLs (stable DNS names)
+/// of every bootnode and validator.
+pub fn static_nodes_config_map_name(network: &str) -> String {
+    format!("{network}-static-nodes")
 }
 
 /// A Besu `BesuNode` of the network (bootnode, validator or member).
@@ -201,6 +245,7 @@ pub fn desired_besu_node(
             storage: StorageSpec {
                 size: t.storage.size.clone(),
                 storage_class_name: t.storage.storage_class_name.clone(),
+                data_storage_format: t.storage.data_storage_format,
             },
             ports: PortsSpec::default(),
             rpc_apis: t.rpc_apis.clone(),
@@ -210,6 +255,10 @@ pub fn desired_besu_node(
                 key: GENESIS_FIELD.to_string(),
             }),
             bootnodes,
+            static_nodes_config_map_ref: Some(ConfigMapKeyRef {
+                name: static_nodes_config_map_name(&name),
+                key: STATIC_NODES_FIELD.to_string(),
+            }),
             free_gas: spec.genesis.zero_base_fee,
             extra_args: t.extra_args.clone(),
             node_selector: t.node_selector.clone(),
@@ -348,5 +397,95 @@ pub fn desired_validator_pdb(
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()
+    })
+}
+
+/// Name of the network's NetworkPolicy.
+pub fn network_policy_name(network: &str) -> String {
+    format!("{network}-rpc")
+}
+
+/// Labels of the operator's own pods (manifests/operator, the Helm chart, the bundle).
+pub const OPERATOR_POD_LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/name", "besu-operator"),
+    ("app.kubernetes.io/component", "operator"),
+];
+
+/// The network's NetworkPolicy (review R7): on bootnodes and validators, JSON-RPC
+/// (HTTP and WebSocket: ADMIN, and QBFT/IBFT voting on validators) only from the
+/// operator's pods, in any namespace; P2P and metrics from anywhere. Members are not
+/// selected: they keep serving RPC to users. Besu itself cannot restrict this: its
+/// `host-allowlist` checks the Host header, not the caller, and the probes need `*`.
+/// Enforced only by a NetworkPolicy-capable CNI; traffic from the node itself (kubelet
+/// probes) is not subject to it on the common ones.
+pub fn desired_network_policy(
+    network: &BesuNetwork,
+) -> Result<k8s_openapi::api::networking::v1::NetworkPolicy, RenderError> {
+    use k8s_openapi::api::networking::v1::{
+        NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+        NetworkPolicySpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let name = network.name_any();
+    let ports = PortsSpec::default();
+    let port = |p: i32, protocol: &str| NetworkPolicyPort {
+        port: Some(IntOrString::Int(p)),
+        protocol: Some(protocol.to_string()),
+        ..NetworkPolicyPort::default()
+    };
+    let operator = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector::default()),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(
+                OPERATOR_POD_LABELS
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    Ok(NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(network_policy_name(&name)),
+            namespace: Some(namespace(network)?),
+            labels: Some(network_labels(&name)),
+            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    besu_operator_api::LABEL_NETWORK.to_string(),
+                    name.clone(),
+                )])),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: besu_operator_api::LABEL_NODE_TYPE.to_string(),
+                    operator: "In".to_string(),
+                    values: Some(vec![
+                        NodeType::Bootnode.as_str().to_string(),
+                        NodeType::Validator.as_str().to_string(),
+                    ]),
+                }]),
+            }),
+            policy_types: Some(vec!["Ingress".to_string()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    ports: Some(vec![
+                        port(ports.p2p, "TCP"),
+                        port(ports.p2p, "UDP"),
+                        port(ports.metrics, "TCP"),
+                    ]),
+                    from: None,
+                },
+                NetworkPolicyIngressRule {
+                    ports: Some(vec![port(ports.rpc_http, "TCP"), port(ports.ws, "TCP")]),
+                    from: Some(vec![operator]),
+                },
+            ]),
+            ..NetworkPolicySpec::default()
+        }),
     })
 }

@@ -4,6 +4,40 @@
 //! mounted files; `--p2p-host` from the pod IP (Besu rejects host names there);
 //! `--nat-method=NONE`; DNS enabled so that bootnode enodes may use Service names;
 //! RPC and metrics on 0.0.0.0 with a host allowlist that lets kubelet probes in.
+//!
+//! Peering that survives restarts (review W1, R3, R4; hyperledger/besu 26.3.0):
+//! - Enode host names carry no cluster domain (`<pod>.<service>.<namespace>.svc`): the
+//!   pod's resolv.conf search list completes them on any cluster domain, and Besu
+//!   resolves through the system resolver (`EnodeURLImpl.Builder.ipAddress`,
+//!   `InetAddress.getByName`).
+//! - `--Xdns-update-enabled=true` stays: with it a name that resolved at start is kept and
+//!   resolved again on every dial (`EnodeURLImpl.getIp`), so a peer whose pod IP changed
+//!   is followed. Without it every name is frozen to its start-time address, and any
+//!   single unresolvable name (one validator's pod Pending after a node failure) makes
+//!   every restarting node exit at start: one lost pod would stop the others restarting.
+//!   The cost of keeping it, a name unresolvable at start silently becoming 127.0.0.1
+//!   (`Builder.ipAddress` catch branch), is bounded by the next two points.
+//! - Static nodes: every node keeps maintained connections to every bootnode and
+//!   validator (`--static-nodes-file`, `StaticNodesParser`; dialled through
+//!   `enode.getIp()` on every attempt, `NettyConnectionInitializer`, and re-checked
+//!   every `--Xp2p-check-maintained-connections-frequency`). Bootnodes alone are dialled
+//!   at the address discv4 froze at start (`PeerDiscoveryAgentV4`, `Endpoint.fromEnode`),
+//!   so they cannot carry a restarted network. A peer that was unresolvable when this
+//!   node started still dials this node when it starts itself (it has it in its own list).
+//! - The operator heals a node left with no peer: it calls `admin_addPeer` with the
+//!   stable enode URLs (`AdminAddPeer` parses them with the node's DNS configuration and
+//!   adds maintained peers), so no peering depends on a name resolving at the instant a
+//!   process started.
+//! - Readiness requires one peer (`ReadinessCheck`, minPeers) except on a node that has
+//!   nobody to peer with yet: a network's first bootnode, or a node given no bootnodes
+//!   and no static nodes. An isolated validator is then not Ready, and the validator PDB
+//!   counts it as unavailable.
+//!
+//! Memory (review R1, R2): Besu's start script adds no heap size and no
+//! `-XX:+ExitOnOutOfMemoryError` (`build.gradle` default JVM options), so the operator
+//! sets `BESU_OPTS` (read by the start script) with a heap derived from the container's
+//! memory limit ([`heap_mib`]) and exit on OOM, so that a node that ran out of heap is
+//! restarted by the kubelet instead of lingering with `/liveness` UP.
 
 use std::collections::BTreeMap;
 
@@ -89,7 +123,7 @@ pub enum RenderError {
 }
 
 /// The headless Service name: also the DNS subdomain of the pod
-/// (`<node>-0.<node>.<namespace>.svc.cluster.local`).
+/// (`<node>-0.<node>.<namespace>.svc.<cluster domain>`).
 pub fn headless_service_name(node: &str) -> String {
     node.to_string()
 }
@@ -104,12 +138,97 @@ pub fn config_map_name(node: &str) -> String {
     format!("{node}-config")
 }
 
-/// The pod's stable DNS name, used in enode URLs.
+/// The pod's stable DNS name, used in enode URLs: without the cluster domain, which the
+/// pods' DNS search list supplies (`<namespace>.svc.<domain>`, `svc.<domain>`,
+/// `<domain>`), so that it resolves on a cluster whatever its domain.
 pub fn pod_dns_name(node: &str, namespace: &str) -> String {
-    format!(
-        "{node}-0.{}.{namespace}.svc.cluster.local",
-        headless_service_name(node)
-    )
+    format!("{node}-0.{}.{namespace}.svc", headless_service_name(node))
+}
+
+/// Where a node's static nodes list is mounted.
+pub const STATIC_NODES_DIR: &str = "/etc/besu/static-nodes";
+
+/// `max-peers` on every node: above the most nodes a network may have (5 bootnodes,
+/// 25 validators, 50 members; the CRD's bounds), so that members' connections never
+/// crowd validators out (review R13; Besu's default is 25, `DefaultCommandValues`).
+pub const MAX_PEERS: u32 = 100;
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
+/// Parses a Kubernetes memory quantity (`512Mi`, `4Gi`, `2G`, `1500M`, `1e9`,
+/// `2147483648`) into bytes. `None` for anything else.
+pub fn memory_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse::<i32>().ok()?),
+        _ => return None,
+    };
+    let bytes = value * factor;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// The JVM heap (`-Xmx`, MiB) for a container memory limit: what is left after a
+/// reserve for everything outside the heap, which in Besu is substantial: RocksDB's
+/// block cache alone is 128 MiB (`RocksDBCLIOptions.DEFAULT_CACHE_CAPACITY`), plus its
+/// memtables, metaspace, code cache, thread stacks, Netty's direct buffers and the JFR
+/// recording Besu starts by default. The reserve is 40% of the limit and at least
+/// 768 MiB; the heap never drops below a quarter of the limit (the JVM's own default),
+/// so a small limit still starts, with the JVM's usual share.
+pub fn heap_mib(limit_bytes: u64) -> u64 {
+    let limit = limit_bytes / MIB;
+    let reserve = (limit * 2 / 5).max(768);
+    limit.saturating_sub(reserve).max(limit / 4)
+}
+
+/// `BESU_OPTS` for a node: a heap from its memory limit (none without a limit) and exit
+/// on `OutOfMemoryError`.
+pub fn besu_opts(resources: &k8s_openapi::api::core::v1::ResourceRequirements) -> String {
+    let limit = resources
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("memory"))
+        .and_then(|q| memory_bytes(&q.0));
+    let mut opts = Vec::new();
+    if let Some(limit) = limit {
+        opts.push(format!("-Xmx{}m", heap_mib(limit)));
+    }
+    opts.push("-XX:+ExitOnOutOfMemoryError".to_string());
+    opts.join(" ")
+}
+
+/// The readiness probe's `minPeers`: 0 for a node that has nobody to peer with when it
+/// starts (a network's first bootnode, or a node given no bootnodes and no static
+/// nodes), 1 for every other node, so that an isolated node is not Ready.
+pub fn readiness_min_peers(node: &BesuNode) -> u32 {
+    let spec = &node.spec;
+    let first_bootnode = spec.node_type == NodeType::Bootnode
+        && (spec.bootnodes.is_empty()
+            || node
+                .labels()
+                .get(besu_operator_api::LABEL_ORDINAL)
+                .map(String::as_str)
+                == Some("0"));
+    let alone = spec.bootnodes.is_empty() && spec.static_nodes_config_map_ref.is_none();
+    if first_bootnode || alone { 0 } else { 1 }
 }
 
 fn owner(node: &BesuNode) -> Vec<OwnerReference> {
@@ -189,6 +308,17 @@ pub fn besu_config_toml(node: &BesuNode) -> String {
     if !spec.bootnodes.is_empty() {
         lines.push(format!("bootnodes={}", toml_array(&spec.bootnodes)));
     }
+    if spec.static_nodes_config_map_ref.is_some() {
+        lines.push(format!(
+            "static-nodes-file={}",
+            toml_string(&format!("{STATIC_NODES_DIR}/static-nodes.json"))
+        ));
+    }
+    lines.extend([
+        format!("max-peers={MAX_PEERS}"),
+        // Besu's ENTERPRISE profile: every node of a private network may dial in.
+        "remote-connections-limit-enabled=false".to_string(),
+    ]);
     let apis = rpc_apis(node);
     lines.extend([
         "rpc-http-enabled=true".to_string(),
@@ -206,6 +336,9 @@ pub fn besu_config_toml(node: &BesuNode) -> String {
         format!("metrics-port={}", spec.ports.metrics),
         "sync-mode=\"FULL\"".to_string(),
     ]);
+    if let Some(format) = spec.storage.data_storage_format {
+        lines.push(format!("data-storage-format=\"{}\"", format.as_str()));
+    }
     if spec.free_gas {
         lines.push("min-gas-price=0".to_string());
     }
@@ -407,6 +540,30 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
         });
     }
 
+    if let Some(r) = &spec.static_nodes_config_map_ref {
+        volumes.push(Volume {
+            name: "static-nodes".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: r.name.clone(),
+                items: Some(vec![KeyToPath {
+                    key: r.key.clone(),
+                    path: "static-nodes.json".to_string(),
+                    ..KeyToPath::default()
+                }]),
+                optional: Some(false),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "static-nodes".to_string(),
+            mount_path: STATIC_NODES_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+
+    let resources = spec.resources.clone().unwrap_or_else(default_resources);
     let ports = &spec.ports;
     let container = Container {
         name: "besu".to_string(),
@@ -414,17 +571,24 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
         // Bypass the image's entry script, which expects to start as root and chown.
         command: Some(vec!["/opt/besu/bin/besu".to_string()]),
         args: Some(besu_args(node)),
-        env: Some(vec![EnvVar {
-            name: "POD_IP".to_string(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.podIP".to_string(),
-                    ..ObjectFieldSelector::default()
+        env: Some(vec![
+            EnvVar {
+                name: "POD_IP".to_string(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "status.podIP".to_string(),
+                        ..ObjectFieldSelector::default()
+                    }),
+                    ..EnvVarSource::default()
                 }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }]),
+                ..EnvVar::default()
+            },
+            EnvVar {
+                name: "BESU_OPTS".to_string(),
+                value: Some(besu_opts(&resources)),
+                ..EnvVar::default()
+            },
+        ]),
         ports: Some(vec![
             port("p2p-tcp", ports.p2p, "TCP"),
             port("p2p-udp", ports.p2p, "UDP"),
@@ -432,10 +596,12 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
             port("rpc-ws", ports.ws, "TCP"),
             port("metrics", ports.metrics, "TCP"),
         ]),
-        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
-        // minPeers=0: the first node of a chain has no peer and must still become Ready.
+        resources: Some(resources),
         readiness_probe: Some(http_probe(
-            "/readiness?minPeers=0&maxBlocksBehind=2",
+            &format!(
+                "/readiness?minPeers={}&maxBlocksBehind=2",
+                readiness_min_peers(node)
+            ),
             ports.rpc_http,
             10,
             3,
@@ -579,4 +745,66 @@ pub fn desired_rpc_service(node: &BesuNode) -> Result<Service, RenderError> {
         }),
         ..Service::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_quantities_parse_as_kubernetes_writes_them() {
+        for (q, bytes) in [
+            ("512Mi", 512 * MIB),
+            ("4Gi", 4096 * MIB),
+            ("2G", 2_000_000_000),
+            ("1500M", 1_500_000_000),
+            ("1e9", 1_000_000_000),
+            ("2147483648", 2048 * MIB),
+            ("1.5Gi", 1536 * MIB),
+            ("64Ki", 65_536),
+        ] {
+            assert_eq!(memory_bytes(q), Some(bytes), "{q}");
+        }
+        for q in ["", "Gi", "4 GiB", "-1Gi", "4Xi"] {
+            assert_eq!(memory_bytes(q), None, "{q}");
+        }
+    }
+
+    /// The heap is the limit less a reserve of 40% (at least 768 MiB) for RocksDB and the
+    /// JVM's native memory, and never below the JVM's default quarter.
+    #[test]
+    fn heap_follows_the_memory_limit() {
+        for (limit, heap) in [
+            ("512Mi", 128), // a quarter: the reserve would leave nothing
+            ("1Gi", 256),   // 1024 - 768
+            ("2Gi", 1229),  // 2048 - 819
+            ("3Gi", 1844),  // 3072 - 1228
+            ("4Gi", 2458),  // 4096 - 1638
+            ("8Gi", 4916),  // 8192 - 3276
+            ("16Gi", 9831), // 16384 - 6553
+            ("4G", 2289),   // 3814 MiB - 1525
+        ] {
+            let bytes = memory_bytes(limit).unwrap_or_default();
+            assert_eq!(heap_mib(bytes), heap, "{limit}");
+            assert!(
+                heap_mib(bytes) * MIB < bytes,
+                "{limit}: heap below the limit"
+            );
+        }
+        let with_limit = k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("4Gi".to_string()),
+            )])),
+            ..Default::default()
+        };
+        assert_eq!(
+            besu_opts(&with_limit),
+            "-Xmx2458m -XX:+ExitOnOutOfMemoryError"
+        );
+        assert_eq!(
+            besu_opts(&Default::default()),
+            "-XX:+ExitOnOutOfMemoryError"
+        );
+    }
 }

@@ -219,6 +219,13 @@ impl RpcClient {
         Self::quantity(ep, "net_peerCount", &v)
     }
 
+    /// `admin_addPeer`: whether the node took the enode URL as a new maintained peer
+    /// (false when it was one already).
+    pub async fn add_peer(&self, ep: &Endpoint, enode: &str) -> Result<bool, RpcError> {
+        let v = self.call(ep, "admin_addPeer", json!([enode])).await?;
+        Ok(v == Value::Bool(true))
+    }
+
     /// `eth_syncing`: `None` when in sync.
     pub async fn syncing(&self, ep: &Endpoint) -> Result<Option<SyncStatus>, RpcError> {
         let v = self.call(ep, "eth_syncing", json!([])).await?;

@@ -218,3 +218,22 @@ pub fn pod_ready(pod: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// Shrinks a sample's resources to what the real node (2 cores) can schedule for a whole
+/// network of stand-ins, as the samples' comment tells users of a small cluster to do.
+/// The memory limit stays what the operator derives the heap from.
+pub fn fit_real_node(net: &mut besu_operator_api::BesuNetwork) -> anyhow::Result<()> {
+    net.spec.node_template.resources = Some(serde_json::from_value(json!({
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"memory": "1Gi"},
+    }))?);
+    Ok(())
+}
+
+/// The cluster's DNS domain (`CLUSTER_DOMAIN` in cluster.env; `cluster.local` when the
+/// cluster predates it).
+pub fn cluster_domain() -> String {
+    crate::support::cluster()
+        .env_value("CLUSTER_DOMAIN")
+        .unwrap_or_else(|| "cluster.local".to_string())
+}

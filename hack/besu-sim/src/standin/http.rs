@@ -43,6 +43,7 @@ const METHODS: &[(&str, &str)] = &[
     ("web3_clientVersion", "WEB3"),
     ("admin_nodeInfo", "ADMIN"),
     ("admin_peers", "ADMIN"),
+    ("admin_addPeer", "ADMIN"),
     ("qbft_proposeValidatorVote", "QBFT"),
     ("qbft_discardValidatorVote", "QBFT"),
     ("qbft_getPendingVotes", "QBFT"),
@@ -167,6 +168,15 @@ pub fn call(node: &mut Node, method: &str, params: &Value) -> Result<Value, RpcE
             }
         }
         "peerCount" => quantity(node.peer_count() as u64),
+        "addPeer" => {
+            let url = param(params, 0)
+                .and_then(Value::as_str)
+                .ok_or(INVALID_PARAMS)?;
+            let dns = node.settings.dns;
+            let enode = super::enode::Enode::parse(url, dns, super::enode::resolver())
+                .map_err(|_| INVALID_PARAMS)?;
+            Value::Bool(node.add_maintained_peer(enode))
+        }
         "version" => Value::String(node.settings.network_id.to_string()),
         "enode" => Value::String(node.enode()),
         "listening" => Value::Bool(node.settings.p2p_enabled),
@@ -309,7 +319,24 @@ fn health(ok: bool) -> Response {
 /// - `standin_wedge []`: from now on answer nothing (HTTP hangs, P2P and consensus stop),
 ///   as a wedged JVM would: the kubelet's liveness probe must restart the container;
 /// - `standin_allocate [MiB]`: allocate and touch that much memory (on a thread, after
-///   the reply), to go over the container's memory limit.
+///   the reply), to go over the container's memory limit;
+/// - `standin_isolate []`: drop every peer, forget every address, turn away peers that
+///   dial in, until an `admin_addPeer` ([`super::node::Node::isolate`]).
+fn standin_node_call(
+    node: &mut super::node::Node,
+    method: &str,
+) -> Option<Result<Value, RpcError>> {
+    match method {
+        "standin_isolate" => {
+            tracing::warn!("standin_isolate: every peer dropped and forgotten until admin_addPeer");
+            node.isolate();
+            Some(Ok(Value::Bool(true)))
+        }
+        _ => None,
+    }
+}
+
+/// Faults that act on the process rather than the node state (see above).
 fn standin_call(
     shared: &Arc<Shared>,
     method: &str,
@@ -337,7 +364,9 @@ async fn rpc(State(s): State<HttpState>, body: Bytes) -> Response {
     let reply = {
         let mut node = s.shared.node();
         handle_body(&body, |m, p| {
-            standin_call(&s.shared, m, p).unwrap_or_else(|| call(&mut node, m, p))
+            standin_call(&s.shared, m, p)
+                .or_else(|| standin_node_call(&mut node, m))
+                .unwrap_or_else(|| call(&mut node, m, p))
         })
     };
     match reply {

@@ -282,6 +282,7 @@ async fn start(config: Config, knobs: &Knobs) -> Result<Arc<Shared>, ParamError>
         p2p_port: config.p2p_port,
         p2p_enabled: config.p2p_enabled,
         rpc_http_apis: config.rpc_http_apis.clone(),
+        dns,
     };
     let p2p = if config.p2p_enabled {
         let addr = resolve_bind(

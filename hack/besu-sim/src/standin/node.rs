@@ -72,6 +72,9 @@ pub struct NodeSettings {
     pub p2p_port: u16,
     pub p2p_enabled: bool,
     pub rpc_http_apis: Vec<String>,
+    /// `--Xdns-enabled` / `--Xdns-update-enabled`, for enode URLs given at run time
+    /// (`admin_addPeer`).
+    pub dns: DnsConfig,
 }
 
 /// A connected peer.
@@ -160,6 +163,9 @@ pub struct Node {
     last_exchange_ms: u64,
     pub connected_total: u64,
     pub disconnected_total: u64,
+    /// Set by the test-only `standin_isolate`: no address to dial and every peer that
+    /// dials in turned away, until `admin_addPeer` ([`Node::add_maintained_peer`]).
+    isolated: bool,
 }
 
 impl Node {
@@ -206,6 +212,15 @@ impl Node {
                 );
             }
         }
+        // `DefaultP2PNetwork.addMaintainedConnectionPeer`: never this node itself.
+        let statics = statics
+            .into_iter()
+            .filter(|enode| enode.id != id)
+            .map(|enode| StaticNode {
+                enode,
+                last_attempt_ms: None,
+            })
+            .collect();
         Node {
             me: key.address(),
             id,
@@ -216,13 +231,7 @@ impl Node {
             votes: VoteProposer::default(),
             peers: BTreeMap::new(),
             known,
-            statics: statics
-                .into_iter()
-                .map(|enode| StaticNode {
-                    enode,
-                    last_attempt_ms: None,
-                })
-                .collect(),
+            statics,
             dialing: BTreeSet::new(),
             dial_queue: Vec::new(),
             seen: HashSet::new(),
@@ -232,6 +241,37 @@ impl Node {
             last_exchange_ms: now,
             connected_total: 0,
             disconnected_total: 0,
+            isolated: false,
+        }
+    }
+
+    /// `admin_addPeer` (`AdminAddPeer` → `DefaultP2PNetwork.addMaintainedConnectionPeer`):
+    /// the enode becomes a maintained peer, dialled now and kept like a static node;
+    /// false if it is this node or one already. Ends a `standin_isolate`.
+    pub fn add_maintained_peer(&mut self, enode: Enode) -> bool {
+        self.isolated = false;
+        if enode.id == self.id || self.is_static(&enode.id) {
+            return false;
+        }
+        self.statics.push(StaticNode {
+            enode,
+            last_attempt_ms: None,
+        });
+        true
+    }
+
+    /// The test-only `standin_isolate`: the state review W1 leaves a node in when every
+    /// address it had resolved to 127.0.0.1 and no peer can reach it: every peer is
+    /// disconnected, every address it would dial forgotten, and peers that dial in are
+    /// turned away, until `admin_addPeer`.
+    pub fn isolate(&mut self) {
+        self.isolated = true;
+        self.known.clear();
+        self.statics.clear();
+        for p in self.peers.values() {
+            let _ = p.tx.send(Wire::Disconnect {
+                reason: "standin_isolate".into(),
+            });
         }
     }
 
@@ -305,6 +345,9 @@ impl Node {
             return Err("connected to self".into());
         }
         let is_static = self.is_static(&hello.id);
+        if self.isolated {
+            return Err("isolated (standin_isolate)".into());
+        }
         self.next_conn += 1;
         let peer = Peer {
             conn: self.next_conn,
@@ -839,6 +882,10 @@ mod tests {
             p2p_port: 30303,
             p2p_enabled: true,
             rpc_http_apis: vec![],
+            dns: DnsConfig {
+                enabled: true,
+                update_enabled: true,
+            },
         };
         Node::new(settings, k, chain, vec![], statics, 1, 0)
     }
@@ -857,6 +904,52 @@ mod tests {
 
     fn chan() -> (UnboundedSender<Wire>, mpsc::UnboundedReceiver<Wire>) {
         mpsc::unbounded_channel()
+    }
+
+    fn ip_enode(k: &NodeKey) -> Enode {
+        Enode::parse(
+            &format!("enode://{}@127.0.0.9:30303", k.public_key().to_hex()),
+            DnsConfig {
+                enabled: false,
+                update_enabled: false,
+            },
+            &crate::standin::enode::SystemResolver,
+        )
+        .unwrap()
+    }
+
+    /// `admin_addPeer` adds a maintained peer once (never this node itself), dialled at
+    /// the next tick; `standin_isolate` drops every peer and address and turns away
+    /// dialling peers until an `admin_addPeer`. Static nodes naming this node are skipped
+    /// (`addMaintainedConnectionPeer`).
+    #[test]
+    fn add_peer_and_isolation() {
+        let mut n = node(25, vec![ip_enode(&key(1)), ip_enode(&key(2))]);
+        assert!(!n.add_maintained_peer(ip_enode(&key(1))), "itself");
+        assert!(
+            !n.add_maintained_peer(ip_enode(&key(2))),
+            "already a static node"
+        );
+        assert!(n.add_maintained_peer(ip_enode(&key(3))));
+        assert!(!n.add_maintained_peer(ip_enode(&key(3))));
+        n.tick(1);
+        assert_eq!(n.dial_queue.len(), 2, "statics 2 and 3, not itself");
+
+        let (tx, mut rx) = chan();
+        n.on_connected(hello(&key(4), true, 1), tx).unwrap();
+        n.isolate();
+        assert!(
+            std::iter::from_fn(|| rx.try_recv().ok()).any(|w| matches!(w, Wire::Disconnect { .. })),
+            "the peer is told to go"
+        );
+        let (tx, _rx) = chan();
+        assert!(n.on_connected(hello(&key(5), true, 2), tx).is_err());
+        n.dial_queue.clear();
+        n.tick(100_000);
+        assert!(n.dial_queue.is_empty(), "nothing left to dial");
+        assert!(n.add_maintained_peer(ip_enode(&key(2))));
+        let (tx, _rx) = chan();
+        assert!(n.on_connected(hello(&key(5), true, 3), tx).is_ok());
     }
 
     /// `--max-peers` bounds non-static peers; a static node is kept beyond it.
