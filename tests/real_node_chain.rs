@@ -301,8 +301,18 @@ async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
     let pod = pod_of(client, ns, &node).await?;
     let ip = pod_ip(&pod)?;
     let restarts = restart_count(&pod, "besu");
-    // More than the sample's 512Mi limit.
-    let _ = rpc(&ip, RPC_PORT, "standin_allocate", json!([768])).await;
+    // 512 MiB more than the container's memory limit.
+    let limit_quantity = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == "besu"))
+        .and_then(|c| c.resources.as_ref()?.limits.as_ref()?.get("memory"))
+        .map(|q| q.0.clone())
+        .context("the besu container has no memory limit")?;
+    let limit = besu_operator::render::node::memory_bytes(&limit_quantity)
+        .with_context(|| format!("memory limit {limit_quantity}"))?;
+    let over_mib = limit / (1024 * 1024) + 512;
+    let _ = rpc(&ip, RPC_PORT, "standin_allocate", json!([over_mib])).await;
     let back = wait_pod_back(client, ns, &node, None, restarts + 1).await?;
     let reason = last_termination(&back, "besu").and_then(|t| t.reason.clone());
     ensure!(
@@ -329,7 +339,8 @@ async fn probes_and_memory_limits_are_real() -> anyhow::Result<()> {
     )
     .await?;
     ensure!(
-        condition.message.contains(&format!("{node}-0")) && condition.message.contains("512Mi"),
+        condition.message.contains(&format!("{node}-0"))
+            && condition.message.contains(&limit_quantity),
         "{}",
         condition.message
     );
