@@ -128,6 +128,8 @@ async fn setup(prefix: &str) -> anyhow::Result<Setup> {
     let (operator, operator_addr) = start_operator(&ns.name, &dir.path().join("operator.log"))?;
     let mut net: BesuNetwork = sample("qbft-network.yaml")?;
     net.metadata.namespace = Some(ns.name.clone());
+    // One bootnode (the sample ships two): the series counts below are for 6 nodes.
+    net.spec.bootnodes = 1;
     net.spec.monitoring.prometheus.enabled = true;
     net.spec.monitoring.grafana.enabled = true;
     Api::<BesuNetwork>::namespaced(client.clone(), &ns.name)

@@ -40,7 +40,7 @@ async fn sample_with_monitoring_is_ready_and_quiet_at_rest() -> anyhow::Result<(
 
     let nodes: Api<BesuNode> = ns.api();
     let pods: Api<Pod> = ns.api();
-    wait_until("network Ready, 8 nodes Ready", BRING_UP, || async {
+    wait_until("network Ready, 9 nodes Ready", BRING_UP, || async {
         let phase = networks.get(NETWORK).await?.status.map(|s| s.phase);
         let list = nodes.list(&ListParams::default()).await?;
         let ready = list
@@ -51,7 +51,7 @@ async fn sample_with_monitoring_is_ready_and_quiet_at_rest() -> anyhow::Result<(
                     .is_some_and(|s| s.phase == NodePhase::Ready)
             })
             .count();
-        if phase == Some(NetworkPhase::Ready) && list.items.len() == 8 && ready == 8 {
+        if phase == Some(NetworkPhase::Ready) && list.items.len() == 9 && ready == 9 {
             Ok(Check::Done(()))
         } else {
             not_yet(format!(

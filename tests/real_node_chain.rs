@@ -28,6 +28,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -388,16 +389,32 @@ async fn an_isolated_validator_turns_not_ready_and_the_operator_reconnects_it() 
     let started = std::time::Instant::now();
     rpc(&ip, RPC_PORT, "standin_isolate", json!([])).await?;
 
-    // The kubelet's readiness probe (/readiness?minPeers=1) calls it not Ready.
-    wait_until("the isolated validator not Ready", RECOVER, || async {
-        let p = pod_of(client, ns, &node).await?;
-        let peers = quantity(&rpc(&ip, RPC_PORT, "net_peerCount", json!([])).await?)?;
-        if !pod_ready(&p) {
-            Ok(Check::Done(()))
-        } else {
-            not_yet(format!("Ready, {peers} peers"))
-        }
-    })
+    // The kubelet's readiness probe (/readiness?minPeers=1) calls it not Ready, and the
+    // validators' PodDisruptionBudget (maxUnavailable 1 of 4) then allows no eviction: a
+    // drain cannot take a second validator while this one is cut off.
+    let pdbs: Api<PodDisruptionBudget> = s.ns.api();
+    let pdb = besu_operator::render::network::validator_pdb_name(name);
+    wait_until(
+        "the isolated validator not Ready and its PDB allowing no disruption",
+        RECOVER,
+        || async {
+            let p = pod_of(client, ns, &node).await?;
+            let peers = quantity(&rpc(&ip, RPC_PORT, "net_peerCount", json!([])).await?)?;
+            let allowed = pdbs
+                .get(&pdb)
+                .await?
+                .status
+                .map(|st| (st.disruptions_allowed, st.current_healthy));
+            if !pod_ready(&p) && allowed.is_some_and(|(a, _)| a == Some(0)) {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!(
+                    "Ready {}, {peers} peers; PDB (allowed, healthy) {allowed:?}",
+                    pod_ready(&p)
+                ))
+            }
+        },
+    )
     .await?;
     let not_ready_after = started.elapsed().as_secs();
 

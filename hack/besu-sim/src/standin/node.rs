@@ -247,10 +247,19 @@ impl Node {
 
     /// `admin_addPeer` (`AdminAddPeer` → `DefaultP2PNetwork.addMaintainedConnectionPeer`):
     /// the enode becomes a maintained peer, dialled now and kept like a static node;
-    /// false if it is this node or one already. Ends a `standin_isolate`.
+    /// false if it is this node or the same one already. Besu's maintained peers are a
+    /// set of `DefaultPeer`, equal by node id *and* enode URL: the same node at another
+    /// address (a static node frozen to 127.0.0.1 at start, now resolvable) is added.
+    /// Ends a `standin_isolate`.
     pub fn add_maintained_peer(&mut self, enode: Enode) -> bool {
         self.isolated = false;
-        if enode.id == self.id || self.is_static(&enode.id) {
+        let same = |s: &StaticNode| {
+            s.enode.id == enode.id
+                && s.enode.ip == enode.ip
+                && s.enode.port == enode.port
+                && s.enode.discport == enode.discport
+        };
+        if enode.id == self.id || self.statics.iter().any(same) {
             return false;
         }
         self.statics.push(StaticNode {
@@ -413,7 +422,11 @@ impl Node {
 
     /// Updates a static node's address after a fresh lookup.
     pub fn static_resolved(&mut self, enode: &Enode) {
-        if let Some(s) = self.statics.iter_mut().find(|s| s.enode.id == enode.id) {
+        if let Some(s) = self
+            .statics
+            .iter_mut()
+            .find(|s| s.enode.id == enode.id && s.enode.hostname == enode.hostname)
+        {
             s.enode.ip = enode.ip;
         }
     }
@@ -930,10 +943,20 @@ mod tests {
             !n.add_maintained_peer(ip_enode(&key(2))),
             "already a static node"
         );
+        let mut elsewhere = ip_enode(&key(2));
+        elsewhere.ip = "127.0.0.1".parse().unwrap();
+        assert!(
+            n.add_maintained_peer(elsewhere),
+            "the same node at another address (DefaultPeer equality)"
+        );
         assert!(n.add_maintained_peer(ip_enode(&key(3))));
         assert!(!n.add_maintained_peer(ip_enode(&key(3))));
         n.tick(1);
-        assert_eq!(n.dial_queue.len(), 2, "statics 2 and 3, not itself");
+        assert_eq!(
+            n.dial_queue.len(),
+            2,
+            "statics 2 (once: one dial per node at a time) and 3, not itself"
+        );
 
         let (tx, mut rx) = chan();
         n.on_connected(hello(&key(4), true, 1), tx).unwrap();
