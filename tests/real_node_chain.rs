@@ -35,8 +35,8 @@ use serde_json::json;
 
 use operator::{Operator, install_crds, qbft_chain_only};
 use real_node_support::{
-    RPC_PORT, cluster_domain, fit_real_node, last_termination, pod_ip, pod_of, pod_ready, quantity,
-    required, restart_count, rpc, use_real_node, views, wait_blocks,
+    RPC_PORT, cluster_domain, fit_real_node, hold_new_pods, last_termination, pod_ip, pod_of,
+    pod_ready, quantity, required, restart_count, rpc, use_real_node, views, wait_blocks,
 };
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
@@ -220,21 +220,42 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
     );
     wait_blocks(client, ns, name, 3, Duration::from_secs(60)).await?;
 
-    // The only bootnode's pod deleted, then a validator restarted while the bootnode is
-    // being replaced (its name has no address for a moment): a name that does not
-    // resolve at start becomes 127.0.0.1 for good (besu-facts §5). The validator's static
-    // nodes (the other validators) still bring it back.
+    // The only bootnode's pod deleted, then a validator restarted while the bootnode's
+    // name has no address (its new pod held Pending: no IP, no DNS record): a name that
+    // does not resolve at start becomes 127.0.0.1 for good (besu-facts §5), and the
+    // bootnode comes back at a new IP. The validator's static nodes (the other
+    // validators) still bring it back; with only the bootnode to go by (the flags before
+    // this issue) it stays at 0 peers for good.
     let boot = format!("{name}-bootnode-0");
     let victim = format!("{name}-validator-1");
     let boot_pod = pod_of(client, ns, &boot).await?;
     let victim_pod = pod_of(client, ns, &victim).await?;
     let pods: Api<Pod> = s.ns.api();
+    hold_new_pods(client, ns, true).await?;
     pods.delete(&format!("{boot}-0"), &DeleteParams::default())
         .await?;
+    let held = wait_until("the bootnode's new pod Pending", RECOVER, || async {
+        match pod_of(client, ns, &boot).await {
+            Ok(p)
+                if p.uid() != boot_pod.uid()
+                    && p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_none() =>
+            {
+                Ok(Check::Done(p))
+            }
+            Ok(p) => not_yet(format!("{:?}", p.status.and_then(|s| s.phase))),
+            Err(e) => not_yet(format!("{e:#}")),
+        }
+    })
+    .await?;
+    hold_new_pods(client, ns, false).await?;
     pods.delete(&format!("{victim}-0"), &DeleteParams::default())
         .await?;
-    wait_pod_back(client, ns, &boot, boot_pod.uid().as_deref(), 0).await?;
     let back = wait_pod_back(client, ns, &victim, victim_pod.uid().as_deref(), 0).await?;
+    // The validator has started (and resolved its enodes) while the bootnode had no
+    // address; now the bootnode may come back.
+    pods.delete(&held.name_any(), &DeleteParams::default())
+        .await?;
+    wait_pod_back(client, ns, &boot, held.uid().as_deref(), 0).await?;
     let started = std::time::Instant::now();
     let rejoined = wait_until(
         "the restarted validator with a peer, following the head",
@@ -265,7 +286,7 @@ async fn the_chain_forms_through_coredns_and_a_killed_pod_keeps_its_volume_and_c
         )
     })?;
     println!(
-        "bootnode deleted, then {victim} restarted: rejoined {} s after its pod was back ({rejoined})",
+        "bootnode held off, {victim} restarted meanwhile: rejoined {} s after the bootnode came back ({rejoined})",
         started.elapsed().as_secs()
     );
     // Three validators of four still make a quorum: the chain keeps producing.

@@ -59,6 +59,22 @@ pub async fn use_real_node(client: &Client, namespace: &str) -> anyhow::Result<(
     Ok(())
 }
 
+/// While `held`, pods created in `namespace` are given a node selector no node matches
+/// (PodNodeSelector applies the namespace's at creation): they stay Pending, with no IP
+/// and so no DNS record. Pods created before or after keep running or land on the real
+/// node as usual.
+pub async fn hold_new_pods(client: &Client, namespace: &str, held: bool) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let value = if held { "held-by-test" } else { "true" };
+    let patch = json!({"metadata": {"annotations": {
+        "scheduler.alpha.kubernetes.io/node-selector": format!("{REAL_NODE_LABEL}={value}"),
+    }}});
+    api.patch(namespace, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("node selector of namespace {namespace}"))?;
+    Ok(())
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
