@@ -751,6 +751,60 @@ pub fn desired_rpc_service(node: &BesuNode) -> Result<Service, RenderError> {
 mod tests {
     use super::*;
 
+    /// Every option the operator passes on the command line, and every one it owns in
+    /// config.toml, is one admission refuses in `extraArgs` (`OPERATOR_OPTIONS`), so no
+    /// user argument can repeat (Besu refuses) or override it.
+    #[test]
+    fn admission_refuses_every_option_the_operator_sets() {
+        let node: BesuNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "besu.nodeops.dev/v1alpha1",
+            "kind": "BesuNode",
+            "metadata": {"name": "v", "namespace": "ns"},
+            "spec": {
+                "type": "validator",
+                "consensus": "qbft",
+                "image": "hyperledger/besu:26.3.0",
+                "keySecretRef": {"name": "v-key"},
+                "genesisConfigMapRef": {"name": "g"},
+                "staticNodesConfigMapRef": {"name": "s", "key": "static-nodes.json"},
+                "bootnodes": [format!("enode://{}@b-0.b.ns.svc:30303", "a".repeat(128))],
+                "storage": {"dataStorageFormat": "FOREST"},
+            },
+        }))
+        .unwrap_or_else(|e| panic!("test node: {e}"));
+        for arg in besu_args(&node) {
+            assert!(
+                besu_operator_api::operator_option(&arg).is_some(),
+                "{arg} is not refused in extraArgs"
+            );
+        }
+        let toml = besu_config_toml(&node);
+        for key in [
+            "genesis-file",
+            "data-path",
+            "node-private-key-file",
+            "static-nodes-file",
+            "bootnodes",
+            "p2p-port",
+            "rpc-http-enabled",
+            "rpc-http-port",
+            "rpc-http-api",
+            "metrics-enabled",
+            "metrics-port",
+            "nat-method",
+            "data-storage-format",
+        ] {
+            assert!(
+                toml.lines().any(|l| l.starts_with(&format!("{key}="))),
+                "config.toml sets no {key}"
+            );
+            assert!(
+                besu_operator_api::operator_option(&format!("--{key}")).is_some(),
+                "--{key} is not refused in extraArgs"
+            );
+        }
+    }
+
     #[test]
     fn memory_quantities_parse_as_kubernetes_writes_them() {
         for (q, bytes) in [
