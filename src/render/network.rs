@@ -173,18 +173,24 @@ pub fn desired_static_nodes_config_map(
     let name = network.name_any();
     let json = serde_json::to_string_pretty(enodes).unwrap_or_else(|_| "[]".to_string());
     Ok(ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(static_nodes_config_map_name(&name)),
-            namespace: Some(namespace(network)?),
-            labels: Some(network_labels(&name)),
-            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: owned_meta(network, static_nodes_config_map_name(&name))?,
         data: Some(BTreeMap::from([(
             STATIC_NODES_FIELD.to_string(),
             format!("{json}\n"),
         )])),
         ..ConfigMap::default()
+    })
+}
+
+/// Metadata of a network-level child the network owns (deleted with it whatever its
+/// deletion policy): its name, namespace, the network's labels and owner reference.
+fn owned_meta(network: &BesuNetwork, name: String) -> Result<ObjectMeta, RenderError> {
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace(network)?),
+        labels: Some(network_labels(&network.name_any())),
+        owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
     })
 }
 
@@ -381,13 +387,7 @@ pub fn desired_validator_pdb(
         ),
     ]);
     Ok(PodDisruptionBudget {
-        metadata: ObjectMeta {
-            name: Some(validator_pdb_name(&name)),
-            namespace: Some(namespace(network)?),
-            labels: Some(network_labels(&name)),
-            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: owned_meta(network, validator_pdb_name(&name))?,
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(max_unavailable)),
             selector: Some(LabelSelector {
@@ -448,13 +448,7 @@ pub fn desired_network_policy(
         ..NetworkPolicyPeer::default()
     };
     Ok(NetworkPolicy {
-        metadata: ObjectMeta {
-            name: Some(network_policy_name(&name)),
-            namespace: Some(namespace(network)?),
-            labels: Some(network_labels(&name)),
-            owner_references: network.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: owned_meta(network, network_policy_name(&name))?,
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
                 match_labels: Some(BTreeMap::from([(

@@ -372,6 +372,20 @@ pub fn besu_args(node: &BesuNode) -> Vec<String> {
     args
 }
 
+/// A volume of one required ConfigMap key, mounted as the file `path`.
+fn config_map_file(r: &besu_operator_api::ConfigMapKeyRef, path: &str) -> ConfigMapVolumeSource {
+    ConfigMapVolumeSource {
+        name: r.name.clone(),
+        items: Some(vec![KeyToPath {
+            key: r.key.clone(),
+            path: path.to_string(),
+            ..KeyToPath::default()
+        }]),
+        optional: Some(false),
+        ..ConfigMapVolumeSource::default()
+    }
+}
+
 fn port(name: &str, port: i32, protocol: &str) -> ContainerPort {
     ContainerPort {
         name: Some(name.to_string()),
@@ -464,16 +478,7 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
             config_map: spec
                 .genesis_config_map_ref
                 .as_ref()
-                .map(|g| ConfigMapVolumeSource {
-                    name: g.name.clone(),
-                    items: Some(vec![KeyToPath {
-                        key: g.key.clone(),
-                        path: "genesis.json".to_string(),
-                        ..KeyToPath::default()
-                    }]),
-                    optional: Some(false),
-                    ..ConfigMapVolumeSource::default()
-                }),
+                .map(|g| config_map_file(g, "genesis.json")),
             ..Volume::default()
         },
         Volume {
@@ -543,16 +548,7 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
     if let Some(r) = &spec.static_nodes_config_map_ref {
         volumes.push(Volume {
             name: "static-nodes".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: r.name.clone(),
-                items: Some(vec![KeyToPath {
-                    key: r.key.clone(),
-                    path: "static-nodes.json".to_string(),
-                    ..KeyToPath::default()
-                }]),
-                optional: Some(false),
-                ..ConfigMapVolumeSource::default()
-            }),
+            config_map: Some(config_map_file(r, "static-nodes.json")),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
