@@ -31,6 +31,15 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// Labels of the reconcile trigger counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    /// `network` or `node`.
+    pub controller: String,
+    /// What woke the reconcile ([`crate::operator::Trigger::label`]).
+    pub trigger: String,
+}
+
 /// Labels of the per-network metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NetworkLabels {
@@ -93,6 +102,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ControllerLabels, Counter>,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    reconcile_triggers: Family<TriggerLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram>,
     validators: Family<ValidatorLabels, Gauge>,
     fault_tolerance: Family<NetworkLabels, Gauge>,
@@ -103,6 +113,12 @@ pub struct Metrics {
     node_lag: Family<NodeLabels, Gauge>,
     /// Per network (`namespace/name`): the nodes that have series, to drop gone ones.
     nodes_seen: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -132,6 +148,12 @@ impl Metrics {
             "besu_operator_reconcile_errors",
             "Reconciles that failed, per controller and error kind",
             reconcile_errors.clone(),
+        );
+        let reconcile_triggers = Family::<TriggerLabels, Counter>::default();
+        registry.register(
+            "besu_operator_reconcile_triggers",
+            "Reconciles started, per controller and what woke them: object (the object changed), related (a child or watched object changed), requeue (a timer the reconcile set), resync (the periodic resync), error_retry (a retry after a failure)",
+            reconcile_triggers.clone(),
         );
         let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
             duration_histogram as fn() -> Histogram,
@@ -187,6 +209,7 @@ impl Metrics {
             registry,
             reconciles,
             reconcile_errors,
+            reconcile_triggers,
             reconcile_duration,
             validators,
             fault_tolerance,
@@ -216,6 +239,16 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Records that a reconcile of `controller` was started by `trigger`.
+    pub fn triggered(&self, controller: &str, trigger: &str) {
+        self.reconcile_triggers
+            .get_or_create(&TriggerLabels {
+                controller: controller.to_string(),
+                trigger: trigger.to_string(),
+            })
+            .inc();
     }
 
     /// Sets a network's gauges and its nodes' gauges; nodes no longer reported lose

@@ -66,6 +66,131 @@ pub async fn client_for(instance: Option<&str>) -> Result<Client, kube::Error> {
     Client::try_from(config)
 }
 
+/// What woke a reconcile: kube-runtime's `ReconcileReason`, as it records it in the
+/// `object.reason` field of its `reconciling object` span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The reconciled object itself changed (or was first seen).
+    Object,
+    /// A child or a watched object changed (`owns`, `watches`).
+    Related,
+    /// A timer set by the reconcile's own `Action::requeue`.
+    Requeue,
+    /// The periodic resync (`reconcile_all_on`).
+    Resync,
+    /// A retry after a failed reconcile (the error policy's timer).
+    ErrorRetry,
+    /// Anything else.
+    Other,
+}
+
+impl Trigger {
+    /// The trigger of a `ReconcileReason` as kube-runtime displays it.
+    pub fn from_reason(reason: &str) -> Trigger {
+        match reason {
+            "object updated" => Trigger::Object,
+            "reconciler requested retry" => Trigger::Requeue,
+            "bulk reconcile requested" => Trigger::Resync,
+            "error policy requested retry" => Trigger::ErrorRetry,
+            r if r.starts_with("related object updated") => Trigger::Related,
+            _ => Trigger::Other,
+        }
+    }
+
+    /// The label in `besu_operator_reconcile_triggers`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::Object => "object",
+            Trigger::Related => "related",
+            Trigger::Requeue => "requeue",
+            Trigger::Resync => "resync",
+            Trigger::ErrorRetry => "error_retry",
+            Trigger::Other => "other",
+        }
+    }
+
+    /// Whether a timer, not a watch event, started the reconcile.
+    pub fn is_timer(self) -> bool {
+        matches!(
+            self,
+            Trigger::Requeue | Trigger::Resync | Trigger::ErrorRetry
+        )
+    }
+}
+
+/// The name of the span kube-runtime opens for each reconcile.
+const RECONCILE_SPAN: &str = "reconciling object";
+
+/// Counts every reconcile by controller and [`Trigger`] in the metrics, and logs its
+/// trigger at debug level (target `besu_operator::reconcile`: which object, and which
+/// change woke it). A tracing layer because kube-runtime hands the reason to the span
+/// only, not to the reconciler; [`TriggerLayer::filter`] keeps everything else away
+/// from it.
+pub struct TriggerLayer {
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl TriggerLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Arc<crate::metrics::Metrics>) -> TriggerLayer {
+        TriggerLayer { metrics }
+    }
+
+    /// Whether `metadata` is what the layer wants: kube-runtime's reconcile span,
+    /// whatever the log level.
+    pub fn filter(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_span()
+            && metadata.name() == RECONCILE_SPAN
+            && metadata.target().starts_with("kube_runtime")
+    }
+}
+
+#[derive(Default)]
+struct ReconcileSpanFields {
+    object: String,
+    reason: String,
+}
+
+impl tracing::field::Visit for ReconcileSpanFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "object.ref" => self.object = format!("{value:?}"),
+            "object.reason" => self.reason = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TriggerLayer {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != RECONCILE_SPAN {
+            return;
+        }
+        let mut fields = ReconcileSpanFields::default();
+        attrs.record(&mut fields);
+        // `Kind.version.group/name.namespace`
+        let controller = match fields.object.split('.').next() {
+            Some("BesuNetwork") => "network",
+            Some("BesuNode") => "node",
+            _ => return,
+        };
+        let trigger = Trigger::from_reason(&fields.reason);
+        self.metrics.triggered(controller, trigger.label());
+        tracing::debug!(
+            target: "besu_operator::reconcile",
+            object = %fields.object,
+            trigger = trigger.label(),
+            cause = %fields.reason,
+            "reconcile triggered"
+        );
+    }
+}
+
 /// Options of `besu-operator run`.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -83,6 +208,8 @@ pub struct RunOptions {
     /// `host:port` where the networks' Prometheus scrapes the operator (None: not
     /// scraped).
     pub metrics_target: Option<String>,
+    /// The metrics served on `/metrics` (shared with [`TriggerLayer`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The longest one reconcile may take; then it is stopped and retried. A reconcile
@@ -126,7 +253,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     let local = listener.local_addr().unwrap_or(opts.http_addr);
     info!(addr = %local, "serving /healthz, /readyz and /metrics");
     let server_ready = ready.clone();
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let metrics = opts.metrics.clone();
     let served = metrics.clone();
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -339,11 +466,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile_network, network_error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "network reconcile failed");
-            }
-        })
+        .for_each(|res| async move { log_failure("network", res) })
         .await;
     pruner.abort();
 }
@@ -359,12 +482,24 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile_node, node_error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "node reconcile failed");
-            }
-        })
+        .for_each(|res| async move { log_failure("node", res) })
         .await;
+}
+
+/// Logs a failed reconcile. A request for an object not (yet) in the controller's store
+/// is no failure: a key Secret created just before its BesuNode wakes the node
+/// controller for a node it has not seen yet, and the node's own event follows.
+fn log_failure<T, E: std::fmt::Display, Q: std::fmt::Display>(
+    kind: &str,
+    res: Result<T, kube::runtime::controller::Error<E, Q>>,
+) {
+    match res {
+        Ok(_) => {}
+        Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "{kind} reconcile skipped: not in the store (yet)");
+        }
+        Err(e) => warn!(error = %e, "{kind} reconcile failed"),
+    }
 }
 
 async fn reconcile_network(

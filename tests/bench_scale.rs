@@ -15,10 +15,13 @@
 mod operator;
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use besu_operator_api::{BesuNetwork, NetworkPhase};
+use kube::ResourceExt;
 use kube::api::{ListParams, PostParams};
 
 use operator::{OPERATOR_AGENT, Operator, install_crds, qbft_chain_only, writes_over_quiet_window};
@@ -142,4 +145,403 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
     ensure!(writes.is_empty(), "writes at rest: {writes:?}");
     drop(op);
     ns.cleanup().await
+}
+
+// --- bring-up latency ------------------------------------------------------------------
+
+/// When each pod turned Ready, each PVC was first seen and turned Bound, and each network
+/// turned Ready, in one namespace, from watches opened before the apply.
+#[derive(Default)]
+struct Seen {
+    pod_ready: BTreeMap<String, Instant>,
+    pvc_seen: BTreeMap<String, Instant>,
+    pvc_bound: BTreeMap<String, Instant>,
+    network_ready: BTreeMap<String, Instant>,
+}
+
+/// Watches a namespace's pods, PVCs and BesuNetworks, recording first transitions.
+struct Tracker {
+    seen: Arc<Mutex<Seen>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Spawns a watch of `api` that calls `record` on every object seen; resolves once the
+/// initial list is in, so that nothing the caller does next is missed.
+async fn spawn_watch<K>(
+    api: kube::Api<K>,
+    seen: Arc<Mutex<Seen>>,
+    record: fn(&K, &mut Seen, Instant),
+) -> anyhow::Result<tokio::task::JoinHandle<()>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            let now = Instant::now();
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    if let Ok(mut s) = seen.lock() {
+                        record(&o, &mut s, now);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .context("a watch did not list in 30 s")?
+        .context("a watch stopped before it listed")?;
+    Ok(task)
+}
+
+impl Tracker {
+    async fn start(client: &kube::Client, ns: &str) -> anyhow::Result<Tracker> {
+        use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let pods = spawn_watch::<Pod>(
+            kube::Api::namespaced(client.clone(), ns),
+            seen.clone(),
+            |p, s, now| {
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if ready {
+                    s.pod_ready.entry(p.name_any()).or_insert(now);
+                }
+            },
+        )
+        .await?;
+        let pvcs = spawn_watch::<PersistentVolumeClaim>(
+            kube::Api::namespaced(client.clone(), ns),
+            seen.clone(),
+            |c, s, now| {
+                s.pvc_seen.entry(c.name_any()).or_insert(now);
+                if c.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Bound") {
+                    s.pvc_bound.entry(c.name_any()).or_insert(now);
+                }
+            },
+        )
+        .await?;
+        let networks = spawn_watch::<BesuNetwork>(
+            kube::Api::namespaced(client.clone(), ns),
+            seen.clone(),
+            |n, s, now| {
+                if n.status.as_ref().map(|st| st.phase) == Some(NetworkPhase::Ready) {
+                    s.network_ready.entry(n.name_any()).or_insert(now);
+                }
+            },
+        )
+        .await?;
+        Ok(Tracker {
+            seen,
+            tasks: vec![pods, pvcs, networks],
+        })
+    }
+
+    /// Waits until `pods` pods and `networks` networks were seen Ready; returns the
+    /// bring-up measured from `from`.
+    async fn wait(&self, from: Instant, pods: usize, networks: usize) -> anyhow::Result<BringUp> {
+        wait_until(
+            &format!("{pods} pods and {networks} networks Ready"),
+            Duration::from_secs(300),
+            || async {
+                let s = self.seen.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+                if s.pod_ready.len() >= pods && s.network_ready.len() >= networks {
+                    Ok(Check::Done(()))
+                } else {
+                    not_yet(format!(
+                        "{}/{pods} pods, {}/{networks} networks Ready",
+                        s.pod_ready.len(),
+                        s.network_ready.len()
+                    ))
+                }
+            },
+        )
+        .await?;
+        let s = self.seen.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+        let since = |t: &Instant| t.saturating_duration_since(from).as_secs_f64();
+        Ok(BringUp {
+            pods_ready: s.pod_ready.values().map(since).fold(0.0, f64::max),
+            networks_ready: (networks > 0)
+                .then(|| s.network_ready.values().map(since).fold(0.0, f64::max)),
+            pvc_waits: s
+                .pvc_bound
+                .iter()
+                .filter_map(|(name, bound)| {
+                    let seen = s.pvc_seen.get(name)?;
+                    Some(bound.saturating_duration_since(*seen).as_secs_f64())
+                })
+                .collect(),
+        })
+    }
+}
+
+/// One bring-up: seconds from the apply to the last pod Ready and to the last network
+/// Ready (operator only), and every PVC's wait from first seen to Bound.
+struct BringUp {
+    pods_ready: f64,
+    networks_ready: Option<f64>,
+    pvc_waits: Vec<f64>,
+}
+
+/// The bench network: the IBFT 2.0 sample (deletionPolicy Delete) with 1 bootnode, 4
+/// validators and 1 member, monitoring off, resources shrunk so that both sides of 10
+/// networks fit on the fake nodes together.
+fn bench_network(name: &str, ns: &str) -> anyhow::Result<BesuNetwork> {
+    let mut net: BesuNetwork = operator::sample("ibft2-network.yaml")?;
+    net.metadata.name = Some(name.to_string());
+    net.metadata.namespace = Some(ns.to_string());
+    net.spec.bootnodes = 1;
+    net.spec.validators = 4;
+    net.spec.members = 1;
+    net.spec.monitoring.prometheus.enabled = false;
+    net.spec.monitoring.grafana.enabled = false;
+    net.spec.node_template.resources = Some(serde_json::from_value(serde_json::json!({
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+        "limits": {"memory": "1Gi"},
+    }))?);
+    net.spec.node_template.storage.size = "1Gi".to_string();
+    Ok(net)
+}
+
+/// What the operator would create for `networks` in `ns`, as kubectl applies it: the
+/// output of `besu-operator render` (keys generated, Secrets shown) without the
+/// BesuNodes, which only the operator reads.
+fn rendered_children(networks: &[BesuNetwork], ns: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let input = networks
+        .iter()
+        .map(serde_yaml::to_string)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    let mut child = std::process::Command::new(operator::operator_binary())
+        .args(["render", "-f", "-", "-n", ns, "--show-secrets"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("run besu-operator render")?;
+    child
+        .stdin
+        .take()
+        .context("render stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "besu-operator render failed");
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_slice(&out.stdout) {
+        let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc)?;
+        if value.get("kind").and_then(serde_yaml::Value::as_str) != Some("BesuNode")
+            && !value.is_null()
+        {
+            docs.push(serde_yaml::to_string(&value)?);
+        }
+    }
+    Ok(docs.join("---\n"))
+}
+
+/// Waits until the cluster holds no more PersistentVolumes than `baseline`: the volumes
+/// of deleted namespaces are gone, so that the next measurement starts on a quiet
+/// cluster.
+async fn wait_volumes_gone(client: &kube::Client, baseline: usize) -> anyhow::Result<()> {
+    let pvs: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> =
+        kube::Api::all(client.clone());
+    wait_until(
+        "the deleted volumes to go",
+        Duration::from_secs(180),
+        || async {
+            let n = pvs.list(&ListParams::default()).await?.items.len();
+            if n <= baseline {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{n} PersistentVolumes, {baseline} before"))
+            }
+        },
+    )
+    .await
+}
+
+/// The operator's side of a round: a fresh namespace and a freshly started operator
+/// (default resync), `count` networks created, until every pod and network is Ready.
+/// Also returns the reconciles timers started during the bring-up.
+async fn operator_round(count: usize) -> anyhow::Result<(BringUp, f64)> {
+    let c = cluster();
+    let client = c.client().await?;
+    let ns = TestNamespace::create(&client, "bringup-op").await?;
+    let op = Operator::start_with_resync(c, &ns.name, 300)?;
+    wait_until("the operator to start", Duration::from_secs(30), || async {
+        if op.log_text().contains("controllers started") {
+            Ok(Check::Done(()))
+        } else {
+            not_yet("not yet")
+        }
+    })
+    .await?;
+    let timers_before: f64 = op.timer_triggers().await?.values().sum();
+    let tracker = Tracker::start(&client, &ns.name).await?;
+    let networks: kube::Api<BesuNetwork> = ns.api();
+    let from = Instant::now();
+    for i in 0..count {
+        networks
+            .create(
+                &PostParams::default(),
+                &bench_network(&format!("net-{i}"), &ns.name)?,
+            )
+            .await?;
+    }
+    let result = tracker.wait(from, 6 * count, count).await?;
+    let timers: f64 = op.timer_triggers().await?.values().sum::<f64>() - timers_before;
+    drop(tracker);
+    drop(op);
+    ns.cleanup().await?;
+    Ok((result, timers))
+}
+
+/// The limit's side of a round: the same objects applied with kubectl in a fresh
+/// namespace, until every pod is Ready.
+async fn kubectl_round(count: usize) -> anyhow::Result<BringUp> {
+    let c = cluster();
+    let client = c.client().await?;
+    let ns = TestNamespace::create(&client, "bringup-kubectl").await?;
+    let nets = (0..count)
+        .map(|i| bench_network(&format!("net-{i}"), &ns.name))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), rendered_children(&nets, &ns.name)?)?;
+    let path = file.path().to_string_lossy().into_owned();
+    let tracker = Tracker::start(&client, &ns.name).await?;
+    let from = Instant::now();
+    tokio::task::spawn_blocking(move || c.kubectl(&["apply", "-f", &path]).map(drop)).await??;
+    let result = tracker.wait(from, 6 * count, 0).await?;
+    drop(tracker);
+    ns.cleanup().await?;
+    Ok(result)
+}
+
+/// min, median, p90 and max (nearest rank) of `values`.
+fn spread(values: &[f64]) -> (f64, f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0, 0.0);
+    }
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (v[0], rank(0.5), rank(0.9), v[v.len() - 1])
+}
+
+fn print_spread(what: &str, values: &[f64]) {
+    let (min, median, p90, max) = spread(values);
+    eprintln!(
+        "bench: {what}: min {min:.2} s, median {median:.2} s, p90 {p90:.2} s, max {max:.2} s ({} runs)",
+        values.len()
+    );
+}
+
+/// `make bench` bring-up mode: `BENCH_ROUNDS` rounds (default 10) of one network, then of
+/// `BENCH_BRINGUP_NETWORKS` networks at once (default 10), each round measuring the
+/// operator (freshly started) and, alternately before or after it, the same objects
+/// applied with kubectl: time to every pod Ready and to every network Ready, the ratio
+/// to the kubectl limit, and PVC binds that waited longer than 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with make bench"]
+async fn bring_up_latency_next_to_kubectl() -> anyhow::Result<()> {
+    let env = |name: &str, default: usize, max: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+            .clamp(1, max)
+    };
+    let rounds = env("BENCH_ROUNDS", 10, 50);
+    let many = env("BENCH_BRINGUP_NETWORKS", 10, 20);
+    let c = cluster();
+    let client = c.client().await?;
+    install_crds(&client).await?;
+    let pvs: kube::Api<k8s_openapi::api::core::v1::PersistentVolume> =
+        kube::Api::all(client.clone());
+    let baseline = pvs.list(&ListParams::default()).await?.items.len();
+    eprintln!(
+        "bench: bring-up of IBFT 2.0 networks (1 bootnode, 4 validators, 1 member, deletionPolicy Delete), operator {}",
+        operator::operator_binary().display()
+    );
+    let counts: Vec<usize> = if many > 1 { vec![1, many] } else { vec![1] };
+    for count in counts {
+        let (mut op_pods, mut op_nets, mut lim_pods) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut op_slow, mut lim_slow, mut timers) = (0usize, 0usize, 0.0);
+        for round in 0..rounds {
+            let mut measure_operator = async || -> anyhow::Result<()> {
+                let (b, t) = operator_round(count).await?;
+                wait_volumes_gone(&client, baseline).await?;
+                op_pods.push(b.pods_ready);
+                op_nets.extend(b.networks_ready);
+                op_slow += b.pvc_waits.iter().filter(|w| **w > 5.0).count();
+                timers += t;
+                Ok(())
+            };
+            if round % 2 == 0 {
+                measure_operator().await?;
+            }
+            let b = kubectl_round(count).await?;
+            wait_volumes_gone(&client, baseline).await?;
+            lim_pods.push(b.pods_ready);
+            lim_slow += b.pvc_waits.iter().filter(|w| **w > 5.0).count();
+            if round % 2 == 1 {
+                measure_operator().await?;
+            }
+            eprintln!(
+                "bench: {count} network(s), round {}/{rounds}: operator pods {:.2} s, network Ready {:.2} s; kubectl pods {:.2} s",
+                round + 1,
+                op_pods.last().copied().unwrap_or_default(),
+                op_nets.last().copied().unwrap_or_default(),
+                lim_pods.last().copied().unwrap_or_default()
+            );
+        }
+        print_spread(
+            &format!("{count} network(s): kubectl (the limit), every pod Ready"),
+            &lim_pods,
+        );
+        print_spread(
+            &format!("{count} network(s): operator, every pod Ready"),
+            &op_pods,
+        );
+        print_spread(
+            &format!("{count} network(s): operator, every network Ready"),
+            &op_nets,
+        );
+        let (_, lim_median, lim_p90, _) = spread(&lim_pods);
+        let (_, op_median, op_p90, _) = spread(&op_pods);
+        let (_, net_median, net_p90, _) = spread(&op_nets);
+        eprintln!(
+            "bench: {count} network(s): ratio to the limit, every pod Ready: median {:.2}, p90 {:.2}; every network Ready: median {:.2}, p90 {:.2}",
+            op_median / lim_median,
+            op_p90 / lim_p90,
+            net_median / lim_median,
+            net_p90 / lim_p90
+        );
+        eprintln!(
+            "bench: {count} network(s): PVC binds that waited more than 5 s: operator {op_slow}, kubectl {lim_slow}; reconciles started by timers during the operator's bring-ups: {timers}"
+        );
+    }
+    Ok(())
 }

@@ -825,3 +825,127 @@ async fn an_alloc_key_that_is_not_an_address_is_reported_as_degraded() -> anyhow
     drop(op);
     ns.cleanup().await
 }
+
+/// A bring-up is driven by watch events alone (issue: bring-up at the speed of the
+/// cluster): from the apply to Ready, no reconcile of either controller is started by a
+/// timer (a requeue, the resync or an error retry), as the operator's own
+/// `besu_operator_reconcile_triggers` counts them. And the data volumes are the
+/// operator's, created before their StatefulSets with the owner `deletionPolicy: Delete`
+/// wants: the StatefulSet controller never writes to a claim, so it cannot race the
+/// volume binder (whose 409 Conflict used to leave a claim Pending until its 15 s
+/// resync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bring_up_waits_on_watch_events_never_on_timers_and_no_claim_is_contended()
+-> anyhow::Result<()> {
+    let c = cluster();
+    let client = c.client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, "events").await?;
+    // The binary's default resync (300 s), as users run it: the test operators' 5 s
+    // resync would itself be a timer during the bring-up.
+    let op = Operator::start_with_resync(c, &ns.name, 300)?;
+    let before = op.timer_triggers().await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let mut net = qbft_network(&ns.name, 1)?;
+    net.spec.deletion_policy = DeletionPolicy::Delete;
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await?;
+    let after = op.timer_triggers().await?;
+    let started: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| **v > before.get(*k).copied().unwrap_or(0.0))
+        .map(|(k, v)| format!("{k}: {}", v - before.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    ensure!(
+        started.is_empty(),
+        "reconciles started by timers between the apply and Ready: {started:?}"
+    );
+    let all = op.metrics().await?;
+    let by_events: f64 = all
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("besu_operator_reconcile_triggers_total{")
+                && (k.contains("trigger=\"object\"") || k.contains("trigger=\"related\""))
+        })
+        .map(|(_, v)| v)
+        .sum();
+    ensure!(
+        by_events >= 6.0,
+        "the trigger counter saw {by_events} event-driven reconciles for 6 nodes: is it counting?"
+    );
+
+    // Every data volume: created by the operator, owned by its BesuNode (Delete), and
+    // never written by the StatefulSet controller.
+    let nodes: BTreeMap<String, String> = ns
+        .api::<BesuNode>()
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|n| Some((n.name_any(), n.uid()?)))
+        .collect();
+    let claims = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await?
+        .items;
+    ensure!(
+        claims.len() == 6,
+        "expected 6 claims, found {}",
+        claims.len()
+    );
+    for claim in &claims {
+        let node = claim
+            .name_any()
+            .strip_prefix("data-")
+            .and_then(|n| n.strip_suffix("-0"))
+            .map(str::to_string)
+            .with_context(|| format!("claim {}", claim.name_any()))?;
+        let owner = nodes
+            .get(&node)
+            .with_context(|| format!("no BesuNode {node}"))?;
+        ensure!(
+            claim
+                .owner_references()
+                .iter()
+                .any(|o| &o.uid == owner && o.kind == "BesuNode"),
+            "claim {} is not owned by BesuNode {node}: {:?}",
+            claim.name_any(),
+            claim.owner_references()
+        );
+    }
+    let audit = c.audit().events()?;
+    let in_ns = |e: &&support::AuditEvent| {
+        e.stage == "ResponseComplete"
+            && e.object_ref.as_ref().is_some_and(|o| {
+                o.namespace.as_deref() == Some(ns.name.as_str())
+                    && o.resource.as_deref() == Some("persistentvolumeclaims")
+            })
+    };
+    let created_by_operator = audit
+        .iter()
+        .filter(in_ns)
+        .filter(|e| e.verb == "create" && e.user_agent.starts_with(OPERATOR_AGENT))
+        .count();
+    ensure!(
+        created_by_operator == 6,
+        "the operator created {created_by_operator} claims, not 6"
+    );
+    let by_statefulset_controller: Vec<String> = audit
+        .iter()
+        .filter(in_ns)
+        // Updates are the race; a create that lost to ours (409, from a stale cache) is not.
+        .filter(|e| {
+            matches!(e.verb.as_str(), "update" | "patch")
+                && e.user.username.ends_with(":statefulset-controller")
+        })
+        .map(support::AuditEvent::summary)
+        .collect();
+    ensure!(
+        by_statefulset_controller.is_empty(),
+        "the StatefulSet controller updated claims: {by_statefulset_controller:?}"
+    );
+    drop(op);
+    ns.cleanup().await
+}

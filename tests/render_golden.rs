@@ -312,7 +312,7 @@ fn qbft_sample_matches_golden_and_keeps_invariants() {
     // each; the prometheus BesuNode with 6 (ServiceAccount, Role, RoleBinding, ConfigMap,
     // Service, StatefulSet) and the grafana BesuNode with 4 (admin Secret, ConfigMap,
     // Service, Deployment).
-    assert_eq!(objects.len(), 7 + 3 + 7 * 5 + 7 + 5);
+    assert_eq!(objects.len(), 7 + 3 + 7 * 6 + 7 + 5);
     check_network_invariants("qbft", Consensus::Qbft, &objects);
     assert_no_key_material(&objects, &QBFT_NODES);
 }
@@ -320,7 +320,7 @@ fn qbft_sample_matches_golden_and_keeps_invariants() {
 #[test]
 fn ibft2_sample_matches_golden_and_keeps_invariants() {
     let objects = check_golden("ibft2-network.yaml");
-    assert_eq!(objects.len(), 6 + 3 + 6 * 5);
+    assert_eq!(objects.len(), 6 + 3 + 6 * 6);
     check_network_invariants("ibft2", Consensus::Ibft2, &objects);
     assert_no_key_material(
         &objects,
@@ -345,6 +345,7 @@ fn member_node_sample_renders_its_children() {
             "ConfigMap/rpc-member-config",
             "Service/rpc-member",
             "Service/rpc-member-rpc",
+            "PersistentVolumeClaim/data-rpc-member-0",
             "StatefulSet/rpc-member",
         ]
     );
@@ -559,7 +560,7 @@ fn cli_reads_standard_input() {
     let (code, stdout, stderr) = cli(&["-f", "-"], Some(&text));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
-    assert_eq!(stdout.matches("\n---\n").count() + 1, 4, "{stdout}");
+    assert_eq!(stdout.matches("\n---\n").count() + 1, 5, "{stdout}");
 }
 
 fn assert_user_error(args: &[&str], stdin: Option<&str>, expect: &str) {

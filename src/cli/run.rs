@@ -71,15 +71,21 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let metrics = std::sync::Arc::new(besu_operator::metrics::Metrics::new());
+    let triggers = besu_operator::operator::TriggerLayer::new(metrics.clone()).with_filter(
+        tracing_subscriber::filter::filter_fn(besu_operator::operator::TriggerLayer::filter),
+    );
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(triggers);
     if args.log_format == "json" {
-        builder.json().init();
+        registry.with(logs.json().with_filter(filter)).init();
     } else {
-        builder.init();
+        registry.with(logs.with_filter(filter)).init();
     }
     besu_operator::render::node::init_test_render_salt();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -137,6 +143,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                             .filter(|n| !n.is_empty())
                             .map(|ns| format!("besu-operator-metrics.{ns}.svc:8080"))
                     }),
+                metrics,
             },
         )
         .await?;

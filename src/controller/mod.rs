@@ -279,7 +279,21 @@ pub fn is_applied<K: Resource, D: Serialize>(live: &K, desired: &D) -> Result<bo
 
 /// Server-side applies `desired` unless the live object already carries the same
 /// applied-hash annotation. Returns whether a write was made.
-pub async fn apply_if_changed<K>(api: &Api<K>, mut desired: K) -> Result<bool, Error>
+pub async fn apply_if_changed<K>(api: &Api<K>, desired: K) -> Result<bool, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let hash = applied_hash(&desired)?;
+    apply_with_hash(api, desired, hash).await
+}
+
+/// [`apply_if_changed`] with the applied-hash given: for a desired object whose hash
+/// must be taken before some field is replaced by the live one (see node::reconcile).
+pub async fn apply_with_hash<K>(api: &Api<K>, mut desired: K, hash: String) -> Result<bool, Error>
 where
     K: Resource<Scope = NamespaceResourceScope>
         + Clone
@@ -288,7 +302,6 @@ where
         + std::fmt::Debug,
 {
     let name = desired.name_any();
-    let hash = applied_hash(&desired)?;
     if let Some(live) = api.get_opt(&name).await?
         && live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
     {

@@ -35,7 +35,7 @@ use crate::render::network::{
     desired_validator_pdb, genesis_config_map_name, genesis_for, genesis_validators,
     key_secret_for, node_enode, node_name,
 };
-use crate::render::node::ROLLOUT_PERMIT_ANNOTATION;
+use crate::render::node::{ROLLOUT_PERMIT_ANNOTATION, data_claim_name};
 use crate::rpc::{Endpoint, RpcClient};
 
 /// One node slot of a network: role and ordinal.
@@ -270,7 +270,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let state = match found {
             Some(secret) => key_state(&secret, &secret_name),
             None => {
-                let volume_exists = pvcs.get_opt(&format!("data-{node}-0")).await?.is_some();
+                let volume_exists = pvcs.get_opt(&data_claim_name(&node)).await?.is_some();
                 let retired_slot =
                     slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
                 if may_generate_key(
@@ -979,7 +979,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             format!("updating {}", in_progress.join(", ")),
         ),
     });
-    let upgrade = if rollout_nodes.iter().any(|n| n.outdated) || !in_progress.is_empty() {
+    let rolling = rollout_nodes.iter().any(|n| n.outdated) || !in_progress.is_empty();
+    let upgrade = if rolling {
         Some(UpgradeStatus {
             target_image: network.spec.image.clone(),
             done: rollout_nodes
@@ -1173,12 +1174,52 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     };
     write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
 
-    Ok(match phase {
-        // Metrics follow the chain at the poll rate even when nothing else happens.
-        NetworkPhase::Ready => Action::requeue(ctx.resync.min(ctx.chain_poll)),
-        NetworkPhase::Degraded => Action::requeue(Duration::from_secs(60)),
-        _ => Action::requeue(Duration::from_secs(15)),
-    })
+    // Only node readiness outstanding (a bring-up, or nodes coming back): every change
+    // it waits for arrives as a watch event (StatefulSet → BesuNode status → here).
+    let waits_on_nodes_only = matches!(scaling, None | Some(ScalingStep::Converged))
+        && !rolling
+        && status.validators.pending.is_empty();
+    let heal_due_in = running
+        .iter()
+        .filter(|(node, _)| !endpoints.contains_key(*node))
+        .map(|(_, (_, ran))| HEAL_AFTER.saturating_sub(*ran))
+        .min();
+    Ok(Action::requeue(requeue_after(
+        phase,
+        waits_on_nodes_only,
+        heal_due_in,
+        ctx.resync.min(ctx.chain_poll),
+    )))
+}
+
+/// While only node readiness is outstanding, the longest a network waits without a
+/// watch event: a safety net, never the way a stage opens.
+pub const NODE_WAIT_SAFETY_NET: Duration = Duration::from_secs(60);
+
+/// While the chain itself is awaited (a vote, a rollout step's settling, a new
+/// validator catching up), how often it is read.
+pub const CHAIN_WAIT: Duration = Duration::from_secs(15);
+
+/// When a network is looked at again without a watch event. Ready: at the chain poll
+/// (metrics follow the chain) or the resync, whichever is sooner (`at_rest`). Degraded:
+/// every minute. Coming up with only node readiness outstanding
+/// (`waits_on_nodes_only`): the safety net, or sooner when a running node becomes due
+/// for a peering heal (`heal_due_in`). Otherwise the chain is awaited: [`CHAIN_WAIT`].
+pub fn requeue_after(
+    phase: NetworkPhase,
+    waits_on_nodes_only: bool,
+    heal_due_in: Option<Duration>,
+    at_rest: Duration,
+) -> Duration {
+    match phase {
+        NetworkPhase::Ready => at_rest,
+        NetworkPhase::Degraded => Duration::from_secs(60),
+        NetworkPhase::Pending | NetworkPhase::Creating if waits_on_nodes_only => heal_due_in
+            .map_or(NODE_WAIT_SAFETY_NET, |d| {
+                d.max(Duration::from_secs(1)).min(NODE_WAIT_SAFETY_NET)
+            }),
+        NetworkPhase::Pending | NetworkPhase::Creating => CHAIN_WAIT,
+    }
 }
 
 /// A node counts as Ready when its controller has seen its latest spec and its pod is
@@ -1626,6 +1667,35 @@ mod tests {
     }
 
     use super::*;
+
+    /// Every branch of the network's requeue: only the chain, a heal or the safety net
+    /// wakes a network that a watch event would not.
+    #[test]
+    fn a_network_sleeps_on_timers_only_where_no_watch_event_can_wake_it() {
+        use NetworkPhase::*;
+        let rest = Duration::from_secs(15);
+        let s = Duration::from_secs;
+        let cases = [
+            // (phase, only nodes awaited, heal due in, expected)
+            (Ready, true, None, rest),
+            (Ready, false, Some(s(3)), rest),
+            (Degraded, true, None, s(60)),
+            (Creating, true, None, NODE_WAIT_SAFETY_NET),
+            (Pending, true, None, NODE_WAIT_SAFETY_NET),
+            (Creating, true, Some(s(20)), s(20)),
+            (Creating, true, Some(s(0)), s(1)),
+            (Creating, true, Some(s(90)), NODE_WAIT_SAFETY_NET),
+            (Creating, false, None, CHAIN_WAIT),
+            (Pending, false, Some(s(5)), CHAIN_WAIT),
+        ];
+        for (phase, only_nodes, heal, want) in cases {
+            assert_eq!(
+                requeue_after(phase, only_nodes, heal, rest),
+                want,
+                "{phase:?} only_nodes={only_nodes} heal={heal:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_chain_is_read_at_the_poll_rate_only_when_nothing_changes() {

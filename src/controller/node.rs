@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -15,13 +15,13 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, apply_if_changed};
+use super::{Context, Error, applied_hash, apply_if_changed, apply_with_hash};
 use crate::chain::enode::enode_url;
 use crate::chain::key::NodeKey;
 use crate::render::node::{
-    ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, desired_config_map,
-    desired_headless_service, desired_rpc_service, desired_statefulset, pod_dns_name,
-    pod_template_revision,
+    ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_owner, desired_config_map,
+    desired_data_claim, desired_headless_service, desired_rpc_service, desired_statefulset,
+    pod_dns_name, pod_template_revision,
 };
 
 /// Whether a `BesuNetwork` controls this node: then its pod template changes wait for the
@@ -273,6 +273,48 @@ async fn key_fact(secrets: &Api<Secret>, node: &BesuNode) -> Result<KeyFact, Err
     })
 }
 
+/// Creates the node's data volume claim unless it exists (render::node::desired_data_claim
+/// says why the operator, not the StatefulSet controller, creates it), and keeps its
+/// owner as `deletionPolicy` wants. Never otherwise writes to a live claim: the binder
+/// updates it while binding, and a write of ours could make the binder's fail.
+/// Returns whether a write was made.
+async fn ensure_data_claim(
+    claims: &Api<PersistentVolumeClaim>,
+    node: &BesuNode,
+) -> Result<bool, Error> {
+    let desired = desired_data_claim(node)?;
+    let name = desired.name_any();
+    let Some(live) = claims.get_opt(&name).await? else {
+        super::create_once(claims, &desired).await?;
+        return Ok(true);
+    };
+    let Some(uid) = node.uid() else {
+        return Ok(false);
+    };
+    let has_ref = live.owner_references().iter().any(|o| o.uid == uid);
+    let patch = match (data_claim_owner(node), has_ref) {
+        (Some(owner), false) => serde_json::json!({ "metadata": { "ownerReferences": [owner] } }),
+        (None, true) => serde_json::json!({
+            "metadata": { "ownerReferences": [{ "$patch": "delete", "uid": uid }] }
+        }),
+        _ => return Ok(false),
+    };
+    // Strategic merge: owner references merge by uid, so others (the StatefulSet's, on a
+    // claim made by an earlier release) are left as they are.
+    claims
+        .patch(
+            &name,
+            &PatchParams {
+                field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            },
+            &Patch::Strategic(&patch),
+        )
+        .await?;
+    info!(claim = %name, owned = !has_ref, "set the data volume's owner for the deletion policy");
+    Ok(true)
+}
+
 pub(crate) fn statefulset_ready(sts: &StatefulSet) -> bool {
     let Some(status) = &sts.status else {
         return false;
@@ -354,9 +396,17 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
     wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
 
+    if replicas > 0 {
+        wrote |= ensure_data_claim(&Api::namespaced(client.clone(), &ns), &node).await?;
+    }
+
     let live = statefulsets.get_opt(&name).await?;
     let mut sts = desired_statefulset(&node, replicas)?;
     let rendered = pod_template_revision(&sts);
+    // The hash of what was rendered, before the live claim templates replace the
+    // rendered ones below: the API server fills defaults into the live ones, and a hash
+    // over those would differ from the one written at creation, costing a second write.
+    let sts_hash = applied_hash(&sts)?;
     if let Some(live) = &live {
         // volumeClaimTemplates are immutable: an existing StatefulSet keeps the ones it
         // was created with, so that no later rendering change (labels, a storage edit)
@@ -385,7 +435,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     );
     let pending_template_revision = match decision {
         TemplateDecision::Apply => {
-            wrote |= apply_if_changed(&statefulsets, sts).await?;
+            wrote |= apply_with_hash(&statefulsets, sts, sts_hash).await?;
             None
         }
         TemplateDecision::Hold => {
@@ -503,7 +553,8 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
 
     Ok(match decision.phase {
         NodePhase::Ready => Action::requeue(ctx.resync),
-        NodePhase::Pending => Action::requeue(Duration::from_secs(15)),
+        // The pod turning Ready arrives as a StatefulSet status event; this is the net.
+        NodePhase::Pending => Action::requeue(super::network::NODE_WAIT_SAFETY_NET),
         NodePhase::Degraded => Action::requeue(Duration::from_secs(30)),
     })
 }

@@ -130,8 +130,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "",
             resource: "persistentvolumeclaims",
-            verbs: &["get"],
-            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile)",
+            verbs: &["get", "create", "patch"],
+            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim)",
         },
         Rule {
             api_group: "events.k8s.io",

@@ -33,8 +33,8 @@ use super::network::{
     node_enode, node_name,
 };
 use super::node::{
-    RenderError, desired_config_map, desired_headless_service, desired_rpc_service,
-    desired_statefulset,
+    RenderError, desired_config_map, desired_data_claim, desired_headless_service,
+    desired_rpc_service, desired_statefulset,
 };
 use crate::chain::key::{Address, KeyError, NodeKey};
 
@@ -492,6 +492,9 @@ fn render_node_children(
     })?);
     out.push(to_json(&desired_rpc_service(node)?, || {
         format!("RPC Service of {name}")
+    })?);
+    out.push(to_json(&desired_data_claim(node)?, || {
+        format!("data volume claim of {name}")
     })?);
     out.push(to_json(&desired_statefulset(node, 1)?, || {
         format!("StatefulSet of {name}")

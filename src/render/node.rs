@@ -498,7 +498,7 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
     ];
     let mut mounts = vec![
         VolumeMount {
-            name: "data".to_string(),
+            name: DATA_VOLUME.to_string(),
             mount_path: DATA_PATH.to_string(),
             ..VolumeMount::default()
         },
@@ -609,29 +609,7 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
         ..Container::default()
     };
 
-    let retention = match spec.deletion_policy {
-        DeletionPolicy::Retain => "Retain",
-        DeletionPolicy::Delete => "Delete",
-    };
-    let mut storage_request = BTreeMap::new();
-    storage_request.insert("storage".to_string(), Quantity(spec.storage.size.clone()));
-    let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some("data".to_string()),
-            labels: Some(labels.clone()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
-            storage_class_name: spec.storage.storage_class_name.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(storage_request),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
-        ..PersistentVolumeClaim::default()
-    };
+    let claim = data_claim_template(node, labels.clone());
 
     let config_checksum = sha256_hex(&besu_config_toml(node));
     let mut sts = StatefulSet {
@@ -644,9 +622,11 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
                 match_labels: Some(selector),
                 ..LabelSelector::default()
             },
+            // Retain, Retain: the StatefulSet controller never writes to the claim (see
+            // desired_data_claim); deletionPolicy acts through the claim's own owner.
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some(retention.to_string()),
+                    when_deleted: Some("Retain".to_string()),
                     when_scaled: Some("Retain".to_string()),
                 },
             ),
@@ -684,6 +664,79 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
     )]));
     sts.metadata = metadata;
     Ok(sts)
+}
+
+/// The name of the StatefulSet's volume claim template for the data directory.
+pub const DATA_VOLUME: &str = "data";
+
+/// The name of a node's data volume claim: what the StatefulSet controller names the
+/// claim of template [`DATA_VOLUME`] for the node's only pod, ordinal 0.
+pub fn data_claim_name(node: &str) -> String {
+    format!("{DATA_VOLUME}-{node}-0")
+}
+
+fn data_claim_template(node: &BesuNode, labels: BTreeMap<String, String>) -> PersistentVolumeClaim {
+    let storage = &node.spec.storage;
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_string()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(storage.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The owner a node's data volume should have: the `BesuNode` under `deletionPolicy:
+/// Delete` (the volume goes with the node), none under `Retain`. A plain reference, not
+/// a controller one: claims made by earlier releases still carry the StatefulSet's
+/// controller reference until the StatefulSet controller drops it, and an object may
+/// have only one controller.
+pub fn data_claim_owner(node: &BesuNode) -> Option<OwnerReference> {
+    match node.spec.deletion_policy {
+        DeletionPolicy::Retain => None,
+        DeletionPolicy::Delete => node.controller_owner_ref(&()).map(|mut o| {
+            o.controller = Some(false);
+            o
+        }),
+    }
+}
+
+/// The node's data volume claim, which the operator creates before the StatefulSet,
+/// exactly as the StatefulSet controller would (same name, labels and spec), so that the
+/// StatefulSet controller finds it and never writes to it.
+///
+/// Why: with `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete` the StatefulSet
+/// controller creates the claim and then updates it to add its owner reference
+/// (`UpdatePodClaimForRetentionPolicy`, pkg/controller/statefulset/stateful_pod_control.go),
+/// racing the persistent-volume binder's own update of the new claim. The loser of that
+/// race gets 409 Conflict; when it is the binder, the claim stays Pending until the
+/// binder's periodic resync, 15 s by default (measured: 6-15 s stalls in 4 of 8
+/// bring-ups). Here the claim is created once with its final owner, the StatefulSet's
+/// policy is Retain/Retain (nothing for its controller to do), and `deletionPolicy`
+/// keeps its meaning through [`data_claim_owner`].
+pub fn desired_data_claim(node: &BesuNode) -> Result<PersistentVolumeClaim, RenderError> {
+    let name = node.name_any();
+    let mut meta = meta(node, data_claim_name(&name))?;
+    let mut labels = meta.labels.take().unwrap_or_default();
+    labels.insert(besu_operator_api::LABEL_NODE.to_string(), name);
+    let mut claim = data_claim_template(node, labels);
+    meta.labels = claim.metadata.labels.take();
+    meta.owner_references = data_claim_owner(node).map(|o| vec![o]);
+    claim.metadata = meta;
+    Ok(claim)
 }
 
 fn service_port(name: &str, port: i32, protocol: &str) -> ServicePort {
@@ -746,6 +799,68 @@ pub fn desired_rpc_service(node: &BesuNode) -> Result<Service, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claim_test_node(policy: &str) -> BesuNode {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "besu.nodeops.dev/v1alpha1",
+            "kind": "BesuNode",
+            "metadata": {"name": "m", "namespace": "ns", "uid": "u-1"},
+            "spec": {
+                "type": "member",
+                "image": "hyperledger/besu:26.3.0",
+                "storage": {"size": "3Gi", "storageClassName": "fast"},
+                "deletionPolicy": policy,
+            },
+        }))
+        .unwrap_or_else(|e| panic!("test node: {e}"))
+    }
+
+    /// The claim the operator creates is the one the StatefulSet controller would have
+    /// made from the template (`getPersistentVolumeClaims`: template spec, template labels
+    /// plus the selector's, name `<template>-<set>-<ordinal>`), so the controller uses it
+    /// as it is; and the StatefulSet's own retention policy gives its controller nothing
+    /// to write, whatever the deletion policy.
+    #[test]
+    fn the_data_claim_is_the_statefulsets_own_with_the_owner_of_the_deletion_policy() {
+        for (policy, owned) in [("Retain", false), ("Delete", true)] {
+            let node = claim_test_node(policy);
+            let claim = desired_data_claim(&node).unwrap_or_else(|e| panic!("{e}"));
+            let sts = desired_statefulset(&node, 1).unwrap_or_else(|e| panic!("{e}"));
+            let template = &sts.spec.volume_claim_templates.clone().unwrap_or_default()[0];
+            assert_eq!(claim.metadata.name.as_deref(), Some("data-m-0"));
+            assert_eq!(template.metadata.name.as_deref(), Some(DATA_VOLUME));
+            assert_eq!(claim.spec, template.spec, "{policy}");
+            let mut labels = template.metadata.labels.clone().unwrap_or_default();
+            labels.extend(sts.spec.selector.match_labels.clone().unwrap_or_default());
+            assert_eq!(claim.metadata.labels, Some(labels), "{policy}");
+            let retention = sts
+                .spec
+                .persistent_volume_claim_retention_policy
+                .clone()
+                .unwrap_or_default();
+            assert_eq!(
+                retention.when_deleted.as_deref(),
+                Some("Retain"),
+                "{policy}"
+            );
+            assert_eq!(retention.when_scaled.as_deref(), Some("Retain"), "{policy}");
+            let owners = claim.metadata.owner_references.clone().unwrap_or_default();
+            if owned {
+                assert_eq!(owners.len(), 1);
+                assert_eq!(
+                    (owners[0].kind.as_str(), owners[0].uid.as_str()),
+                    ("BesuNode", "u-1")
+                );
+                assert_eq!(
+                    owners[0].controller,
+                    Some(false),
+                    "never a second controller"
+                );
+            } else {
+                assert!(owners.is_empty(), "Retain: {owners:?}");
+            }
+        }
+    }
 
     /// Every option the operator passes on the command line, and every one it owns in
     /// config.toml, is one admission refuses in `extraArgs` (`OPERATOR_OPTIONS`), so no

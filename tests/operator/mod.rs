@@ -70,7 +70,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("open {}", self.log.display()))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_besu-operator"))
+        let child = Command::new(operator_binary())
             .args([
                 "run",
                 "--http-addr",
@@ -110,6 +110,109 @@ impl Operator {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Where the operator serves `/metrics`, from its log (`--http-addr 127.0.0.1:0`
+    /// lets it pick a free port), once it has started.
+    pub async fn metrics_addr(&self) -> anyhow::Result<String> {
+        wait_until(
+            "the operator's HTTP server",
+            Duration::from_secs(30),
+            || async {
+                let text = strip_ansi(&self.log_text());
+                let addr = text
+                    .lines()
+                    .filter(|l| l.contains("serving /healthz"))
+                    .filter_map(|l| l.split("addr=").nth(1))
+                    .filter_map(|rest| rest.split_whitespace().next())
+                    .map(|a| a.replace(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'), ""))
+                    .next_back();
+                match addr {
+                    Some(a) if !a.is_empty() => Ok(Check::Done(a)),
+                    _ => not_yet("no `serving` line yet"),
+                }
+            },
+        )
+        .await
+    }
+
+    /// The operator's metrics now: series (name and labels, as printed) to value.
+    pub async fn metrics(&self) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+        let addr = self.metrics_addr().await?;
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Reconciles started so far by a timer (a requeue, the resync or an error retry),
+    /// not by a watch event, per `controller/trigger` (`besu_operator_reconcile_triggers`).
+    pub async fn timer_triggers(&self) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+        Ok(self
+            .metrics()
+            .await?
+            .into_iter()
+            .filter_map(|(series, value)| {
+                let labels = series.strip_prefix("besu_operator_reconcile_triggers_total{")?;
+                let label = |name: &str| {
+                    labels
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                        .map(|v| v.trim_end_matches('}').trim_end_matches('"').to_string())
+                };
+                let trigger = label("trigger")?;
+                ["requeue", "resync", "error_retry"]
+                    .contains(&trigger.as_str())
+                    .then(|| {
+                        (
+                            format!("{}/{trigger}", label("controller").unwrap_or_default()),
+                            value,
+                        )
+                    })
+            })
+            .collect())
+    }
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`), which the operator's log
+/// carries when its output is not JSON.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The operator binary the tests run: `BESU_OPERATOR_BIN` when set (`make bench` runs the
+/// release build, as users get it), else the one cargo built for these tests.
+pub fn operator_binary() -> PathBuf {
+    std::env::var_os("BESU_OPERATOR_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_besu-operator")))
 }
 
 impl Drop for Operator {
