@@ -18,7 +18,7 @@ help:
 	@echo "make tools-lock  re-lock hack/tools/<tool> after changing a pin in hack/versions.env (TOOL=name)"
 	@echo "make generate regenerate CRDs and other committed artifacts"
 	@echo "make chaos    the operator SIGKILLed at 50 seeded random points (CHAOS_SEED=... replays)"
-	@echo "make bench    operator at scale on the local cluster; prints figures (BENCH_NETWORKS=10)"
+	@echo "make bench    operator at scale, and bring-up latency next to kubectl, on the local cluster; prints figures"
 	@echo "make bundle   regenerate and validate the OLM bundle (operator-sdk)"
 	@echo "make image    build the operator image (docker or podman; IMAGE=...)"
 	@echo "make images   build the local cluster's real-node images from local files (no registry)"
@@ -124,10 +124,16 @@ chaos: tools build
 	hack/run-tests.sh --test chaos -- --nocapture
 
 # Benchmarks (tests/bench_scale.rs, #[ignore]d in make test): figures are printed, never
-# compared with limits. BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes.
+# compared with limits. They run the release build of the operator, as users get it.
+#   scale:    BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes, then at rest.
+#   bring-up: BENCH_ROUNDS=N (default 10) rounds of 1 network and of BENCH_BRINGUP_NETWORKS
+#             (default 10) networks at once, each next to the same objects applied with kubectl.
+# BENCH=many_networks or BENCH=bring_up runs one of them.
 .PHONY: bench
 bench: tools build
-	hack/run-tests.sh --test bench_scale -- --ignored --nocapture
+	$(CARGO) build --release --locked --bin besu-operator
+	BESU_OPERATOR_BIN=$(CURDIR)/target/release/besu-operator \
+	  hack/run-tests.sh --test bench_scale -- --ignored --nocapture $(BENCH)
 
 # A local cluster, the operator and samples/qbft-network.yaml, until Ready.
 .PHONY: demo

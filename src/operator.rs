@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -459,6 +459,8 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     });
     controller
         .owns(scoped::<BesuNode>(client, ns), managed())
+        // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
+        .watches_stream(pod_readiness(client, ns), network_of)
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
         .watches(scoped::<Secret>(client, ns), managed(), network_of)
         .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
@@ -469,6 +471,33 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         .for_each(|res| async move { log_failure("network", res) })
         .await;
     pruner.abort();
+}
+
+/// The operator's pods, passed on only when one appears, goes, or its Ready condition
+/// flips: the network controller's stage gates wait on pod readiness, and nothing else
+/// about a pod wakes a network. Nothing is stored but a hash per pod.
+fn pod_readiness(
+    client: &Client,
+    ns: Option<&str>,
+) -> impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static {
+    use kube::runtime::PredicateConfig;
+    use kube::runtime::WatchStreamExt as _;
+    let readiness = |pod: &Pod| -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status == "True");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (pod.uid(), ready, pod.metadata.deletion_timestamp.is_some()).hash(&mut h);
+        Some(h.finish())
+    };
+    watcher(scoped::<Pod>(client, ns), managed())
+        .backoff(WatchBackoff::default())
+        .touched_objects()
+        .predicate_filter(readiness, PredicateConfig::default())
 }
 
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
@@ -548,6 +577,13 @@ where
     ctx.metrics
         .reconciled(kind, started.elapsed().as_secs_f64(), error);
     let key = object_key(kind, obj);
+    tracing::debug!(
+        target: "besu_operator::reconcile",
+        object = %key,
+        ms = started.elapsed().as_millis() as u64,
+        ok = result.is_ok(),
+        "reconcile done"
+    );
     match result {
         Ok(action) => {
             ctx.succeeded(&key);

@@ -10,7 +10,12 @@
 //! resync (300 s) and chain poll (15 s), as users get it; `BENCH_RESYNC_SECONDS` changes
 //! the resync (the integration tests use 5 s).
 //!
-//! Not part of `make test` (it is `#[ignore]`d): `make bench` runs it.
+//! The bring-up mode (`bring_up_latency_next_to_kubectl`) times the operator's bring-up of
+//! one network, and of `BENCH_BRINGUP_NETWORKS` at once, against the limit: the same
+//! objects (`besu-operator render`) applied with kubectl, in the same run, alternately
+//! first and second, each on a cluster left quiet by the last (volumes deleted).
+//!
+//! Not part of `make test` (they are `#[ignore]`d): `make bench` runs them.
 
 mod operator;
 mod support;

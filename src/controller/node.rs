@@ -376,11 +376,18 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
 
-    let key = key_fact(&secrets, &node).await?;
-    let genesis_missing = match &node.spec.genesis_config_map_ref {
-        Some(g) if config_maps.get_opt(&g.name).await?.is_none() => Some(g.name.clone()),
-        _ => None,
+    // Independent reads, then independent writes, each group at once: a node's first
+    // reconcile opens its stage, and sequential round trips were most of its time.
+    let genesis_missing = async {
+        Ok::<_, Error>(match &node.spec.genesis_config_map_ref {
+            Some(g) if config_maps.get_opt(&g.name).await?.is_none() => Some(g.name.clone()),
+            _ => None,
+        })
     };
+    let (key, genesis_missing, live) =
+        futures::try_join!(key_fact(&secrets, &node), genesis_missing, async {
+            Ok(statefulsets.get_opt(&name).await?)
+        },)?;
     // Replicas do not depend on the pod; readiness is read after the StatefulSet is
     // applied, so that a spec change (a new image) is never reported Ready on the
     // strength of the pod it is about to replace.
@@ -391,16 +398,21 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         oom: None,
     })
     .replicas;
-    let mut wrote = false;
-    wrote |= apply_if_changed(&config_maps, desired_config_map(&node)?).await?;
-    wrote |= apply_if_changed(&services, desired_headless_service(&node)?).await?;
-    wrote |= apply_if_changed(&services, desired_rpc_service(&node)?).await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let (config_written, headless_written, rpc_written, claim_written) = futures::try_join!(
+        apply_if_changed(&config_maps, desired_config_map(&node)?),
+        apply_if_changed(&services, desired_headless_service(&node)?),
+        apply_if_changed(&services, desired_rpc_service(&node)?),
+        async {
+            if replicas > 0 {
+                ensure_data_claim(&claims, &node).await
+            } else {
+                Ok(false)
+            }
+        },
+    )?;
+    let mut wrote = config_written || headless_written || rpc_written || claim_written;
 
-    if replicas > 0 {
-        wrote |= ensure_data_claim(&Api::namespaced(client.clone(), &ns), &node).await?;
-    }
-
-    let live = statefulsets.get_opt(&name).await?;
     let mut sts = desired_statefulset(&node, replicas)?;
     let rendered = pod_template_revision(&sts);
     // The hash of what was rendered, before the live claim templates replace the

@@ -89,7 +89,7 @@ pub fn rbac_rules() -> Vec<Rule> {
             api_group: "",
             resource: "pods",
             verbs: &["get", "list", "watch"],
-            used_by: "JSON-RPC endpoints of Ready pods and how long others have been down, by label (network::observe_pods); get and watch only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
+            used_by: "JSON-RPC endpoints of Ready pods and how long others have been down, by label (network::observe_pods); watched for readiness changes, which open the next stage (operator::pod_readiness); get only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
         },
         Rule {
             api_group: "",
