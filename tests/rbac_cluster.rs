@@ -1,9 +1,10 @@
 //! RBAC is enough, and only just: the operator binary runs out of cluster as the
 //! ServiceAccount of `manifests/rbac/` (a token, no admin credentials), watching every
 //! namespace with the ClusterRole and the leader election Role exactly as committed, and
-//! brings the qbft sample up to Ready and scales it down. Then the audit log shows no
-//! request it was refused (enough), and every granted verb on every resource was used
-//! (only just), except for the few documented below that this run cannot reach.
+//! brings the qbft sample up to Ready, scales it down and turns its deletionPolicy to
+//! Delete. Then the audit log shows no request it was refused (enough), and every granted
+//! verb on every resource was used (only just), except for the few documented below that
+//! this run cannot reach.
 
 mod install_support;
 mod operator;
@@ -236,6 +237,50 @@ async fn operator_as_the_manifest_service_account_brings_a_network_up_using_ever
             match nodes.get_opt(&member).await? {
                 None => Ok(Check::Done(())),
                 Some(_) => not_yet("still there"),
+            }
+        },
+    )
+    .await?;
+    wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await?;
+
+    // Retain → Delete: each data volume gets its BesuNode as owner (the claim patch of
+    // node::ensure_data_claim), with no pod restarted for it.
+    networks
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"deletionPolicy": "Delete"}})),
+        )
+        .await?;
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = net_ns.api();
+    wait_until(
+        "every Besu data volume owned by its BesuNode",
+        BRING_UP,
+        || async {
+            // The Besu nodes' volumes (not the member's, scaled away under Retain, nor
+            // Prometheus's, which is not a Besu node).
+            let besu: BTreeSet<String> = nodes
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .filter(|n| n.spec.node_type.is_besu())
+                .map(|n| format!("data-{}-0", n.name_any()))
+                .collect();
+            let listed = claims.list(&Default::default()).await?.items;
+            let ours: Vec<_> = listed
+                .iter()
+                .filter(|c| besu.contains(&c.name_any()))
+                .collect();
+            let unowned: Vec<String> = ours
+                .iter()
+                .filter(|c| !c.owner_references().iter().any(|o| o.kind == "BesuNode"))
+                .map(|c| c.name_any())
+                .collect();
+            if !besu.is_empty() && ours.len() == besu.len() && unowned.is_empty() {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("not owned yet: {unowned:?}"))
             }
         },
     )

@@ -1202,7 +1202,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
 
     // Only node readiness outstanding (a bring-up, or nodes coming back): every change
-    // it waits for arrives as a watch event (StatefulSet → BesuNode status → here).
+    // it waits for arrives as a watch event (a pod's readiness, a BesuNode's status).
     let waits_on_nodes_only = matches!(scaling, None | Some(ScalingStep::Converged))
         && !rolling
         && status.validators.pending.is_empty();
