@@ -660,6 +660,38 @@ fn error_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The triggers follow kube-runtime's own wording of its reasons (its `Display`), so
+    /// a kube release that rewords one fails here rather than miscounting.
+    #[test]
+    fn every_kube_reconcile_reason_maps_to_its_trigger() {
+        use kube::runtime::controller::ReconcileReason;
+        let related = ReconcileReason::RelatedObjectUpdated {
+            obj_ref: Box::new(
+                ObjectRef::new_with("p", kube::api::ApiResource::erase::<Pod>(&())).within("ns"),
+            ),
+        };
+        for (reason, trigger, timer) in [
+            (ReconcileReason::ObjectUpdated, Trigger::Object, false),
+            (related, Trigger::Related, false),
+            (
+                ReconcileReason::ReconcilerRequestedRetry,
+                Trigger::Requeue,
+                true,
+            ),
+            (ReconcileReason::BulkReconcile, Trigger::Resync, true),
+            (
+                ReconcileReason::ErrorPolicyRequestedRetry,
+                Trigger::ErrorRetry,
+                true,
+            ),
+            (ReconcileReason::Unknown, Trigger::Other, false),
+        ] {
+            let text = reason.to_string();
+            assert_eq!(Trigger::from_reason(&text), trigger, "{text}");
+            assert_eq!(trigger.is_timer(), timer, "{text}");
+        }
+    }
     use kube::runtime::utils::Backoff;
     use std::time::Duration;
 
