@@ -484,12 +484,7 @@ fn pod_readiness(
     use kube::runtime::WatchStreamExt as _;
     let readiness = |pod: &Pod| -> Option<u64> {
         use std::hash::{Hash, Hasher};
-        let ready = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.status == "True");
+        let ready = controller::pod_ready_condition(pod).map(|c| c.status == "True");
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (pod.uid(), ready, pod.metadata.deletion_timestamp.is_some()).hash(&mut h);
         Some(h.finish())

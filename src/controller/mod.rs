@@ -319,6 +319,25 @@ where
     Ok(true)
 }
 
+/// Parameters of the operator's merge and strategic-merge patches (annotations, replicas,
+/// owner references): its field manager, no force.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    }
+}
+
+/// A pod's Ready condition, if it has one yet.
+pub fn pod_ready_condition(
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+}
+
 /// Creates `obj` unless an object of that name exists; never overwrites. Returns the
 /// live object and whether this call created it.
 pub async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(K, bool), Error>

@@ -13,7 +13,7 @@ use besu_operator_api::{
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -98,15 +98,8 @@ async fn set_retired_validators(
     let patch = serde_json::json!({
         "metadata": { "annotations": { RETIRED_VALIDATORS_ANNOTATION: value } }
     });
-    api.patch(
-        name,
-        &PatchParams {
-            field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    api.patch(name, &super::patch_params(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 
@@ -460,12 +453,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     )
     .await?;
     let is_ready = |node: &str| existing_nodes.get(node).is_some_and(node_ready);
-    let count_ready = |t: NodeType| {
+    // How many slots of role `t` have a node that passes `up`.
+    let count = |t: NodeType, up: &dyn Fn(&str) -> bool| {
         slots
             .iter()
-            .filter(|s| s.node_type == t && is_ready(&node_name(&name, t, s.ordinal)))
+            .filter(|s| s.node_type == t && up(&node_name(&name, t, s.ordinal)))
             .count()
     };
+    let count_ready = |t: NodeType| count(t, &is_ready);
     let desired_count = |t: NodeType| slots.iter().filter(|s| s.node_type == t).count();
     let (b_ready, v_ready, m_ready) = (
         count_ready(NodeType::Bootnode),
@@ -488,12 +483,9 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // without waiting for the StatefulSet controller and the node controller to carry
     // the news into the BesuNode's status: that relay costs 0.1-0.4 s per stage.
     let gate_count = |t: NodeType| {
-        slots
-            .iter()
-            .filter(|s| s.node_type == t)
-            .map(|s| node_name(&name, t, s.ordinal))
-            .filter(|node| is_ready(node) || endpoints.contains_key(node))
-            .count()
+        count(t, &|node: &str| {
+            is_ready(node) || endpoints.contains_key(node)
+        })
     };
     let (b_gate, v_gate) = (
         gate_count(NodeType::Bootnode),
@@ -1310,10 +1302,7 @@ async fn grant_rollout_permit(nodes: &Api<BesuNode>, node: &BesuNode) -> Result<
     nodes
         .patch(
             &node.name_any(),
-            &PatchParams {
-                field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            },
+            &super::patch_params(),
             &Patch::Merge(&patch),
         )
         .await?;
@@ -1428,9 +1417,7 @@ async fn observe_pods(
             continue;
         };
         let status = pod.status.as_ref();
-        let ready_condition = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+        let ready_condition = super::pod_ready_condition(&pod);
         let ready = ready_condition.is_some_and(|c| c.status == "True");
         let ip = status.and_then(|s| s.pod_ip.clone());
         let deleting = pod.metadata.deletion_timestamp.is_some();

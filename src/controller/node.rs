@@ -8,7 +8,7 @@ use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -302,14 +302,7 @@ async fn ensure_data_claim(
     // Strategic merge: owner references merge by uid, so others (the StatefulSet's, on a
     // claim made by an earlier release) are left as they are.
     claims
-        .patch(
-            &name,
-            &PatchParams {
-                field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
-                ..PatchParams::default()
-            },
-            &Patch::Strategic(&patch),
-        )
+        .patch(&name, &super::patch_params(), &Patch::Strategic(&patch))
         .await?;
     info!(claim = %name, owned = !has_ref, "set the data volume's owner for the deletion policy");
     Ok(true)
@@ -457,14 +450,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             if live_replicas != Some(replicas) {
                 let patch = serde_json::json!({ "spec": { "replicas": replicas } });
                 statefulsets
-                    .patch(
-                        &name,
-                        &PatchParams {
-                            field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
-                            ..PatchParams::default()
-                        },
-                        &Patch::Merge(&patch),
-                    )
+                    .patch(&name, &super::patch_params(), &Patch::Merge(&patch))
                     .await?;
                 wrote = true;
             }
