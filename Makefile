@@ -127,8 +127,9 @@ chaos: tools build
 # compared with limits. They run the release build of the operator, as users get it.
 #   scale:    BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes, then at rest.
 #   bring-up: BENCH_ROUNDS=N (default 10) rounds of 1 network and of BENCH_BRINGUP_NETWORKS
-#             (default 10) networks at once, each next to the same objects applied with kubectl.
-# BENCH=many_networks or BENCH=bring_up runs one of them.
+#             (default 10) networks at once, each next to the same objects applied with kubectl
+#             (the limit) and created in the operator's three stages by a client (the floor).
+# BENCH=many_networks or BENCH=bring_up_latency runs one of them.
 .PHONY: bench
 bench: tools build
 	$(CARGO) build --release --locked --bin besu-operator
