@@ -195,6 +195,8 @@ subjectAltName=IP:127.0.0.1,IP:$API_ADDR,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost
   sign scheduler "/CN=system:kube-scheduler" "$client"
   # kwok manages many nodes, their leases and pods; it runs as a cluster admin.
   sign kwok "/O=system:masters/CN=kwok-controller" "$client"
+  # The operator under the Secret audit (tests/network.rs, audit-policy.yaml).
+  sign operator-audited "/O=system:masters/CN=besu-operator-audited" "$client"
   if [ "$REAL_NODE" = 1 ]; then
     sign kube-proxy "/CN=system:kube-proxy" "$client"
     sign kubelet "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "$client"
@@ -477,6 +479,7 @@ EOF
   kubeconfig controller-manager system:kube-controller-manager
   kubeconfig scheduler system:kube-scheduler
   kubeconfig kwok kwok-controller
+  kubeconfig operator-audited besu-operator-audited
   cp "$here/cluster/audit-policy.yaml" "$here/cluster/kwok-stages.yaml" "$dir/"
   if [ "$REAL_NODE" = 1 ]; then
     kubeconfig kubelet "system:node:$REAL_NODE_NAME"

@@ -9,6 +9,7 @@ use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -462,7 +463,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
         .watches_stream(pod_readiness(client, ns), network_of)
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
-        .watches(scoped::<Secret>(client, ns), managed(), network_of)
+        .watches_stream(secret_metadata(client, ns), network_of)
         .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
         .reconcile_all_on(resync_ticks(ctx.resync))
         .trigger_backoff(WatchBackoff::default())
@@ -495,13 +496,28 @@ fn pod_readiness(
         .predicate_filter(readiness, PredicateConfig::default())
 }
 
+/// The operator's Secrets as metadata only (`PartialObjectMetadata`): a key Secret's
+/// identity is in its annotations (controller::key_identity), so no watch ever carries
+/// key material into the operator.
+fn secret_metadata(
+    client: &Client,
+    ns: Option<&str>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    use kube::runtime::WatchStreamExt as _;
+    // An Api of PartialObjectMeta makes metadata-only requests (kube 5).
+    watcher(scoped::<PartialObjectMeta<Secret>>(client, ns), managed())
+        .backoff(WatchBackoff::default())
+        .touched_objects()
+}
+
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
     Controller::new(scoped::<BesuNode>(client, ns), watcher::Config::default())
         .owns(scoped::<StatefulSet>(client, ns), managed())
         .owns(scoped::<Service>(client, ns), managed())
         .owns(scoped::<ConfigMap>(client, ns), managed())
         .owns(scoped::<Deployment>(client, ns), managed())
-        .watches(scoped::<Secret>(client, ns), managed(), node_of)
+        .watches_stream(secret_metadata(client, ns), node_of)
         .reconcile_all_on(resync_ticks(ctx.resync))
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
@@ -609,7 +625,7 @@ fn network_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNetwork>> {
     Some(ObjectRef::new(network).within(&obj.namespace()?))
 }
 
-fn node_of(obj: Secret) -> Option<ObjectRef<BesuNode>> {
+fn node_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<BesuNode>> {
     let node = obj.labels().get(LABEL_NODE)?;
     Some(ObjectRef::new(node).within(&obj.namespace()?))
 }

@@ -949,3 +949,167 @@ async fn a_bring_up_waits_on_watch_events_never_on_timers_and_no_claim_is_conten
     drop(op);
     ns.cleanup().await
 }
+
+/// No key material in the operator's memory at rest. Run as its own identity, whose Secret
+/// reads the audit log records with their responses (hack/cluster/audit-policy.yaml), the
+/// operator lists, gets and watches Secrets as metadata only: a generated key's identity
+/// is in its Secret's annotations. The one Secret it reads in full is the key the user
+/// imported (no annotations to go by), and that once per version, not once per reconcile.
+#[tokio::test]
+async fn secrets_are_read_as_metadata_and_an_imported_key_in_full_once() -> anyhow::Result<()> {
+    const USER: &str = "besu-operator-audited";
+    let c = cluster();
+    let client = c.client().await?;
+    install_crds(&client).await?;
+    let ns = TestNamespace::create(&client, "secret-audit").await?;
+    let imported_key = NodeKey::generate();
+    let imported = "user-bootnode-key";
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": imported },
+                "stringData": { "key": imported_key.to_besu_key_file() },
+            }))?,
+        )
+        .await?;
+    let mut net = qbft_network(&ns.name, 0)?;
+    net.spec.imported_keys = Some(serde_json::from_value(
+        serde_json::json!({ "bootnodes": [imported] }),
+    )?);
+    let name = net.name_any();
+    let op = Operator::start_as(&ns.name, c.kubeconfig_of("operator-audited"))?;
+    let networks: Api<BesuNetwork> = ns.api();
+    networks.create(&PostParams::default(), &net).await?;
+    let ready = wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await?;
+
+    // The imported key is the bootnode's identity.
+    let status = ready.status.clone().unwrap_or_default();
+    let expected_enode = enode_url(
+        &imported_key.public_key(),
+        &pod_dns_name(&format!("{name}-bootnode-0"), &ns.name),
+        30303,
+        None,
+    );
+    ensure!(
+        status.bootnode_enodes == vec![expected_enode],
+        "bootnode enodes {:?} are not the imported key's",
+        status.bootnode_enodes
+    );
+    // Reconciles go on at rest (resync 5 s): wait for many lists of the namespace's
+    // Secrets by the audited operator, then judge every Secret read it made.
+    let audit = c.audit();
+    let reads = || -> anyhow::Result<Vec<support::AuditEvent>> {
+        Ok(audit
+            .events()?
+            .into_iter()
+            // A watch is recorded when its response starts (it completes only when closed).
+            .filter(|e| {
+                e.user.username == USER
+                    && (e.stage == "ResponseComplete"
+                        || (e.verb == "watch" && e.stage == "ResponseStarted"))
+            })
+            .filter(|e| {
+                e.object_ref.as_ref().is_some_and(|o| {
+                    o.resource.as_deref() == Some("secrets")
+                        && o.namespace.as_deref() == Some(ns.name.as_str())
+                })
+            })
+            .collect())
+    };
+    let events = wait_until(
+        "10 lists of Secrets by the audited operator",
+        Duration::from_secs(120),
+        || async {
+            let events = reads()?;
+            let lists = events.iter().filter(|e| e.verb == "list").count();
+            if lists >= 10 {
+                Ok(Check::Done(events))
+            } else {
+                not_yet(format!("{lists} lists"))
+            }
+        },
+    )
+    .await?;
+    let kind = |e: &support::AuditEvent| {
+        e.response_object
+            .as_ref()
+            .map(|o| o.kind.clone())
+            .unwrap_or_default()
+    };
+    let name_of = |e: &support::AuditEvent| {
+        e.object_ref
+            .as_ref()
+            .and_then(|o| o.name.clone())
+            .unwrap_or_default()
+    };
+    let (mut lists, mut watches, mut metadata_gets, mut imported_metadata_gets) = (0, 0, 0, 0);
+    let (mut creates, mut not_found) = (0, 0);
+    let mut full_reads = Vec::new();
+    for e in &events {
+        let ok = e
+            .response_status
+            .as_ref()
+            .is_some_and(|s| s.code.is_some_and(|c| c < 300));
+        match (e.verb.as_str(), kind(e).as_str()) {
+            ("watch", _) => watches += 1,
+            // The keys it generates (creates are recorded without bodies).
+            ("create", _) => creates += 1,
+            ("list", "PartialObjectMetadataList") => lists += 1,
+            ("get", "PartialObjectMetadata") => {
+                metadata_gets += 1;
+                if name_of(e) == imported {
+                    imported_metadata_gets += 1;
+                }
+            }
+            // A Secret that does not exist yet: nothing was read.
+            ("get", _) if !ok => not_found += 1,
+            (verb, kind) => full_reads.push(format!("{verb} {} -> {kind}", name_of(e))),
+        }
+    }
+    eprintln!(
+        "secret audit: {lists} metadata lists, {watches} watches, {metadata_gets} metadata gets ({imported_metadata_gets} of the imported key), {not_found} gets of absent Secrets, {creates} creates, full reads: {full_reads:?}"
+    );
+    ensure!(
+        creates == 4,
+        "{creates} Secrets created, 4 generated keys expected"
+    );
+    ensure!(
+        watches >= 2,
+        "{watches} Secret watches (one per controller expected)"
+    );
+    ensure!(
+        imported_metadata_gets >= 3,
+        "the imported key's metadata was read {imported_metadata_gets} times: too few reconciles to judge"
+    );
+    let imported_full = format!("get {imported} -> Secret");
+    ensure!(
+        full_reads.iter().all(|r| *r == imported_full),
+        "Secrets read in full besides the imported key's: {full_reads:?}"
+    );
+    // Once per version, by each controller at most (both may miss the shared cache at
+    // the same moment).
+    ensure!(
+        (1..=2).contains(&full_reads.len()),
+        "the imported key was read in full {} times, its metadata {imported_metadata_gets} times",
+        full_reads.len()
+    );
+    // The generated keys are annotated with their identities.
+    let keys = keys_by_secret(&secrets, &name).await?;
+    ensure!(keys.len() == 4, "{} generated key Secrets", keys.len());
+    for (secret, key) in &keys {
+        let live = secrets.get(secret).await?;
+        let annotated = live.annotations().get("besu.nodeops.dev/public-key");
+        ensure!(
+            annotated == Some(&key.public_key().to_hex()),
+            "{secret} is annotated with public key {annotated:?}"
+        );
+    }
+
+    let mut all_keys: Vec<NodeKey> = keys.into_values().collect();
+    all_keys.push(imported_key);
+    assert_no_key_material(&client, &ns.name, &op, &all_keys).await?;
+    drop(op);
+    ns.cleanup().await
+}

@@ -5,6 +5,7 @@
 //! StatefulSet and Services.
 
 pub mod day2;
+pub mod key_identity;
 pub mod monitoring;
 pub mod network;
 pub mod node;
@@ -152,6 +153,9 @@ pub struct Context {
     /// Per node (`namespace/name`): when the operator last asked it to dial its peers
     /// because it had none (network::heal_isolated).
     pub heals: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// The public identities of key Secrets the operator did not annotate itself, so that
+    /// each is read in full once per version (key_identity).
+    pub key_identities: key_identity::IdentityCache,
 }
 
 impl Context {
@@ -191,6 +195,7 @@ impl Context {
             metrics_target,
             failures: std::sync::Mutex::new(std::collections::HashMap::new()),
             heals: std::sync::Mutex::new(std::collections::HashMap::new()),
+            key_identities: key_identity::IdentityCache::default(),
         })
     }
 

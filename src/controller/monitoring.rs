@@ -128,7 +128,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         _ => {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
             if secrets
-                .get_opt(&grafana_secret_name(&name))
+                .get_metadata_opt(&grafana_secret_name(&name))
                 .await?
                 .is_none()
             {

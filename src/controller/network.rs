@@ -13,7 +13,7 @@ use besu_operator_api::{
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch};
+use kube::api::{DeleteParams, ListParams, PartialObjectMeta, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -23,11 +23,12 @@ use super::day2::{
     DOWN_SETTLED, RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
     next_rollout_step, next_scaling_step,
 };
+use super::key_identity::KeyIdentity;
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, apply_if_changed, create_once, is_applied};
+use super::{Context, Error, apply_if_changed, create_once, is_applied, key_identity};
 use crate::chain::extradata::Consensus;
 use crate::chain::genesis::{genesis_meaning, genesis_sha256};
-use crate::chain::key::{Address, NodeKey, PublicKey};
+use crate::chain::key::{Address, NodeKey};
 use crate::chain::quorum::commit_quorum;
 use crate::render::network::{
     GENESIS_CHECKSUM_ANNOTATION, bootnode_enode, desired_besu_node, desired_genesis_config_map,
@@ -55,12 +56,6 @@ pub fn desired_slots(network: &BesuNetwork) -> Vec<Slot> {
         .chain(role(NodeType::Validator, s.validators))
         .chain(role(NodeType::Member, s.members))
         .collect()
-}
-
-/// What the reconcile knows about a slot's key.
-enum KeyState {
-    Valid(PublicKey, Address),
-    Problem(String),
 }
 
 /// On a `BesuNetwork` with `deletionPolicy: Delete`: the ordinals of genesis validators
@@ -240,12 +235,13 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             ordinal,
         });
     let key_slots: Vec<Slot> = slots.iter().copied().chain(extra_validators).collect();
-    let mut keys: BTreeMap<Slot, KeyState> = BTreeMap::new();
+    let mut keys: BTreeMap<Slot, KeyIdentity> = BTreeMap::new();
     let mut generated = 0usize;
     // One list for the generated key Secrets (they carry the network label); a get only
     // for a name the list lacks (an imported Secret, or a missing one).
-    let mut labelled: BTreeMap<String, Secret> = secrets
-        .list(&ListParams::default().labels(&selector))
+    // Metadata only: a key's identity is in its Secret's annotations (key_identity).
+    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = secrets
+        .list_metadata(&ListParams::default().labels(&selector))
         .await?
         .into_iter()
         .map(|s| (s.name_any(), s))
@@ -258,10 +254,18 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let node = node_name(&name, slot.node_type, slot.ordinal);
         let found = match labelled.remove(&secret_name) {
             Some(secret) => Some(secret),
-            None => secrets.get_opt(&secret_name).await?,
+            None => secrets.get_metadata_opt(&secret_name).await?,
         };
-        let state = match found {
-            Some(secret) => key_state(&secret, &secret_name),
+        let identity = match &found {
+            Some(meta) => {
+                ctx.key_identities
+                    .identity(&secrets, meta, KEY_FIELD)
+                    .await?
+            }
+            None => None,
+        };
+        let state = match identity {
+            Some(identity) => identity,
             None => {
                 let volume_exists = pvcs.get_opt(&data_claim_name(&node)).await?.is_some();
                 let retired_slot =
@@ -295,13 +299,17 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                         )
                         .await;
                     }
-                    key_state(&live, &secret_name)
+                    if created {
+                        KeyIdentity::Valid(key.public_key(), key.address())
+                    } else {
+                        key_identity::of_secret(&live, KEY_FIELD)
+                    }
                 } else if imported {
-                    KeyState::Problem(format!(
+                    KeyIdentity::Invalid(format!(
                         "imported key Secret {secret_name} for {node} not found; create it with the node's key under data key '{KEY_FIELD}'"
                     ))
                 } else {
-                    KeyState::Problem(format!(
+                    KeyIdentity::Invalid(format!(
                         "key Secret {secret_name} of {node} is missing. The operator never regenerates a key: restore the Secret from your backup"
                     ))
                 }
@@ -322,8 +330,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let key_problems: Vec<String> = keys
         .values()
         .filter_map(|k| match k {
-            KeyState::Problem(p) => Some(p.clone()),
-            KeyState::Valid(..) => None,
+            KeyIdentity::Invalid(p) => Some(p.clone()),
+            KeyIdentity::Valid(..) => None,
         })
         .collect();
     conditions.push(if key_problems.is_empty() {
@@ -345,7 +353,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         None => {
             let mut addrs = Vec::new();
             for slot in slots.iter().filter(|s| s.node_type == NodeType::Validator) {
-                if let Some(KeyState::Valid(_, a)) = keys.get(slot) {
+                if let Some(KeyIdentity::Valid(_, a)) = keys.get(slot) {
                     addrs.push(*a);
                 }
             }
@@ -430,7 +438,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // changes to existing nodes go through the quorum-safe rollout below.
     let mut bootnode_enodes = Vec::new();
     for slot in slots.iter().filter(|s| s.node_type == NodeType::Bootnode) {
-        if let Some(KeyState::Valid(pk, _)) = keys.get(slot) {
+        if let Some(KeyIdentity::Valid(pk, _)) = keys.get(slot) {
             bootnode_enodes.push(bootnode_enode(&network, slot.ordinal, pk));
         }
     }
@@ -439,7 +447,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         .iter()
         .filter(|s| matches!(s.node_type, NodeType::Bootnode | NodeType::Validator))
         .filter_map(|s| match keys.get(s) {
-            Some(KeyState::Valid(pk, _)) => Some((
+            Some(KeyIdentity::Valid(pk, _)) => Some((
                 node_name(&name, s.node_type, s.ordinal),
                 node_enode(&network, s.node_type, s.ordinal, pk),
             )),
@@ -535,7 +543,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         .iter()
         .filter(|s| s.node_type == NodeType::Validator)
         .filter_map(|s| match keys.get(s) {
-            Some(KeyState::Valid(_, address)) => {
+            Some(KeyIdentity::Valid(_, address)) => {
                 let node = node_name(&name, NodeType::Validator, s.ordinal);
                 Some(ValidatorView {
                     ordinal: s.ordinal,
@@ -703,7 +711,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let mut desired_nodes: Vec<(Slot, BesuNode)> = Vec::new();
     if genesis_checksum.is_some() && bootnode_enodes.len() == b_want {
         for slot in &key_slots {
-            if !matches!(keys.get(slot), Some(KeyState::Valid(..))) {
+            if !matches!(keys.get(slot), Some(KeyIdentity::Valid(..))) {
                 continue;
             }
             let node = desired_besu_node(&network, slot.node_type, slot.ordinal, &bootnode_enodes)?;
@@ -1630,16 +1638,6 @@ fn describe_step(step: &ScalingStep, network: &str) -> String {
             if addresses.len() == 1 { "is" } else { "are" },
             if addresses.len() == 1 { "it" } else { "them" },
         ),
-    }
-}
-
-fn key_state(secret: &Secret, name: &str) -> KeyState {
-    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(KEY_FIELD)) else {
-        return KeyState::Problem(format!("Secret {name} has no data key '{KEY_FIELD}'"));
-    };
-    match NodeKey::parse(&String::from_utf8_lossy(&bytes.0)) {
-        Ok(k) => KeyState::Valid(k.public_key(), k.address()),
-        Err(e) => KeyState::Problem(format!("Secret {name} does not hold a valid Besu key: {e}")),
     }
 }
 

@@ -17,7 +17,6 @@ use tracing::{info, instrument};
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
 use super::{Context, Error, applied_hash, apply_if_changed, apply_with_hash};
 use crate::chain::enode::enode_url;
-use crate::chain::key::NodeKey;
 use crate::render::node::{
     ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_owner, desired_config_map,
     desired_data_claim, desired_headless_service, desired_rpc_service, desired_statefulset,
@@ -250,26 +249,27 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
     }
 }
 
-async fn key_fact(secrets: &Api<Secret>, node: &BesuNode) -> Result<KeyFact, Error> {
+/// The node's key as its Secret's metadata tells it (super::key_identity): the key itself
+/// is read only from a Secret the operator did not annotate, once per version.
+async fn key_fact(
+    secrets: &Api<Secret>,
+    node: &BesuNode,
+    identities: &super::key_identity::IdentityCache,
+) -> Result<KeyFact, Error> {
+    use super::key_identity::KeyIdentity;
     let Some(r) = &node.spec.key_secret_ref else {
         return Ok(KeyFact::NotConfigured);
     };
-    let Some(secret) = secrets.get_opt(&r.name).await? else {
+    let Some(meta) = secrets.get_metadata_opt(&r.name).await? else {
         return Ok(KeyFact::Missing(r.name.clone()));
     };
-    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
-        return Ok(KeyFact::Invalid(format!(
-            "Secret {} has no data key {}",
-            r.name, r.key
-        )));
-    };
-    let text = String::from_utf8_lossy(&bytes.0);
-    Ok(match NodeKey::parse(&text) {
-        Ok(key) => KeyFact::Valid {
-            public_key_hex: key.public_key().to_hex(),
-            address: key.address().to_string(),
+    Ok(match identities.identity(secrets, &meta, &r.key).await? {
+        None => KeyFact::Missing(r.name.clone()),
+        Some(KeyIdentity::Valid(public_key, address)) => KeyFact::Valid {
+            public_key_hex: public_key.to_hex(),
+            address: address.to_string(),
         },
-        Err(e) => KeyFact::Invalid(format!("Secret {} does not hold a valid key: {e}", r.name)),
+        Some(KeyIdentity::Invalid(why)) => KeyFact::Invalid(why),
     })
 }
 
@@ -377,10 +377,11 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             _ => None,
         })
     };
-    let (key, genesis_missing, live) =
-        futures::try_join!(key_fact(&secrets, &node), genesis_missing, async {
-            Ok(statefulsets.get_opt(&name).await?)
-        },)?;
+    let (key, genesis_missing, live) = futures::try_join!(
+        key_fact(&secrets, &node, &ctx.key_identities),
+        genesis_missing,
+        async { Ok(statefulsets.get_opt(&name).await?) },
+    )?;
     // Replicas do not depend on the pod; readiness is read after the StatefulSet is
     // applied, so that a spec change (a new image) is never reported Ready on the
     // strength of the pod it is about to replace.

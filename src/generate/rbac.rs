@@ -53,7 +53,7 @@ pub fn rbac_rules() -> Vec<Rule> {
             api_group: "",
             resource: "secrets",
             verbs: &["get", "list", "watch", "create", "delete"],
-            used_by: "key Secrets: watch (wakes network and node), get (network::reconcile, node::key_fact), create_once (never overwritten), delete of a removed validator's generated key with deletionPolicy Delete",
+            used_by: "key Secrets, as metadata only (key_identity): watch (wakes network and node), list and get (network::reconcile, node::key_fact); get in full only of a key Secret the operator did not annotate (an imported key), once per version; create_once (never overwritten), delete of a removed validator's generated key with deletionPolicy Delete",
         },
         Rule {
             api_group: "",

@@ -26,6 +26,10 @@ use crate::chain::key::{Address, NodeKey, PublicKey};
 
 /// Annotation on a key Secret holding the node's public address (public information).
 pub const ADDRESS_ANNOTATION: &str = "besu.nodeops.dev/address";
+/// Annotation on a key Secret holding the node's public key (128 hex digits, Besu's node
+/// id; public information): with it the operator never reads the key to know the node
+/// (controller::key_identity).
+pub const PUBLIC_KEY_ANNOTATION: &str = "besu.nodeops.dev/public-key";
 /// Annotation on the genesis ConfigMap holding the SHA-256 of genesis.json.
 pub const GENESIS_CHECKSUM_ANNOTATION: &str = "besu.nodeops.dev/genesis-checksum";
 
@@ -99,10 +103,10 @@ pub fn desired_key_secret(
             name: Some(key_secret_name(&name, node_type, ordinal)),
             namespace: Some(namespace(network)?),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(
-                ADDRESS_ANNOTATION.to_string(),
-                key.address().to_string(),
-            )])),
+            annotations: Some(BTreeMap::from([
+                (ADDRESS_ANNOTATION.to_string(), key.address().to_string()),
+                (PUBLIC_KEY_ANNOTATION.to_string(), key.public_key().to_hex()),
+            ])),
             owner_references: policy_owner(network),
             ..ObjectMeta::default()
         },

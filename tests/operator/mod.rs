@@ -48,13 +48,27 @@ impl Operator {
         namespace: &str,
         resync_seconds: u64,
     ) -> anyhow::Result<Operator> {
+        Operator::launch(namespace, cluster.kubeconfig.clone(), resync_seconds)
+    }
+
+    /// Starts the operator watching only `namespace` with a short resync, as the identity
+    /// of `kubeconfig` instead of the cluster's admin.
+    pub fn start_as(namespace: &str, kubeconfig: PathBuf) -> anyhow::Result<Operator> {
+        Operator::launch(namespace, kubeconfig, 5)
+    }
+
+    fn launch(
+        namespace: &str,
+        kubeconfig: PathBuf,
+        resync_seconds: u64,
+    ) -> anyhow::Result<Operator> {
         let log = std::env::temp_dir().join(format!("besu-operator-{namespace}.log"));
         let _ = std::fs::remove_file(&log);
         let mut op = Operator {
             child: None,
             log,
             namespace: namespace.to_string(),
-            kubeconfig: cluster.kubeconfig.clone(),
+            kubeconfig,
             starts: 0,
             resync_seconds,
             env: Vec::new(),

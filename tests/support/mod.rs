@@ -144,6 +144,12 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The kubeconfig of the identity `name` the cluster script made besides the admin
+    /// (`hack/local-cluster.sh`: `<state dir>/<name>.kubeconfig`).
+    pub fn kubeconfig_of(&self, name: &str) -> PathBuf {
+        self.state_dir.join(format!("{name}.kubeconfig"))
+    }
+
     /// The audit log of this cluster.
     pub fn audit(&self) -> AuditLog {
         AuditLog::new(&self.audit_log)
@@ -432,6 +438,16 @@ pub struct AuditEvent {
     pub object_ref: Option<AuditObjectRef>,
     pub response_status: Option<AuditResponseStatus>,
     pub request_received_timestamp: String,
+    /// The response body, recorded only where the audit policy asks for it (the
+    /// operator under the Secret audit); only its kind is kept here.
+    #[serde(default)]
+    pub response_object: Option<AuditResponseObject>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditResponseObject {
+    #[serde(default)]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
