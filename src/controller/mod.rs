@@ -298,7 +298,26 @@ where
 
 /// [`apply_if_changed`] with the applied-hash given: for a desired object whose hash
 /// must be taken before some field is replaced by the live one (see node::reconcile).
-pub async fn apply_with_hash<K>(api: &Api<K>, mut desired: K, hash: String) -> Result<bool, Error>
+pub async fn apply_with_hash<K>(api: &Api<K>, desired: K, hash: String) -> Result<bool, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let live = api.get_opt(&desired.name_any()).await?;
+    apply_over(api, desired, hash, live.as_ref()).await
+}
+
+/// [`apply_with_hash`] over a live object the caller read just before (`None`: it does
+/// not exist), saving the read.
+pub async fn apply_over<K>(
+    api: &Api<K>,
+    mut desired: K,
+    hash: String,
+    live: Option<&K>,
+) -> Result<bool, Error>
 where
     K: Resource<Scope = NamespaceResourceScope>
         + Clone
@@ -307,9 +326,7 @@ where
         + std::fmt::Debug,
 {
     let name = desired.name_any();
-    if let Some(live) = api.get_opt(&name).await?
-        && live.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
-    {
+    if live.is_some_and(|l| l.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)) {
         return Ok(false);
     }
     desired

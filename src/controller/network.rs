@@ -25,7 +25,10 @@ use super::day2::{
 };
 use super::key_identity::KeyIdentity;
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, apply_if_changed, create_once, is_applied, key_identity};
+use super::{
+    Context, Error, applied_hash, apply_if_changed, apply_over, create_once, is_applied,
+    key_identity,
+};
 use crate::chain::extradata::Consensus;
 use crate::chain::genesis::{genesis_meaning, genesis_sha256};
 use crate::chain::key::{Address, NodeKey};
@@ -246,6 +249,40 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         .into_iter()
         .map(|s| (s.name_any(), s))
         .collect();
+    // The reads the loop below may need, at once: Secrets the list lacks (imported or
+    // missing), then the data volumes of slots still without one (a key is only minted
+    // where no volume holds an identity already).
+    let unlisted: Vec<String> = key_slots
+        .iter()
+        .map(|slot| key_secret_for(&network, slot.node_type, slot.ordinal))
+        .filter(|n| !labelled.contains_key(n))
+        .collect();
+    let fetched =
+        futures::future::try_join_all(unlisted.iter().map(|n| secrets.get_metadata_opt(n))).await?;
+    let mut absent = BTreeSet::new();
+    for (n, meta) in unlisted.into_iter().zip(fetched) {
+        match meta {
+            Some(meta) => {
+                labelled.insert(n, meta);
+            }
+            None => {
+                absent.insert(n);
+            }
+        }
+    }
+    let keyless: Vec<String> = key_slots
+        .iter()
+        .filter(|slot| {
+            !labelled.contains_key(&key_secret_for(&network, slot.node_type, slot.ordinal))
+        })
+        .map(|slot| data_claim_name(&node_name(&name, slot.node_type, slot.ordinal)))
+        .collect();
+    let volumes = futures::future::try_join_all(keyless.iter().map(|c| pvcs.get_opt(c))).await?;
+    let volume_exists_at: BTreeMap<String, bool> = keyless
+        .into_iter()
+        .zip(volumes)
+        .map(|(c, v)| (c, v.is_some()))
+        .collect();
     let mut retired = retired_validators(&network);
     for slot in &key_slots {
         let secret_name = key_secret_for(&network, slot.node_type, slot.ordinal);
@@ -254,6 +291,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let node = node_name(&name, slot.node_type, slot.ordinal);
         let found = match labelled.remove(&secret_name) {
             Some(secret) => Some(secret),
+            None if absent.contains(&secret_name) => None,
             None => secrets.get_metadata_opt(&secret_name).await?,
         };
         let identity = match &found {
@@ -267,7 +305,11 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let state = match identity {
             Some(identity) => identity,
             None => {
-                let volume_exists = pvcs.get_opt(&data_claim_name(&node)).await?.is_some();
+                let claim = data_claim_name(&node);
+                let volume_exists = match volume_exists_at.get(&claim) {
+                    Some(exists) => *exists,
+                    None => pvcs.get_opt(&claim).await?.is_some(),
+                };
                 let retired_slot =
                     slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
                 if may_generate_key(
@@ -481,11 +523,58 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         desired_count(NodeType::Member),
     );
     let genesis_count = stored_validators.as_ref().map(Vec::len).unwrap_or(v_want);
-    let PodsSeen {
-        endpoints,
-        down_settled,
-        running,
-    } = observe_pods(&pods, &selector, &existing_nodes).await?;
+    // A bring-up stage's new nodes depend on the keys, the genesis and the gates alone,
+    // never on the chain: they are created as soon as their gate is known, before the
+    // JSON-RPC reads below, which can cost a node that just turned Ready a retry (0.2-0.3 s
+    // per stage measured for issue 18). Validators beyond the genesis set wait for the
+    // scaling step further down. Returns the nodes written.
+    let bring_up = genesis_checksum.is_some() && bootnode_enodes.len() == b_want;
+    let open_stages = async |open: &[NodeType]| -> Result<Vec<String>, Error> {
+        if !bring_up {
+            return Ok(Vec::new());
+        }
+        let opening = slots
+            .iter()
+            .filter(|s| open.contains(&s.node_type))
+            .filter(|s| {
+                s.node_type != NodeType::Validator
+                    || usize::try_from(s.ordinal).is_ok_and(|o| o < genesis_count)
+            })
+            .filter(|s| !existing_nodes.contains_key(&node_name(&name, s.node_type, s.ordinal)))
+            .filter(|s| matches!(keys.get(s), Some(KeyIdentity::Valid(..))))
+            .map(|s| {
+                let desired =
+                    desired_besu_node(&network, s.node_type, s.ordinal, &bootnode_enodes)?;
+                let hash = applied_hash(&desired)?;
+                Ok((desired, hash))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Absent from the list read at the start of this reconcile: applied without a
+        // read of each first.
+        let applied =
+            futures::future::try_join_all(opening.iter().map(|(desired, hash)| {
+                apply_over(&nodes_api, desired.clone(), hash.clone(), None)
+            }))
+            .await?;
+        Ok(opening
+            .into_iter()
+            .zip(applied)
+            .filter(|(_, wrote)| *wrote)
+            .map(|((desired, _), _)| desired.name_any())
+            .collect())
+    };
+    // The bootnodes' stage is always open: it goes alongside the pod list.
+    let (
+        PodsSeen {
+            endpoints,
+            down_settled,
+            running,
+        },
+        opened_bootnodes,
+    ) = futures::try_join!(
+        observe_pods(&pods, &selector, &existing_nodes),
+        open_stages(&[NodeType::Bootnode]),
+    )?;
     // A stage opens on the pods of the one before being Ready, as listed just now (their
     // readiness changes wake this controller directly, operator::network_controller),
     // without waiting for the StatefulSet controller and the node controller to carry
@@ -504,6 +593,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         NodeType::Validator => b_gate == b_want,
         _ => v_gate >= commit_quorum(v_want.min(genesis_count).max(1)),
     };
+    // The other stages open now (the bootnodes' did above), before the JSON-RPC reads
+    // below.
+    let mut created = opened_bootnodes;
+    let later: Vec<NodeType> = [NodeType::Validator, NodeType::Member]
+        .into_iter()
+        .filter(|t| stage_open(*t))
+        .collect();
+    created.extend(open_stages(&later).await?);
 
     // What the chain says: heights, the on-chain validator set, proposals held.
     let consensus = match network.spec.consensus {
@@ -775,13 +872,15 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         step_started_at = Some(Timestamp::now().to_string());
     }
 
-    let mut created = Vec::new();
     let mut to_create: Vec<(String, BesuNode)> = Vec::new();
     let mut updated = Vec::new();
     let mut withheld: Vec<String> = Vec::new();
     for (slot, desired) in desired_nodes {
         let node = desired.name_any();
         let exists = existing_nodes.contains_key(&node);
+        if created.contains(&node) {
+            continue;
+        }
         if exists {
             if update.contains(&node) && apply_if_changed(&nodes_api, desired).await? {
                 updated.push(node.clone());

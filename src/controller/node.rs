@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, applied_hash, apply_if_changed, apply_with_hash};
+use super::{Context, Error, applied_hash, apply_if_changed, apply_over};
 use crate::chain::enode::enode_url;
 use crate::render::node::{
     ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_owner, desired_config_map,
@@ -392,21 +392,6 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         oom: None,
     })
     .replicas;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    let (config_written, headless_written, rpc_written, claim_written) = futures::try_join!(
-        apply_if_changed(&config_maps, desired_config_map(&node)?),
-        apply_if_changed(&services, desired_headless_service(&node)?),
-        apply_if_changed(&services, desired_rpc_service(&node)?),
-        async {
-            if replicas > 0 {
-                ensure_data_claim(&claims, &node).await
-            } else {
-                Ok(false)
-            }
-        },
-    )?;
-    let mut wrote = config_written || headless_written || rpc_written || claim_written;
-
     let mut sts = desired_statefulset(&node, replicas)?;
     let rendered = pod_template_revision(&sts);
     // The hash of what was rendered, before the live claim templates replace the
@@ -440,24 +425,47 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             .map(String::as_str),
     );
     let pending_template_revision = match decision {
-        TemplateDecision::Apply => {
-            wrote |= apply_with_hash(&statefulsets, sts, sts_hash).await?;
-            None
-        }
-        TemplateDecision::Hold => {
-            // Only the replica count may change without a permit (a missing key stops
-            // the pod at once); the pod template waits for the rollout.
-            let live_replicas = live.as_ref().and_then(|l| l.spec.replicas);
-            if live_replicas != Some(replicas) {
-                let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-                statefulsets
-                    .patch(&name, &super::patch_params(), &Patch::Merge(&patch))
-                    .await?;
-                wrote = true;
-            }
-            Some(rendered)
-        }
+        TemplateDecision::Apply => None,
+        TemplateDecision::Hold => Some(rendered),
     };
+    // The data claim goes before the StatefulSet (whose controller would otherwise make
+    // it), the rest alongside: a new node's StatefulSet is three round trips from its
+    // BesuNode (reads, claim, StatefulSet), not five.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let claim_then_statefulset = async {
+        let claim_written = if replicas > 0 {
+            ensure_data_claim(&claims, &node).await?
+        } else {
+            false
+        };
+        let sts_written = match decision {
+            TemplateDecision::Apply => {
+                apply_over(&statefulsets, sts, sts_hash, live.as_ref()).await?
+            }
+            TemplateDecision::Hold => {
+                // Only the replica count may change without a permit (a missing key stops
+                // the pod at once); the pod template waits for the rollout.
+                let live_replicas = live.as_ref().and_then(|l| l.spec.replicas);
+                if live_replicas != Some(replicas) {
+                    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+                    statefulsets
+                        .patch(&name, &super::patch_params(), &Patch::Merge(&patch))
+                        .await?;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        Ok::<_, Error>(claim_written || sts_written)
+    };
+    let (config_written, headless_written, rpc_written, sts_written) = futures::try_join!(
+        apply_if_changed(&config_maps, desired_config_map(&node)?),
+        apply_if_changed(&services, desired_headless_service(&node)?),
+        apply_if_changed(&services, desired_rpc_service(&node)?),
+        claim_then_statefulset,
+    )?;
+    let wrote = config_written || headless_written || rpc_written || sts_written;
     if wrote {
         info!(
             replicas,
@@ -465,18 +473,15 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             "applied children"
         );
     }
-    let live = statefulsets.get_opt(&name).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod_name = format!("{name}-0");
+    let (live, pod) = futures::try_join!(statefulsets.get_opt(&name), pods.get_opt(&pod_name))?;
     let pod_ready = live.as_ref().is_some_and(statefulset_ready);
     let template_revision = live
         .as_ref()
         .and_then(|l| l.annotations().get(TEMPLATE_REVISION_ANNOTATION).cloned());
     let running_image = live.as_ref().and_then(template_image);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let oom = pods
-        .get_opt(&format!("{name}-0"))
-        .await?
-        .as_ref()
-        .and_then(oom_fact);
+    let oom = pod.as_ref().and_then(oom_fact);
     let facts = NodeFacts {
         key,
         genesis_missing,
