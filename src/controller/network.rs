@@ -189,15 +189,20 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // the object handed to a reconcile comes from a watch cache that may not have seen the
     // previous reconcile's status write yet: deciding on it could forget a node just taken
     // down and take a second one. Read the network itself.
-    let Some(fresh) = networks.get_opt(&name).await? else {
+    // The network, its nodes and its genesis are read at once.
+    let selector = format!("{LABEL_NETWORK}={name}");
+    let genesis_name = genesis_config_map_name(&name);
+    let of_network = ListParams::default().labels(&selector);
+    let (fresh, listed_nodes, genesis_cm) = futures::try_join!(
+        networks.get_opt(&name),
+        nodes_api.list(&of_network),
+        config_maps.get_opt(&genesis_name),
+    )?;
+    let Some(fresh) = fresh else {
         return Ok(Action::await_change());
     };
     let network = Arc::new(fresh);
-
-    let selector = format!("{LABEL_NETWORK}={name}");
-    let existing_nodes: BTreeMap<String, BesuNode> = nodes_api
-        .list(&ListParams::default().labels(&selector))
-        .await?
+    let existing_nodes: BTreeMap<String, BesuNode> = listed_nodes
         .into_iter()
         .map(|n| (n.name_any(), n))
         .collect();
@@ -205,8 +210,6 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let mut conditions: Vec<DesiredCondition> = Vec::new();
 
     // Stage 1: keys. One Secret per node, created once and never overwritten.
-    let genesis_name = genesis_config_map_name(&name);
-    let genesis_cm = config_maps.get_opt(&genesis_name).await?;
     let stored_genesis = genesis_cm
         .as_ref()
         .and_then(|cm| cm.data.as_ref())

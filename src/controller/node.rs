@@ -15,12 +15,12 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, applied_hash, apply_if_changed, apply_over};
+use super::{Context, Error, applied_hash, apply_over};
 use crate::chain::enode::enode_url;
 use crate::render::node::{
-    ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_owner, desired_config_map,
-    desired_data_claim, desired_headless_service, desired_rpc_service, desired_statefulset,
-    pod_dns_name, pod_template_revision,
+    ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_name, data_claim_owner,
+    desired_config_map, desired_data_claim, desired_headless_service, desired_rpc_service,
+    desired_statefulset, pod_dns_name, pod_template_revision,
 };
 
 /// Whether a `BesuNetwork` controls this node: then its pod template changes wait for the
@@ -273,6 +273,19 @@ async fn key_fact(
     })
 }
 
+/// [`super::apply_if_changed`] over the live object read with the reconcile's other reads.
+async fn apply_read<K>(api: &Api<K>, desired: K, live: Option<K>) -> Result<bool, Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let hash = applied_hash(&desired)?;
+    apply_over(api, desired, hash, live.as_ref()).await
+}
+
 /// Creates the node's data volume claim unless it exists (render::node::desired_data_claim
 /// says why the operator, not the StatefulSet controller, creates it), and keeps its
 /// owner as `deletionPolicy` wants. Never otherwise writes to a live claim: the binder
@@ -281,10 +294,11 @@ async fn key_fact(
 async fn ensure_data_claim(
     claims: &Api<PersistentVolumeClaim>,
     node: &BesuNode,
+    live: Option<PersistentVolumeClaim>,
 ) -> Result<bool, Error> {
     let desired = desired_data_claim(node)?;
     let name = desired.name_any();
-    let Some(live) = claims.get_opt(&name).await? else {
+    let Some(live) = live else {
         super::create_once(claims, &desired).await?;
         return Ok(true);
     };
@@ -377,10 +391,19 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             _ => None,
         })
     };
-    let (key, genesis_missing, live) = futures::try_join!(
+    let desired_config = desired_config_map(&node)?;
+    let desired_headless = desired_headless_service(&node)?;
+    let desired_rpc = desired_rpc_service(&node)?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let claim_name = data_claim_name(&name);
+    let (key, genesis_missing, live, live_claim, live_config, live_headless, live_rpc) = futures::try_join!(
         key_fact(&secrets, &node, &ctx.key_identities),
         genesis_missing,
         async { Ok(statefulsets.get_opt(&name).await?) },
+        async { Ok(claims.get_opt(&claim_name).await?) },
+        async { Ok(config_maps.get_opt(&desired_config.name_any()).await?) },
+        async { Ok(services.get_opt(&desired_headless.name_any()).await?) },
+        async { Ok(services.get_opt(&desired_rpc.name_any()).await?) },
     )?;
     // Replicas do not depend on the pod; readiness is read after the StatefulSet is
     // applied, so that a spec change (a new image) is never reported Ready on the
@@ -428,13 +451,12 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         TemplateDecision::Apply => None,
         TemplateDecision::Hold => Some(rendered),
     };
-    // The data claim goes before the StatefulSet (whose controller would otherwise make
-    // it), the rest alongside: a new node's StatefulSet is three round trips from its
-    // BesuNode (reads, claim, StatefulSet), not five.
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    // Every child was read at once above; the data claim goes before the StatefulSet
+    // (whose controller would otherwise make it), the rest alongside: a new node's
+    // StatefulSet is three round trips from its BesuNode (reads, claim, StatefulSet).
     let claim_then_statefulset = async {
         let claim_written = if replicas > 0 {
-            ensure_data_claim(&claims, &node).await?
+            ensure_data_claim(&claims, &node, live_claim).await?
         } else {
             false
         };
@@ -460,9 +482,9 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         Ok::<_, Error>(claim_written || sts_written)
     };
     let (config_written, headless_written, rpc_written, sts_written) = futures::try_join!(
-        apply_if_changed(&config_maps, desired_config_map(&node)?),
-        apply_if_changed(&services, desired_headless_service(&node)?),
-        apply_if_changed(&services, desired_rpc_service(&node)?),
+        apply_read(&config_maps, desired_config, live_config),
+        apply_read(&services, desired_headless, live_headless),
+        apply_read(&services, desired_rpc, live_rpc),
         claim_then_statefulset,
     )?;
     let wrote = config_written || headless_written || rpc_written || sts_written;
