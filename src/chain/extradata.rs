@@ -168,50 +168,49 @@ impl BftExtraData {
 
     /// Encodes as Besu's codec for `consensus` does (`encode`, with seals).
     pub fn encode(&self, consensus: Consensus) -> Vec<u8> {
-        let mut payload = Vec::new();
-        rlp::encode_bytes(&self.vanity, &mut payload);
+        let mut s = ::rlp::RlpStream::new_list(5);
+        s.append(&&self.vanity[..]);
 
-        let mut validators = Vec::with_capacity(21 * self.validators.len());
+        s.begin_list(self.validators.len());
         for v in &self.validators {
-            rlp::encode_bytes(v.as_bytes(), &mut validators);
+            s.append(&&v.as_bytes()[..]);
         }
-        rlp::encode_list(&validators, &mut payload);
 
         match (self.vote, consensus) {
-            (None, Consensus::Qbft) => rlp::encode_list(&[], &mut payload),
-            (None, Consensus::Ibft2) => rlp::encode_bytes(&[], &mut payload),
+            (None, Consensus::Qbft) => {
+                s.begin_list(0);
+            }
+            (None, Consensus::Ibft2) => {
+                s.append_empty_data();
+            }
             (Some(vote), _) => {
-                let mut v = Vec::new();
-                rlp::encode_bytes(vote.recipient.as_bytes(), &mut v);
+                s.begin_list(2);
+                s.append(&&vote.recipient.as_bytes()[..]);
                 match (vote.kind, consensus) {
-                    (VoteKind::Add, _) => rlp::encode_bytes(&[ADD_BYTE], &mut v),
-                    (VoteKind::Drop, Consensus::Qbft) => rlp::encode_bytes(&[], &mut v),
-                    (VoteKind::Drop, Consensus::Ibft2) => {
-                        rlp::encode_bytes(&[IBFT_DROP_BYTE], &mut v)
-                    }
-                }
-                rlp::encode_list(&v, &mut payload);
+                    (VoteKind::Add, _) => s.append(&&[ADD_BYTE][..]),
+                    (VoteKind::Drop, Consensus::Qbft) => s.append_empty_data(),
+                    (VoteKind::Drop, Consensus::Ibft2) => s.append(&&[IBFT_DROP_BYTE][..]),
+                };
             }
         }
 
         let round = self.round.to_be_bytes();
         match consensus {
+            // QBFT writes the round as a scalar (no leading zeros), IBFT 2.0 as 4 bytes.
             Consensus::Qbft => {
                 let skip = round.iter().take_while(|&&b| b == 0).count();
-                rlp::encode_bytes(&round[skip..], &mut payload);
+                s.append(&&round[skip..]);
             }
-            Consensus::Ibft2 => rlp::encode_bytes(&round, &mut payload),
+            Consensus::Ibft2 => {
+                s.append(&&round[..]);
+            }
         }
 
-        let mut seals = Vec::with_capacity(67 * self.seals.len());
-        for s in &self.seals {
-            rlp::encode_bytes(s, &mut seals);
+        s.begin_list(self.seals.len());
+        for seal in &self.seals {
+            s.append(&&seal[..]);
         }
-        rlp::encode_list(&seals, &mut payload);
-
-        let mut out = Vec::with_capacity(payload.len() + 3);
-        rlp::encode_list(&payload, &mut out);
-        out
+        s.out().to_vec()
     }
 
     /// Decodes strictly (see the module docs). Never panics.

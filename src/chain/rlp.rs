@@ -1,4 +1,5 @@
-//! A small, strict RLP encoder and decoder (Ethereum Yellow Paper, appendix B).
+//! A strict RLP decoder (Ethereum Yellow Paper, appendix B); encoding is the `rlp`
+//! crate's ([`encode`]).
 //!
 //! Only what BFT extraData needs: byte strings and lists. The decoder accepts
 //! exactly the canonical encoding of a single item and nothing else, the same
@@ -153,48 +154,24 @@ fn decode_at(input: &[u8], offset: usize, depth: usize) -> Result<(Item<'_>, usi
     Ok((Item::List(items), end))
 }
 
-/// Appends the encoding of a byte string.
-pub fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    if let [b] = bytes
-        && *b < 0x80
-    {
-        out.push(*b);
-        return;
-    }
-    encode_header(0x80, bytes.len(), out);
-    out.extend_from_slice(bytes);
-}
-
-/// Appends the encoding of a list whose items are already encoded in `payload`.
-pub fn encode_list(payload: &[u8], out: &mut Vec<u8>) {
-    encode_header(0xc0, payload.len(), out);
-    out.extend_from_slice(payload);
-}
-
-fn encode_header(short_base: u8, len: usize, out: &mut Vec<u8>) {
-    if len < 56 {
-        // len < 56 fits in a u8 and short_base + 55 stays below the long base.
-        out.push(short_base + len as u8);
-    } else {
-        let be = len.to_be_bytes();
-        let skip = be.iter().take_while(|&&b| b == 0).count();
-        let len_bytes = &be[skip..];
-        // At most size_of::<usize>() = 8 length bytes.
-        out.push(short_base + 55 + len_bytes.len() as u8);
-        out.extend_from_slice(len_bytes);
-    }
-}
-
-/// Encodes an item tree (used by tests and the round-trip checks).
+/// Encodes an item tree with the `rlp` crate (the encoder the whole Ethereum Rust
+/// ecosystem shares; this module keeps only the strict decoder).
 pub fn encode(item: &Item<'_>, out: &mut Vec<u8>) {
+    let mut stream = ::rlp::RlpStream::new();
+    append(&mut stream, item);
+    out.extend_from_slice(&stream.out());
+}
+
+fn append(stream: &mut ::rlp::RlpStream, item: &Item<'_>) {
     match item {
-        Item::Bytes(b) => encode_bytes(b, out),
+        Item::Bytes(b) => {
+            stream.append(b);
+        }
         Item::List(items) => {
-            let mut payload = Vec::new();
+            stream.begin_list(items.len());
             for i in items {
-                encode(i, &mut payload);
+                append(stream, i);
             }
-            encode_list(&payload, out);
         }
     }
 }
@@ -203,10 +180,13 @@ pub fn encode(item: &Item<'_>, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    fn enc_bytes(b: &[u8]) -> Vec<u8> {
+    fn enc(item: Item<'_>) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_bytes(b, &mut out);
+        encode(&item, &mut out);
         out
+    }
+    fn enc_bytes(b: &[u8]) -> Vec<u8> {
+        enc(Item::Bytes(b))
     }
 
     // Vectors from the Ethereum wiki / Yellow Paper RLP examples.
@@ -222,15 +202,11 @@ mod tests {
         let e = enc_bytes(lorem);
         assert_eq!(&e[..2], &[0xb8, 0x38]);
         assert_eq!(&e[2..], lorem);
-        let mut out = Vec::new();
-        let mut payload = Vec::new();
-        encode_bytes(b"cat", &mut payload);
-        encode_bytes(b"dog", &mut payload);
-        encode_list(&payload, &mut out);
-        assert_eq!(out, [0xc8, 0x83, b'c', b'a', b't', 0x83, b'd', b'o', b'g']);
-        let mut out = Vec::new();
-        encode_list(&[], &mut out);
-        assert_eq!(out, [0xc0]);
+        assert_eq!(
+            enc(Item::List(vec![Item::Bytes(b"cat"), Item::Bytes(b"dog")])),
+            [0xc8, 0x83, b'c', b'a', b't', 0x83, b'd', b'o', b'g']
+        );
+        assert_eq!(enc(Item::List(vec![])), [0xc0]);
     }
 
     #[test]
@@ -239,6 +215,12 @@ mod tests {
         let e = enc_bytes(&big);
         assert_eq!(&e[..3], &[0xb9, 0x04, 0x00]);
         assert_eq!(decode(&e), Ok(Item::Bytes(&big)));
+        let long_list = enc(Item::List(vec![Item::Bytes(&big[..60])]));
+        assert_eq!(&long_list[..4], &[0xf8, 62, 0xb8, 60]);
+        assert_eq!(
+            decode(&long_list),
+            Ok(Item::List(vec![Item::Bytes(&big[..60])]))
+        );
     }
 
     #[test]
@@ -289,8 +271,9 @@ mod tests {
         // Deep nesting is refused rather than recursing without bound.
         let mut deep = vec![0xc0];
         for _ in 0..MAX_DEPTH {
-            let mut outer = Vec::new();
-            encode_list(&deep, &mut outer);
+            // One more list around the last: payloads stay below 56 bytes.
+            let mut outer = vec![0xc0 + u8::try_from(deep.len()).unwrap()];
+            outer.extend_from_slice(&deep);
             deep = outer;
         }
         assert_eq!(decode(&deep), Err(RlpError::TooDeep));

@@ -217,20 +217,17 @@ fn besu_full_vectors_encode_and_decode() {
 /// Builds `[vanity, validators, vote, round, seals]` from pre-encoded items, the
 /// way the Besu tests drive `BytesValueRLPOutput` directly.
 fn raw(items: &[Vec<u8>]) -> Vec<u8> {
-    let payload: Vec<u8> = items.concat();
-    let mut out = Vec::new();
-    rlp::encode_list(&payload, &mut out);
-    out
+    list(items)
 }
 fn bytes(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    rlp::encode_bytes(b, &mut out);
-    out
+    ::rlp::encode(&b).to_vec()
 }
 fn list(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    rlp::encode_list(&items.concat(), &mut out);
-    out
+    let mut stream = ::rlp::RlpStream::new_list(items.len());
+    for item in items {
+        stream.append_raw(item, 1);
+    }
+    stream.out().to_vec()
 }
 fn one() -> [u8; 20] {
     let mut a = [0u8; 20];
