@@ -292,13 +292,17 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let hash = applied_hash(&desired)?;
-    apply_with_hash(api, desired, hash).await
+    let live = api.get_opt(&desired.name_any()).await?;
+    apply_if_changed_over(api, desired, live).await
 }
 
-/// [`apply_if_changed`] with the applied-hash given: for a desired object whose hash
-/// must be taken before some field is replaced by the live one (see node::reconcile).
-pub async fn apply_with_hash<K>(api: &Api<K>, desired: K, hash: String) -> Result<bool, Error>
+/// [`apply_if_changed`] over a live object the caller read just before (`None`: it does
+/// not exist), saving the read.
+pub async fn apply_if_changed_over<K>(
+    api: &Api<K>,
+    desired: K,
+    live: Option<K>,
+) -> Result<bool, Error>
 where
     K: Resource<Scope = NamespaceResourceScope>
         + Clone
@@ -306,12 +310,12 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let live = api.get_opt(&desired.name_any()).await?;
+    let hash = applied_hash(&desired)?;
     apply_over(api, desired, hash, live.as_ref()).await
 }
 
-/// [`apply_with_hash`] over a live object the caller read just before (`None`: it does
-/// not exist), saving the read.
+/// [`apply_if_changed_over`] with the applied-hash given: for a desired object whose
+/// hash must be taken before some field is replaced by the live one (see node::reconcile).
 pub async fn apply_over<K>(
     api: &Api<K>,
     mut desired: K,

@@ -26,8 +26,7 @@ use super::day2::{
 use super::key_identity::KeyIdentity;
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
 use super::{
-    Context, Error, applied_hash, apply_if_changed, apply_over, create_once, is_applied,
-    key_identity,
+    Context, Error, apply_if_changed, apply_if_changed_over, create_once, is_applied, key_identity,
 };
 use crate::chain::extradata::Consensus;
 use crate::chain::genesis::{genesis_meaning, genesis_sha256};
@@ -545,25 +544,21 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             })
             .filter(|s| !existing_nodes.contains_key(&node_name(&name, s.node_type, s.ordinal)))
             .filter(|s| matches!(keys.get(s), Some(KeyIdentity::Valid(..))))
-            .map(|s| {
-                let desired =
-                    desired_besu_node(&network, s.node_type, s.ordinal, &bootnode_enodes)?;
-                let hash = applied_hash(&desired)?;
-                Ok((desired, hash))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .map(|s| desired_besu_node(&network, s.node_type, s.ordinal, &bootnode_enodes))
+            .collect::<Result<Vec<_>, _>>()?;
         // Absent from the list read at the start of this reconcile: applied without a
         // read of each first.
-        let applied =
-            futures::future::try_join_all(opening.iter().map(|(desired, hash)| {
-                apply_over(&nodes_api, desired.clone(), hash.clone(), None)
-            }))
-            .await?;
+        let applied = futures::future::try_join_all(
+            opening
+                .iter()
+                .map(|desired| apply_if_changed_over(&nodes_api, desired.clone(), None)),
+        )
+        .await?;
         Ok(opening
             .into_iter()
             .zip(applied)
             .filter(|(_, wrote)| *wrote)
-            .map(|((desired, _), _)| desired.name_any())
+            .map(|(desired, _)| desired.name_any())
             .collect())
     };
     // The bootnodes' stage is always open: it goes alongside the pod list.

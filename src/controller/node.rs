@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, applied_hash, apply_over};
+use super::{Context, Error, applied_hash, apply_if_changed_over, apply_over};
 use crate::chain::enode::enode_url;
 use crate::render::node::{
     ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_name, data_claim_owner,
@@ -273,19 +273,6 @@ async fn key_fact(
     })
 }
 
-/// [`super::apply_if_changed`] over the live object read with the reconcile's other reads.
-async fn apply_read<K>(api: &Api<K>, desired: K, live: Option<K>) -> Result<bool, Error>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let hash = applied_hash(&desired)?;
-    apply_over(api, desired, hash, live.as_ref()).await
-}
-
 /// Creates the node's data volume claim unless it exists (render::node::desired_data_claim
 /// says why the operator, not the StatefulSet controller, creates it), and keeps its
 /// owner as `deletionPolicy` wants. Never otherwise writes to a live claim: the binder
@@ -482,9 +469,9 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         Ok::<_, Error>(claim_written || sts_written)
     };
     let (config_written, headless_written, rpc_written, sts_written) = futures::try_join!(
-        apply_read(&config_maps, desired_config, live_config),
-        apply_read(&services, desired_headless, live_headless),
-        apply_read(&services, desired_rpc, live_rpc),
+        apply_if_changed_over(&config_maps, desired_config, live_config),
+        apply_if_changed_over(&services, desired_headless, live_headless),
+        apply_if_changed_over(&services, desired_rpc, live_rpc),
         claim_then_statefulset,
     )?;
     let wrote = config_written || headless_written || rpc_written || sts_written;
