@@ -132,16 +132,6 @@ impl IdentityCache {
         let (at, id) = read.get(key)?;
         (at == version).then(|| id.clone())
     }
-
-    /// How many Secrets' identities are remembered (for tests).
-    pub fn len(&self) -> usize {
-        self.read.lock().map(|r| r.len()).unwrap_or_default()
-    }
-
-    /// Whether no identity is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

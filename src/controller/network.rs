@@ -870,16 +870,11 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         step_started_at = Some(Timestamp::now().to_string());
     }
 
-    let mut to_create: Vec<(String, BesuNode)> = Vec::new();
     let mut updated = Vec::new();
     let mut withheld: Vec<String> = Vec::new();
     for (slot, desired) in desired_nodes {
         let node = desired.name_any();
-        let exists = existing_nodes.contains_key(&node);
-        if created.contains(&node) {
-            continue;
-        }
-        if exists {
+        if existing_nodes.contains_key(&node) {
             if update.contains(&node) && apply_if_changed(&nodes_api, desired).await? {
                 updated.push(node.clone());
             }
@@ -901,32 +896,17 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             }
             continue;
         }
-        if !stage_open(slot.node_type)
-            || slot.ordinal >= network.spec.validators && slot.node_type == NodeType::Validator
-        {
-            continue;
-        }
-        let new_validator = slot.node_type == NodeType::Validator
-            && usize::try_from(slot.ordinal).is_ok_and(|o| o >= genesis_count);
-        if new_validator
+        // A new node of a bring-up stage was created above (open_stages); the one new
+        // node left to create here is the validator a scale-up step adds.
+        let scale_up = slot.node_type == NodeType::Validator
+            && stage_open(NodeType::Validator)
+            && slot.ordinal < network.spec.validators
+            && usize::try_from(slot.ordinal).is_ok_and(|o| o >= genesis_count)
             && scaling
-                != Some(ScalingStep::CreateNode {
+                == Some(ScalingStep::CreateNode {
                     ordinal: slot.ordinal,
-                })
-        {
-            continue;
-        }
-        to_create.push((node, desired));
-    }
-    // A stage's new nodes at once: their order within the stage does not matter.
-    let applied = futures::future::try_join_all(
-        to_create
-            .iter()
-            .map(|(_, desired)| apply_if_changed(&nodes_api, desired.clone())),
-    )
-    .await?;
-    for ((node, _), wrote) in to_create.into_iter().zip(applied) {
-        if wrote {
+                });
+        if scale_up && apply_if_changed(&nodes_api, desired).await? {
             created.push(node);
         }
     }

@@ -77,13 +77,8 @@ fn template_image(sts: &StatefulSet) -> Option<String> {
 pub enum KeyFact {
     /// The node has no key Secret (Besu keeps its own key on the data volume).
     NotConfigured,
-    /// The Secret exists and holds a valid key with these public values.
-    Valid {
-        /// 128 hex public key, no 0x.
-        public_key_hex: String,
-        /// `0x` address.
-        address: String,
-    },
+    /// The Secret exists and holds a valid key with this public key and address.
+    Valid(crate::chain::key::PublicKey, crate::chain::key::Address),
     /// The Secret does not exist.
     Missing(String),
     /// The Secret exists but does not hold a valid key; the text says why (no material).
@@ -195,7 +190,7 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
             "KeySecretInvalid",
             format!("{why}; put a Besu key (0x followed by 64 hex digits) in the Secret"),
         )),
-        KeyFact::NotConfigured | KeyFact::Valid { .. } => {}
+        KeyFact::NotConfigured | KeyFact::Valid(..) => {}
     }
     if let Some(name) = &facts.genesis_missing {
         problems.push((
@@ -265,10 +260,7 @@ async fn key_fact(
     };
     Ok(match identities.identity(secrets, &meta, &r.key).await? {
         None => KeyFact::Missing(r.name.clone()),
-        Some(KeyIdentity::Valid(public_key, address)) => KeyFact::Valid {
-            public_key_hex: public_key.to_hex(),
-            address: address.to_string(),
-        },
+        Some(KeyIdentity::Valid(public_key, address)) => KeyFact::Valid(public_key, address),
         Some(KeyIdentity::Invalid(why)) => KeyFact::Invalid(why),
     })
 }
@@ -484,7 +476,13 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pod_name = format!("{name}-0");
-    let (live, pod) = futures::try_join!(statefulsets.get_opt(&name), pods.get_opt(&pod_name))?;
+    // After a write the StatefulSet is read again (its status must be about what was just
+    // applied); without one, the read made at the start still stands.
+    let (live, pod) = if wrote {
+        futures::try_join!(statefulsets.get_opt(&name), pods.get_opt(&pod_name))?
+    } else {
+        (live, pods.get_opt(&pod_name).await?)
+    };
     let pod_ready = live.as_ref().is_some_and(statefulset_ready);
     let template_revision = live
         .as_ref()
@@ -500,21 +498,14 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     let decision = decide(&facts);
 
     let (enode, address) = match &facts.key {
-        KeyFact::Valid {
-            public_key_hex,
-            address,
-        } => {
-            let enode = crate::chain::key::PublicKey::parse(public_key_hex)
-                .ok()
-                .map(|pk| {
-                    enode_url(
-                        &pk,
-                        &pod_dns_name(&name, &ns),
-                        u16::try_from(node.spec.ports.p2p).unwrap_or(30303),
-                        None,
-                    )
-                });
-            (enode, Some(address.clone()))
+        KeyFact::Valid(public_key, address) => {
+            let enode = enode_url(
+                public_key,
+                &pod_dns_name(&name, &ns),
+                u16::try_from(node.spec.ports.p2p).unwrap_or(30303),
+                None,
+            );
+            (Some(enode), Some(address.to_string()))
         }
         _ => (None, None),
     };
@@ -577,10 +568,8 @@ mod tests {
     use super::*;
 
     fn valid() -> KeyFact {
-        KeyFact::Valid {
-            public_key_hex: "00".repeat(64),
-            address: format!("0x{}", "00".repeat(20)),
-        }
+        let key = crate::chain::key::NodeKey::generate();
+        KeyFact::Valid(key.public_key(), key.address())
     }
 
     #[test]
