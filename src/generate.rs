@@ -107,6 +107,10 @@ pub fn generated_files() -> Result<Vec<GeneratedFile>, GenerateError> {
             install::cluster_role_yaml(),
         ),
         file(
+            "manifests/rbac/crd-installer.yaml",
+            install::crd_installer_role_yaml(),
+        ),
+        file(
             "manifests/rbac/cluster_role_binding.yaml",
             install::cluster_role_binding_yaml(ns),
         ),

@@ -71,6 +71,54 @@ pub struct NodeLabels {
     pub node: String,
 }
 
+/// Labels of the per-replica `EthereumNode` metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EthereumLabels {
+    /// The node's namespace.
+    pub namespace: String,
+    /// The EthereumNode's name.
+    pub name: String,
+    /// The replica's pod.
+    pub pod: String,
+}
+
+/// Labels of `ethereum_node_peers`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EthereumPeerLabels {
+    /// The node's namespace.
+    pub namespace: String,
+    /// The EthereumNode's name.
+    pub name: String,
+    /// The replica's pod.
+    pub pod: String,
+    /// `execution` or `consensus`.
+    pub client: String,
+}
+
+/// Labels of `ethereum_node_reconcile_errors`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EthereumNodeLabels {
+    /// The node's namespace.
+    pub namespace: String,
+    /// The EthereumNode's name.
+    pub name: String,
+}
+
+/// One replica's figures as its clients reported them (None: not answered).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EthereumReplicaFigures {
+    /// The pod.
+    pub pod: String,
+    /// The execution client's head block number.
+    pub block_height: Option<u64>,
+    /// The consensus client's distance to the wall-clock slot.
+    pub sync_distance: Option<u64>,
+    /// Execution peers.
+    pub execution_peers: Option<u64>,
+    /// Consensus peers.
+    pub consensus_peers: Option<u64>,
+}
+
 /// What the network controller knows about a network's chain, for the gauges.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkFigures {
@@ -113,6 +161,12 @@ pub struct Metrics {
     node_lag: Family<NodeLabels, Gauge>,
     /// Per network (`namespace/name`): the nodes that have series, to drop gone ones.
     nodes_seen: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    eth_height: Family<EthereumLabels, Gauge>,
+    eth_sync_distance: Family<EthereumLabels, Gauge>,
+    eth_peers: Family<EthereumPeerLabels, Gauge>,
+    eth_errors: Family<EthereumNodeLabels, Counter>,
+    /// Per EthereumNode (`namespace/name`): the pods that have series.
+    eth_seen: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -205,8 +259,37 @@ impl Metrics {
             "Blocks a node is behind the network's head",
             node_lag.clone(),
         );
+        let eth_height = Family::<EthereumLabels, Gauge>::default();
+        registry.register(
+            "ethereum_node_block_height",
+            "An EthereumNode replica's execution head block number (eth_blockNumber)",
+            eth_height.clone(),
+        );
+        let eth_sync_distance = Family::<EthereumLabels, Gauge>::default();
+        registry.register(
+            "ethereum_node_sync_distance",
+            "Slots an EthereumNode replica's consensus client is behind the wall clock (/eth/v1/node/syncing)",
+            eth_sync_distance.clone(),
+        );
+        let eth_peers = Family::<EthereumPeerLabels, Gauge>::default();
+        registry.register(
+            "ethereum_node_peers",
+            "Peers of an EthereumNode replica's client (net_peerCount, /eth/v1/node/peer_count)",
+            eth_peers.clone(),
+        );
+        let eth_errors = Family::<EthereumNodeLabels, Counter>::default();
+        registry.register(
+            "ethereum_node_reconcile_errors",
+            "Reconciles of an EthereumNode that failed",
+            eth_errors.clone(),
+        );
         Metrics {
             registry,
+            eth_height,
+            eth_sync_distance,
+            eth_peers,
+            eth_errors,
+            eth_seen: Mutex::new(BTreeMap::new()),
             reconciles,
             reconcile_errors,
             reconcile_triggers,
@@ -347,6 +430,88 @@ impl Metrics {
                 _ => {
                     self.node_height.remove(&l);
                     self.node_lag.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// Counts a failed reconcile of an EthereumNode.
+    pub fn ethereum_reconcile_failed(&self, namespace: &str, name: &str) {
+        self.eth_errors
+            .get_or_create(&EthereumNodeLabels {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets an EthereumNode's per-replica gauges; replicas no longer reported (and
+    /// figures not answered) lose their series.
+    pub fn set_ethereum_node(
+        &self,
+        namespace: &str,
+        name: &str,
+        replicas: &[EthereumReplicaFigures],
+    ) {
+        let key = format!("{namespace}/{name}");
+        let mut gone = BTreeSet::new();
+        if let Ok(mut seen) = self.eth_seen.lock() {
+            let now: BTreeSet<String> = replicas.iter().map(|r| r.pod.clone()).collect();
+            let before = if now.is_empty() {
+                seen.remove(&key).unwrap_or_default()
+            } else {
+                seen.insert(key, now.clone()).unwrap_or_default()
+            };
+            gone = before.difference(&now).cloned().collect();
+        }
+        let labels = |pod: &str| EthereumLabels {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            pod: pod.to_string(),
+        };
+        let peer = |pod: &str, client: &str| EthereumPeerLabels {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            pod: pod.to_string(),
+            client: client.to_string(),
+        };
+        for pod in gone {
+            self.eth_height.remove(&labels(&pod));
+            self.eth_sync_distance.remove(&labels(&pod));
+            self.eth_peers.remove(&peer(&pod, "execution"));
+            self.eth_peers.remove(&peer(&pod, "consensus"));
+        }
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for r in replicas {
+            let l = labels(&r.pod);
+            match r.block_height {
+                Some(h) => {
+                    self.eth_height.get_or_create(&l).set(as_i64(h));
+                }
+                None => {
+                    self.eth_height.remove(&l);
+                }
+            }
+            match r.sync_distance {
+                Some(d) => {
+                    self.eth_sync_distance.get_or_create(&l).set(as_i64(d));
+                }
+                None => {
+                    self.eth_sync_distance.remove(&l);
+                }
+            }
+            for (client, n) in [
+                ("execution", r.execution_peers),
+                ("consensus", r.consensus_peers),
+            ] {
+                let pl = peer(&r.pod, client);
+                match n {
+                    Some(n) => {
+                        self.eth_peers.get_or_create(&pl).set(as_i64(n));
+                    }
+                    None => {
+                        self.eth_peers.remove(&pl);
+                    }
                 }
             }
         }

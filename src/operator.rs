@@ -5,10 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use besu_operator_api::{BesuNetwork, BesuNode, LABEL_NETWORK, LABEL_NODE};
+use besu_operator_api::{
+    BesuNetwork, BesuNode, EthereumNode, LABEL_ETHEREUM_NODE, LABEL_NETWORK, LABEL_NODE,
+};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -33,6 +36,14 @@ pub enum RunError {
         "the BesuNetwork and BesuNode CRDs are not installed (or not readable): {0}. Install them with `besu-operator crd | kubectl apply --server-side -f -`"
     )]
     CrdsMissing(kube::Error),
+    /// `--install-crds` could not apply a CRD.
+    #[error(
+        "cannot apply the operator's CRDs (--install-crds): {0}. Bind the ClusterRole in manifests/rbac/crd-installer.yaml to the operator's ServiceAccount, or install the CRDs yourself and drop --install-crds"
+    )]
+    CrdInstall(kube::Error),
+    /// An applied CRD did not become Established.
+    #[error("CRD {0} was applied but is not Established: {1}")]
+    CrdNotEstablished(String, String),
     /// Leader election failed or leadership was lost.
     #[error(transparent)]
     Leader(#[from] crate::leader::LeaderError),
@@ -211,6 +222,8 @@ pub struct RunOptions {
     pub metrics_target: Option<String>,
     /// The metrics served on `/metrics` (shared with [`TriggerLayer`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Apply the CRDs at start ([`install_crds`]).
+    pub install_crds: bool,
 }
 
 /// The longest one reconcile may take; then it is stopped and retried. A reconcile
@@ -237,12 +250,28 @@ async fn shutdown_overdue() {
 
 /// Runs both controllers until SIGTERM/SIGINT.
 pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
+    if opts.install_crds {
+        install_crds(&client).await?;
+    }
     // Fail fast, with a message saying what to do, when the CRDs are missing.
-    let probe: Api<BesuNetwork> = scoped(&client, opts.namespaces.first().map(String::as_str));
+    let first_ns = opts.namespaces.first().map(String::as_str);
+    let probe: Api<BesuNetwork> = scoped(&client, first_ns);
     probe
         .list(&kube::api::ListParams::default().limit(1))
         .await
         .map_err(RunError::CrdsMissing)?;
+    // The EthereumNode CRD came later: a cluster that has only the Besu CRDs still runs
+    // its networks, and is told how to add the new kind.
+    let ethereum = scoped::<EthereumNode>(&client, first_ns)
+        .list(&kube::api::ListParams::default().limit(1))
+        .await;
+    let run_ethereum = match ethereum {
+        Ok(_) => true,
+        Err(e) => {
+            warn!(error = %e, "the EthereumNode CRD is not installed (or not readable): EthereumNodes are not reconciled. Install it with `besu-operator crd | kubectl apply --server-side -f -` and restart the operator");
+            false
+        }
+    };
 
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(opts.http_addr)
@@ -322,6 +351,9 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     for scope in &scopes {
         controllers.push(network_controller(&client, scope.as_deref(), ctx.clone()).boxed());
         controllers.push(node_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+        if run_ethereum {
+            controllers.push(ethereum_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+        }
     }
     ready.store(true, Ordering::Relaxed);
     info!("controllers started");
@@ -524,6 +556,85 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .run(reconcile_node, node_error_policy, ctx)
         .for_each(|res| async move { log_failure("node", res) })
         .await;
+}
+
+async fn ethereum_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    Controller::new(
+        scoped::<EthereumNode>(client, ns),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<StatefulSet>(client, ns), managed())
+    .owns(scoped::<Service>(client, ns), managed())
+    .owns(scoped::<Ingress>(client, ns), managed())
+    // The generated JWT Secret (metadata only) is owned; a referenced one is not, and is
+    // looked at on every reconcile.
+    .watches_stream(secret_metadata(client, ns), ethereum_node_of)
+    .reconcile_all_on(resync_ticks(ctx.resync))
+    .trigger_backoff(WatchBackoff::default())
+    .shutdown_on_signal()
+    .run(reconcile_ethereum, ethereum_error_policy, ctx)
+    .for_each(|res| async move { log_failure("ethereum", res) })
+    .await;
+}
+
+fn ethereum_node_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<EthereumNode>> {
+    let node = obj.labels().get(LABEL_ETHEREUM_NODE)?;
+    Some(ObjectRef::new(node).within(&obj.namespace()?))
+}
+
+async fn reconcile_ethereum(
+    node: Arc<EthereumNode>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, controller::Error> {
+    let run = controller::ethereum::reconcile(node.clone(), ctx.clone());
+    guarded("ethereum", node.as_ref(), &ctx, run, |reason, message| {
+        let (node, ctx) = (node.clone(), ctx.clone());
+        async move { controller::ethereum::report_blocked(&node, &ctx, reason, &message).await }
+    })
+    .await
+}
+
+fn ethereum_error_policy(
+    node: Arc<EthereumNode>,
+    error: &controller::Error,
+    ctx: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    ctx.metrics
+        .ethereum_reconcile_failed(&node.namespace().unwrap_or_default(), &node.name_any());
+    error_policy(object_key("ethereum", node.as_ref()), error, &ctx)
+}
+
+/// How long [`install_crds`] waits for the API server to serve the CRDs.
+pub const CRD_ESTABLISHED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Applies every CRD of the operator (server-side apply, field manager `besu-operator`)
+/// and waits until each is Established.
+pub async fn install_crds(client: &Client) -> Result<(), RunError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in besu_operator_api::crds() {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &kube::api::PatchParams::apply(crate::render::FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await
+        .map_err(RunError::CrdInstall)?;
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(CRD_ESTABLISHED_DEADLINE, established).await {
+            Ok(Ok(_)) => info!(crd = %name, "CRD applied and Established"),
+            Ok(Err(e)) => return Err(RunError::CrdNotEstablished(name, e.to_string())),
+            Err(_) => {
+                return Err(RunError::CrdNotEstablished(
+                    name,
+                    format!("not Established within {CRD_ESTABLISHED_DEADLINE:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Logs a failed reconcile. A request for an object not (yet) in the controller's store

@@ -24,6 +24,12 @@ pub const LABEL_ORDINAL: &str = "besu.nodeops.dev/ordinal";
 /// The pinned default Besu image. 26.3.0 is the first release without Clique
 /// block production; QBFT and IBFT 2.0 are fully supported.
 pub const DEFAULT_BESU_IMAGE: &str = "hyperledger/besu:26.3.0";
+/// The pinned default Geth image (EthereumNode's default execution client).
+pub const DEFAULT_GETH_IMAGE: &str = "docker.io/ethereum/client-go:v1.17.10";
+/// The pinned default Prysm beacon node image (EthereumNode's default consensus client).
+pub const DEFAULT_PRYSM_BEACON_IMAGE: &str = "gcr.io/offchainlabs/prysm/beacon-chain:v7.1.2";
+/// The pinned default Prysm validator client image.
+pub const DEFAULT_PRYSM_VALIDATOR_IMAGE: &str = "gcr.io/offchainlabs/prysm/validator:v7.1.2";
 /// The pinned default Prometheus image.
 pub const DEFAULT_PROMETHEUS_IMAGE: &str = "prom/prometheus:v3.5.0";
 /// The pinned default Grafana image.

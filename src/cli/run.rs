@@ -68,6 +68,12 @@ pub struct RunArgs {
         default_value_t = 2
     )]
     pub leader_elect_retry_seconds: u64,
+    /// Apply the operator's CRDs (server-side apply) at start and wait until they are
+    /// Established. Off by default: CRDs are cluster-wide and usually installed by
+    /// whoever installs the operator; turning this on needs the ClusterRole in
+    /// manifests/rbac/crd-installer.yaml bound to the operator's ServiceAccount.
+    #[arg(long, env = "BESU_OPERATOR_INSTALL_CRDS", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
+    pub install_crds: bool,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -144,6 +150,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                             .map(|ns| format!("besu-operator-metrics.{ns}.svc:8080"))
                     }),
                 metrics,
+                install_crds: args.install_crds,
             },
         )
         .await?;

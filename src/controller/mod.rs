@@ -5,6 +5,7 @@
 //! StatefulSet and Services.
 
 pub mod day2;
+pub mod ethereum;
 pub mod key_identity;
 pub mod monitoring;
 pub mod network;
@@ -156,6 +157,11 @@ pub struct Context {
     /// The public identities of key Secrets the operator did not annotate itself, so that
     /// each is read in full once per version (key_identity).
     pub key_identities: key_identity::IdentityCache,
+    /// Talks to EthereumNodes' execution clients: one attempt, short timeout (a status
+    /// read, never an action).
+    pub eth_rpc: crate::rpc::RpcClient,
+    /// Talks to EthereumNodes' beacon APIs.
+    pub beacon: crate::rpc::beacon::BeaconClient,
 }
 
 impl Context {
@@ -196,6 +202,8 @@ impl Context {
             failures: std::sync::Mutex::new(std::collections::HashMap::new()),
             heals: std::sync::Mutex::new(std::collections::HashMap::new()),
             key_identities: key_identity::IdentityCache::default(),
+            eth_rpc: crate::rpc::RpcClient::new(Duration::from_secs(2), 1),
+            beacon: crate::rpc::beacon::BeaconClient::new(Duration::from_secs(2)),
         })
     }
 

@@ -19,7 +19,7 @@ pub const MIN_KUBE_VERSION: &str = "1.30.0";
 
 /// The samples that become `alm-examples`, in this order (embedded at build time, so
 /// that a changed sample is a drift `tests/generated.rs` reports).
-pub const SAMPLES: [(&str, &str); 3] = [
+pub const SAMPLES: [(&str, &str); 6] = [
     (
         "qbft-network.yaml",
         include_str!("../../samples/qbft-network.yaml"),
@@ -31,6 +31,18 @@ pub const SAMPLES: [(&str, &str); 3] = [
     (
         "member-node.yaml",
         include_str!("../../samples/member-node.yaml"),
+    ),
+    (
+        "ethereumnode-sepolia-full.yaml",
+        include_str!("../../samples/ethereumnode-sepolia-full.yaml"),
+    ),
+    (
+        "ethereumnode-validator.yaml",
+        include_str!("../../samples/ethereumnode-validator.yaml"),
+    ),
+    (
+        "ethereumnode-custom-network.yaml",
+        include_str!("../../samples/ethereumnode-custom-network.yaml"),
     ),
 ];
 
@@ -276,6 +288,33 @@ fn owned_crds() -> Value {
                 ],
                 "specDescriptors": node_spec,
                 "statusDescriptors": node_status,
+            },
+            {
+                "name": "ethereumnodes.ethereum.nodeops.dev",
+                "version": "v1alpha1",
+                "kind": "EthereumNode",
+                "displayName": "Ethereum Node",
+                "description": "An Ethereum node on a public or custom proof-of-stake network: execution and consensus clients in one pod sharing a JWT, checkpoint sync, storage, Services and an optional validator client.",
+                "resources": [
+                    {"kind": "StatefulSet", "name": "", "version": "apps/v1"},
+                    {"kind": "Service", "name": "", "version": "v1"},
+                    {"kind": "Secret", "name": "", "version": "v1"},
+                    {"kind": "Ingress", "name": "", "version": "networking.k8s.io/v1"},
+                    {"kind": "Event", "name": "", "version": "events.k8s.io/v1"},
+                ],
+                "specDescriptors": [
+                    descriptor("network", "Network", "mainnet, sepolia, hoodi, holesky (deprecated) or custom. Immutable.", &[TEXT]),
+                    descriptor("nodeType", "Node type", "full, archive, validator or gateway.", &[TEXT]),
+                    descriptor("replicas", "Replicas", "Pods; 0 stops the node (volumes kept). Validators: at most 1.", &[POD_COUNT]),
+                    descriptor("execution.client", "Execution client", "geth (default) or besu. Immutable.", &[TEXT]),
+                    descriptor("consensus.client", "Consensus client", "prysm (default), teku or lighthouse. Immutable.", &[TEXT]),
+                    descriptor("consensus.checkpointSyncUrl", "Checkpoint sync URL", "Beacon API to start from; a default per public network.", &[TEXT]),
+                ],
+                "statusDescriptors": [
+                    descriptor("phase", "Phase", "Pending, Configuring, Syncing, Running, Stopped or Error.", &[PHASE]),
+                    descriptor("conditions", "Conditions", "Ready, Synced and Error.", &[CONDITIONS]),
+                    descriptor("executionHead", "Head", "The execution head block number.", &[TEXT]),
+                ],
             }
         ]
     })
@@ -492,7 +531,7 @@ pub fn bundle_files() -> Result<Vec<GeneratedFile>, GenerateError> {
             source,
         })?;
         files.push(GeneratedFile {
-            path: format!("bundle/manifests/{GROUP}_{plural}.yaml"),
+            path: format!("bundle/manifests/{}_{plural}.yaml", crd.spec.group),
             contents: format!("{HEADER}{yaml}"),
         });
     }

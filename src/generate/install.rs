@@ -171,6 +171,19 @@ pub fn cluster_role_yaml() -> String {
     role_yaml("ClusterRole", NAME, None, &rules_yaml(&rbac_rules(), 0))
 }
 
+/// The ClusterRole `besu-operator run --install-crds` needs; not bound by the manifests.
+pub fn crd_installer_role_yaml() -> String {
+    format!(
+        "# Bind this ClusterRole to the operator's ServiceAccount only to run it with --install-crds:\n#   kubectl create clusterrolebinding besu-operator-crd-installer --clusterrole=besu-operator-crd-installer --serviceaccount=besu-operator-system:besu-operator\n{}",
+        role_yaml(
+            "ClusterRole",
+            "besu-operator-crd-installer",
+            None,
+            &rules_yaml(&super::rbac::crd_installer_rules(), 0),
+        )
+    )
+}
+
 /// Binds the ClusterRole to the ServiceAccount.
 pub fn cluster_role_binding_yaml(namespace: &str) -> String {
     binding_yaml("ClusterRoleBinding", "ClusterRole", NAME, None, namespace)

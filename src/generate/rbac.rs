@@ -50,6 +50,24 @@ pub fn rbac_rules() -> Vec<Rule> {
             used_by: "node status by server-side apply (controller::status::write_status_if_changed)",
         },
         Rule {
+            api_group: "ethereum.nodeops.dev",
+            resource: "ethereumnodes",
+            verbs: &["get", "list", "watch"],
+            used_by: "EthereumNode controller watch (operator::ethereum_controller); startup CRD probe (operator::run); get before reporting a blocked reconcile (ethereum::report_blocked)",
+        },
+        Rule {
+            api_group: "ethereum.nodeops.dev",
+            resource: "ethereumnodes/status",
+            verbs: &["patch"],
+            used_by: "EthereumNode status by server-side apply (controller::status::write_status_if_changed)",
+        },
+        Rule {
+            api_group: "networking.k8s.io",
+            resource: "ingresses",
+            verbs: &["get", "list", "watch", "create", "patch", "delete"],
+            used_by: "a gateway EthereumNode's Ingress: apply (get + server-side apply), owned (watch), deleted when spec.ingress is removed (controller::ethereum)",
+        },
+        Rule {
             api_group: "",
             resource: "secrets",
             verbs: &["get", "list", "watch", "create", "delete"],
@@ -64,8 +82,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "",
             resource: "services",
-            verbs: &["get", "list", "watch", "create", "patch"],
-            used_by: "node Services: apply_if_changed (get + server-side apply); node controller owns (watch)",
+            verbs: &["get", "list", "watch", "create", "patch", "delete"],
+            used_by: "node and EthereumNode Services: apply_if_changed (get + server-side apply); node and EthereumNode controllers own them (watch); delete of an EthereumNode's P2P Service when spec.p2pService is removed",
         },
         Rule {
             api_group: "apps",
@@ -142,6 +160,17 @@ pub fn rbac_rules() -> Vec<Rule> {
     ]
 }
 
+/// Rules for `besu-operator run --install-crds` (a ClusterRole that is generated but not
+/// bound: bind it to the operator's ServiceAccount to turn the flag on).
+pub fn crd_installer_rules() -> Vec<Rule> {
+    vec![Rule {
+        api_group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        verbs: &["get", "list", "watch", "create", "patch"],
+        used_by: "--install-crds: server-side apply of each CRD (operator::install_crds), then watch until Established",
+    }]
+}
+
 /// Rules for leader election, in the operator's own namespace only (a Role).
 pub fn leader_election_rules() -> Vec<Rule> {
     vec![Rule {
@@ -193,6 +222,7 @@ mod tests {
         let all: Vec<Rule> = rbac_rules()
             .into_iter()
             .chain(leader_election_rules())
+            .chain(crd_installer_rules())
             .collect();
         let mut seen = std::collections::BTreeSet::new();
         for r in &all {

@@ -4,6 +4,7 @@
 //! `besu-operator render` prints is what the operator applies.
 
 pub mod all;
+pub mod ethereum;
 pub mod monitoring;
 pub mod network;
 pub mod node;

@@ -4,6 +4,8 @@
 //! Every call has a timeout and a bounded number of retries on transport errors, and
 //! every error names the node and the method.
 
+pub mod beacon;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,0 +1,858 @@
+//! The `EthereumNode` controller: observe (prerequisites, children, pods, the clients'
+//! own APIs) → decide the status ([`decide`], pure and table-tested) → apply the
+//! children → write the status only when it changed.
+//!
+//! - The JWT: a node without `jwtSecretRef` gets `<name>-jwt`, 32 bytes from the OS
+//!   CSPRNG, created once (`create` never overwrites), immutable, owned by the node. The
+//!   operator never reads a JWT back: Secrets are read as metadata only. The pods roll
+//!   when the JWT Secret's version changes, so both clients always start with the same
+//!   JWT.
+//! - Drift: a child is applied when its applied-hash differs from the desired one, or when
+//!   the live object no longer holds every field the operator sets (someone edited or
+//!   deleted it); with nothing changed there are no writes.
+//! - Status from the clients: execution `eth_blockNumber`, `eth_syncing`,
+//!   `net_peerCount`; consensus `/eth/v1/node/syncing` (with `el_offline`),
+//!   `/eth/v1/node/peer_count`, finality checkpoints. A consensus client that reports its
+//!   execution client offline while that client serves JSON-RPC is an Engine API the
+//!   JWT does not open: phase `Error`, naming the Secret.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use besu_operator_api::{
+    CUSTOM_BOOTNODES_KEY, CUSTOM_BOOTSTRAP_NODES_KEY, CUSTOM_CONFIG_KEY, CUSTOM_GENESIS_KEY,
+    CUSTOM_GENESIS_STATE_KEY, EthereumNetwork, EthereumNode, EthereumNodePhase, EthereumNodeStatus,
+    LABEL_ETHEREUM_NODE, P2pServiceType,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, instrument};
+
+use super::status::{DesiredCondition, merge_conditions, write_status_if_changed};
+use super::{APPLIED_HASH_ANNOTATION, Context, Error, applied_hash, create_once};
+use crate::render::ethereum::{
+    self as r, BEACON_HTTP_PORT, EXECUTION_HTTP_PORT, Facts, desired_jwt_secret,
+    generated_jwt_secret_name, jwt_secret,
+};
+
+/// The pod-template annotation carrying the JWT Secret's resourceVersion: a changed JWT
+/// restarts both clients together.
+pub const JWT_VERSION_ANNOTATION: &str = "ethereum.nodeops.dev/jwt-version";
+
+/// What one replica's clients said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaView {
+    /// The pod.
+    pub pod: String,
+    /// The pod's Ready condition.
+    pub ready: bool,
+    /// A container waiting for a reason a person must look at (`CrashLoopBackOff`,
+    /// `ImagePullBackOff`, `CreateContainerConfigError`, ...): (container, reason, message).
+    pub stuck: Option<(String, String, String)>,
+    /// `eth_blockNumber`, when the execution client answered.
+    pub execution_head: Option<u64>,
+    /// `eth_syncing` said syncing.
+    pub execution_syncing: Option<bool>,
+    /// `net_peerCount`.
+    pub execution_peers: Option<u64>,
+    /// `/eth/v1/node/syncing`.
+    pub consensus: Option<crate::rpc::beacon::BeaconSync>,
+    /// `/eth/v1/node/peer_count`.
+    pub consensus_peers: Option<u64>,
+    /// The finalized epoch.
+    pub finalized_epoch: Option<u64>,
+}
+
+/// What blocks the node before its pods can run: (reason, message).
+pub type Blocker = (&'static str, String);
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Desired replicas.
+    pub replicas: i32,
+    /// A missing prerequisite.
+    pub blocker: Option<Blocker>,
+    /// Waiting for something that comes on its own (a load balancer's address).
+    pub waiting: Option<String>,
+    /// Pods that exist.
+    pub pods: Vec<ReplicaView>,
+    /// The JWT Secret and key, for messages.
+    pub jwt: (String, String),
+    /// Whether the network is Holesky (deprecated upstream).
+    pub deprecated_network: bool,
+}
+
+/// The phase and conditions a node's status shows.
+pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
+    use EthereumNodePhase::*;
+    let ready = o.pods.iter().filter(|p| p.ready).count();
+    let all_ready = o.replicas > 0 && ready == usize::try_from(o.replicas).unwrap_or(0);
+    let synced = |p: &ReplicaView| {
+        p.execution_syncing == Some(false) && p.consensus.is_some_and(|c| !c.is_syncing)
+    };
+    let serving = |p: &ReplicaView| p.execution_head.is_some() || p.consensus.is_some();
+    let all_synced = !o.pods.is_empty() && o.pods.iter().all(synced);
+    let (jwt_name, jwt_key) = &o.jwt;
+    let engine_refused = o.pods.iter().find(|p| {
+        p.consensus.is_some_and(|c| c.el_offline == Some(true)) && p.execution_head.is_some()
+    });
+
+    let error: Option<(String, String)> = if let Some((reason, message)) = &o.blocker {
+        Some((reason.to_string(), message.clone()))
+    } else if let Some(p) = engine_refused {
+        Some((
+            "EngineApiRefused".to_string(),
+            format!(
+                "{}: the consensus client reports its execution client offline while that client serves JSON-RPC: the Engine API refuses the JWT. Both containers must read the same JWT from Secret {jwt_name} (key {jwt_key}); if the Secret was changed, the pods restart with it, otherwise check the clients' logs (kubectl logs {} -c execution)",
+                p.pod, p.pod
+            ),
+        ))
+    } else if o.replicas > 0 {
+        o.pods.iter().find_map(|p| {
+            p.stuck.as_ref().map(|(c, reason, message)| {
+                (
+                    "ContainerFailing".to_string(),
+                    format!("{}: container {c} is {reason}: {message}", p.pod),
+                )
+            })
+        })
+    } else {
+        None
+    };
+
+    let phase = if error.is_some() {
+        Error
+    } else if o.replicas == 0 {
+        Stopped
+    } else if o.pods.is_empty() || o.waiting.is_some() && !o.pods.iter().any(serving) {
+        if o.pods.is_empty() && o.waiting.is_none() {
+            Pending
+        } else {
+            Configuring
+        }
+    } else if all_ready && all_synced {
+        Running
+    } else if o.pods.iter().any(serving) {
+        Syncing
+    } else {
+        Configuring
+    };
+
+    let mut conditions = vec![
+        DesiredCondition::new(
+            "Ready",
+            all_ready,
+            if all_ready {
+                "AllReplicasReady"
+            } else {
+                "ReplicasNotReady"
+            },
+            format!("{ready} of {} replicas Ready", o.replicas),
+        ),
+        DesiredCondition::new(
+            "Synced",
+            all_synced && o.replicas > 0,
+            if all_synced { "Synced" } else { "NotSynced" },
+            if all_synced {
+                "every replica's execution and consensus clients are synced".to_string()
+            } else if let Some(w) = &o.waiting {
+                w.clone()
+            } else {
+                "not every replica's clients report synced yet".to_string()
+            },
+        ),
+    ];
+    match &error {
+        Some((reason, message)) => conditions.push(DesiredCondition::new(
+            "Error",
+            true,
+            reason.clone(),
+            message.clone(),
+        )),
+        None => conditions.push(DesiredCondition::new("Error", false, "NoError", "")),
+    }
+    if o.deprecated_network {
+        conditions.push(DesiredCondition::new(
+            "Deprecated",
+            true,
+            "HoleskyDeprecated",
+            "Holesky is deprecated upstream and being shut down; run new nodes on hoodi",
+        ));
+    }
+    (phase, conditions)
+}
+
+/// Whether every field set in `desired` has the same value in `live` (arrays
+/// element-wise, same length): the live object still holds what the operator applied.
+pub fn holds(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, dv)| dv.is_null() || l.get(k).is_some_and(|lv| holds(dv, lv))),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| holds(a, b))
+        }
+        (d, l) => d == l,
+    }
+}
+
+/// Applies `desired` when its applied-hash differs from the live one's, or the live
+/// object no longer holds it (an edit by someone else), or it is gone. Returns whether a
+/// write was made.
+async fn apply_repairing<K>(api: &Api<K>, desired: K) -> Result<bool, Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let live = api.get_opt(&desired.name_any()).await?;
+    let hash = applied_hash(&desired)?;
+    if let Some(l) = &live {
+        let same_hash = l.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
+        let mut want = serde_json::to_value(&desired)?;
+        if let Some(m) = want.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("annotations");
+        }
+        if same_hash && holds(&want, &serde_json::to_value(l)?) {
+            return Ok(false);
+        }
+        if same_hash {
+            info!(kind = K::kind(&()).as_ref(), name = %desired.name_any(), "repairing drift");
+        }
+    }
+    super::apply_over(api, desired, hash, None).await
+}
+
+/// Deletes the named child if the node owns it (a P2P Service or Ingress no longer
+/// wanted).
+async fn delete_owned<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if let Some(live) = api.get_opt(name).await?
+        && live.owner_references().iter().any(|o| o.uid == owner_uid)
+    {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn lines(text: Option<&String>) -> Vec<String> {
+    text.map(|t| {
+        t.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// A custom network's ConfigMap, checked: (bootnodes, bootstrap nodes, checksum of the
+/// files the clients read), or what is wrong with it.
+pub fn custom_network_facts(
+    name: &str,
+    cm: Option<&ConfigMap>,
+) -> Result<(Vec<String>, Vec<String>, String), String> {
+    let Some(cm) = cm else {
+        return Err(format!(
+            "ConfigMap {name} (customNetwork.configMapName) does not exist: create it with {CUSTOM_GENESIS_KEY}, {CUSTOM_CONFIG_KEY} and {CUSTOM_GENESIS_STATE_KEY} (binaryData), for example kubectl create configmap {name} --from-file=genesis.json --from-file=config.yaml --from-file=genesis.ssz"
+        ));
+    };
+    let data = cm.data.clone().unwrap_or_default();
+    let binary = cm.binary_data.clone().unwrap_or_default();
+    let missing: Vec<&str> = [
+        CUSTOM_GENESIS_KEY,
+        CUSTOM_CONFIG_KEY,
+        CUSTOM_GENESIS_STATE_KEY,
+    ]
+    .into_iter()
+    .filter(|k| !data.contains_key(*k) && !binary.contains_key(*k))
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "ConfigMap {name} lacks {}: a custom network needs the execution genesis ({CUSTOM_GENESIS_KEY}), the consensus config ({CUSTOM_CONFIG_KEY}) and the genesis state ({CUSTOM_GENESIS_STATE_KEY})",
+            missing.join(", ")
+        ));
+    }
+    let mut files = String::new();
+    for k in [
+        CUSTOM_GENESIS_KEY,
+        CUSTOM_CONFIG_KEY,
+        CUSTOM_GENESIS_STATE_KEY,
+    ] {
+        files.push_str(k);
+        match (data.get(k), binary.get(k)) {
+            (Some(t), _) => files.push_str(t),
+            (None, Some(b)) => files.push_str(&hex::encode(&b.0)),
+            (None, None) => {}
+        }
+    }
+    Ok((
+        lines(data.get(CUSTOM_BOOTNODES_KEY)),
+        lines(data.get(CUSTOM_BOOTSTRAP_NODES_KEY)),
+        crate::render::sha256_hex(&files),
+    ))
+}
+
+fn pod_view(pod: &Pod) -> ReplicaView {
+    let status = pod.status.clone().unwrap_or_default();
+    let stuck = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .find_map(|c| {
+            let w = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = w.reason.clone()?;
+            matches!(
+                reason.as_str(),
+                "CrashLoopBackOff"
+                    | "ImagePullBackOff"
+                    | "ErrImagePull"
+                    | "CreateContainerConfigError"
+                    | "CreateContainerError"
+                    | "InvalidImageName"
+            )
+            .then(|| {
+                (
+                    c.name.clone(),
+                    reason,
+                    w.message.clone().unwrap_or_default(),
+                )
+            })
+        });
+    ReplicaView {
+        pod: pod.name_any(),
+        ready: super::pod_ready_condition(pod).is_some_and(|c| c.status == "True"),
+        stuck,
+        ..ReplicaView::default()
+    }
+}
+
+/// Reads one replica's clients (each call on its own; a silent client is `None`).
+async fn read_clients(ctx: &Context, mut view: ReplicaView, ip: Option<String>) -> ReplicaView {
+    let Some(ip) = ip else {
+        return view;
+    };
+    let ep = crate::rpc::Endpoint::new(&view.pod, &ip, EXECUTION_HTTP_PORT);
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.clone()
+    };
+    let base = format!("http://{host}:{BEACON_HTTP_PORT}");
+    let rpc = &ctx.eth_rpc;
+    let beacon = &ctx.beacon;
+    let (head, syncing, peers, cons, cpeers, fin) = tokio::join!(
+        rpc.block_number(&ep),
+        rpc.call(&ep, "eth_syncing", serde_json::json!([])),
+        rpc.peer_count(&ep),
+        beacon.syncing(&base),
+        beacon.peer_count(&base),
+        beacon.finalized_epoch(&base),
+    );
+    view.execution_head = head.ok();
+    view.execution_syncing = syncing.ok().map(|v| v != serde_json::Value::Bool(false));
+    view.execution_peers = peers.ok();
+    view.consensus = cons.ok();
+    view.consensus_peers = cpeers.ok();
+    view.finalized_epoch = fin.ok();
+    view
+}
+
+/// Reports a reconcile that failed in a way only a person can fix (the API server
+/// refused an object made from the spec, a permission is missing): phase `Error` with the
+/// reason, and a Warning Event the first time.
+pub async fn report_blocked(
+    node: &EthereumNode,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let api: Api<EthereumNode> =
+        Api::namespaced(ctx.client.clone(), &node.namespace().unwrap_or_default());
+    let Some(live) = api.get_opt(&node.name_any()).await? else {
+        return Ok(());
+    };
+    let previous = live.status.clone().unwrap_or_default();
+    let news = !previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Error" && c.status == "True" && c.message == message);
+    let mut conditions = merge_conditions(
+        &previous.conditions,
+        &[DesiredCondition::new("Error", true, reason, message)],
+        live.metadata.generation,
+        Timestamp::now(),
+    );
+    conditions.extend(
+        previous
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != "Error")
+            .cloned(),
+    );
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    let status = EthereumNodeStatus {
+        phase: EthereumNodePhase::Error,
+        conditions,
+        ..previous
+    };
+    write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?;
+    if news {
+        ctx.event(&live, EventType::Warning, reason, message.to_string())
+            .await;
+    }
+    Ok(())
+}
+
+/// Reconciles one `EthereumNode`.
+#[instrument(skip_all, fields(ethereum_node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
+pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = node.namespace().unwrap_or_default();
+    let name = node.name_any();
+    let uid = node.uid().unwrap_or_default();
+    let client = ctx.client.clone();
+    let nodes: Api<EthereumNode> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let spec = &node.spec;
+
+    // --- prerequisites ---
+    let (jwt_name, jwt_key) = jwt_secret(&node);
+    let mut blocker: Option<Blocker> = None;
+    let jwt_meta = match spec.jwt_secret_ref {
+        Some(_) => secrets.get_metadata_opt(&jwt_name).await?,
+        None => match secrets.get_metadata_opt(&jwt_name).await? {
+            Some(m) => Some(m),
+            None => {
+                let secret = {
+                    use rand_core::RngCore;
+                    let mut bytes = [0u8; 32];
+                    rand_core::OsRng.fill_bytes(&mut bytes);
+                    desired_jwt_secret(&node, hex::encode(bytes))?
+                };
+                let (created, new) = create_once(&secrets, &secret).await?;
+                drop(secret);
+                if new {
+                    ctx.event(
+                        node.as_ref(),
+                        EventType::Normal,
+                        "JwtGenerated",
+                        format!(
+                            "generated the Engine API JWT into Secret {} (immutable, never regenerated)",
+                            generated_jwt_secret_name(&name)
+                        ),
+                    )
+                    .await;
+                }
+                secrets.get_metadata_opt(&created.name_any()).await?
+            }
+        },
+    };
+    if jwt_meta.is_none() {
+        blocker = Some((
+            "JwtSecretMissing",
+            format!(
+                "Secret {jwt_name} (jwtSecretRef) does not exist: create it with the key {jwt_key} holding 64 hex digits, for example kubectl create secret generic {jwt_name} --from-literal={jwt_key}=$(openssl rand -hex 32)"
+            ),
+        ));
+    }
+
+    let mut facts = Facts::default();
+    if let (EthereumNetwork::Custom, Some(c)) = (spec.network, &spec.custom_network) {
+        let cm = config_maps.get_opt(&c.config_map_name).await?;
+        match custom_network_facts(&c.config_map_name, cm.as_ref()) {
+            Ok((bootnodes, bootstrap, checksum)) => {
+                facts.bootnodes = bootnodes;
+                facts.bootstrap_nodes = bootstrap;
+                facts.network_version = Some(checksum);
+            }
+            Err(message) => {
+                blocker.get_or_insert(("NetworkConfigInvalid", message));
+            }
+        }
+    }
+    if let Some(v) = &spec.validator
+        && secrets
+            .get_metadata_opt(&v.keystore_secret_name)
+            .await?
+            .is_none()
+    {
+        blocker.get_or_insert((
+            "KeystoreSecretMissing",
+            format!(
+                "Secret {} (validator.keystoreSecretName) does not exist: create it with the EIP-2335 keystores (keys keystore-*.json) and their password (key password)",
+                v.keystore_secret_name
+            ),
+        ));
+    }
+
+    // --- children ---
+    let mut waiting = None;
+    r::desired_headless_service(&node)
+        .map(|s| apply_repairing(&services, s))?
+        .await?;
+    r::desired_rpc_service(&node)
+        .map(|s| apply_repairing(&services, s))?
+        .await?;
+    match r::desired_p2p_service(&node)? {
+        Some(svc) => {
+            let lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+            apply_repairing(&services, svc).await?;
+            if lb {
+                let live = services.get_opt(&r::p2p_service_name(&name)).await?;
+                facts.advertised_ip = live
+                    .and_then(|s| s.status)
+                    .and_then(|s| s.load_balancer)
+                    .and_then(|lb| lb.ingress)
+                    .and_then(|i| i.into_iter().find_map(|i| i.ip.or(i.hostname)));
+                if facts.advertised_ip.is_none() {
+                    waiting = Some(format!(
+                        "waiting for Service {}'s load balancer address, which the clients advertise to peers",
+                        r::p2p_service_name(&name)
+                    ));
+                }
+            }
+        }
+        None => delete_owned(&services, &r::p2p_service_name(&name), &uid).await?,
+    }
+    match r::desired_ingress(&node)? {
+        Some(i) => {
+            apply_repairing(&ingresses, i).await?;
+        }
+        None => delete_owned(&ingresses, &name, &uid).await?,
+    }
+    let lb_pending = waiting.is_some()
+        && spec.p2p_service.as_ref().map(|p| p.service_type) == Some(P2pServiceType::LoadBalancer);
+    if blocker.is_none() && !lb_pending {
+        let mut sts = r::desired_statefulset(&node, &facts)?;
+        if let (Some(meta), Some(rv)) = (
+            sts.spec.template.metadata.as_mut(),
+            jwt_meta
+                .as_ref()
+                .and_then(|m| m.metadata.resource_version.clone()),
+        ) {
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
+        }
+        if apply_repairing(&sets, sts).await? {
+            info!("applied the StatefulSet");
+        }
+    }
+
+    // --- observe the pods and their clients ---
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_ETHEREUM_NODE}={name}")))
+        .await?;
+    let views = futures::future::join_all(listed.items.iter().map(|p| {
+        let view = pod_view(p);
+        let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let ip = p
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|_| running);
+        read_clients(&ctx, view, ip)
+    }))
+    .await;
+
+    let observed = Observed {
+        replicas: spec.replicas,
+        blocker,
+        waiting,
+        pods: views,
+        jwt: (jwt_name.clone(), jwt_key),
+        deprecated_network: spec.network == EthereumNetwork::Holesky,
+    };
+    let (phase, desired) = decide(&observed);
+    ctx.metrics.set_ethereum_node(
+        &ns,
+        &name,
+        &observed
+            .pods
+            .iter()
+            .map(|p| crate::metrics::EthereumReplicaFigures {
+                pod: p.pod.clone(),
+                block_height: p.execution_head,
+                sync_distance: p.consensus.map(|c| c.sync_distance),
+                execution_peers: p.execution_peers,
+                consensus_peers: p.consensus_peers,
+            })
+            .collect::<Vec<_>>(),
+    );
+
+    // --- status ---
+    let previous = node.status.clone().unwrap_or_default();
+    let conditions = merge_conditions(
+        &previous.conditions,
+        &desired,
+        node.metadata.generation,
+        Timestamp::now(),
+    );
+    let first = observed.pods.iter().min_by(|a, b| a.pod.cmp(&b.pod));
+    let images = [
+        Some(r::execution_image(&node)),
+        Some(r::consensus_image(&node)),
+        r::validator_image(&node),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(",");
+    let status = EthereumNodeStatus {
+        phase,
+        observed_generation: node.metadata.generation,
+        conditions,
+        ready_replicas: i32::try_from(observed.pods.iter().filter(|p| p.ready).count())
+            .unwrap_or(i32::MAX),
+        execution_head: observed.pods.iter().filter_map(|p| p.execution_head).max(),
+        consensus_head_slot: observed
+            .pods
+            .iter()
+            .filter_map(|p| p.consensus.map(|c| c.head_slot))
+            .max(),
+        finalized_epoch: observed.pods.iter().filter_map(|p| p.finalized_epoch).max(),
+        peers: first.and_then(|p| match (p.execution_peers, p.consensus_peers) {
+            (None, None) => None,
+            (e, c) => Some(format!(
+                "{}/{}",
+                e.map_or("-".to_string(), |n| n.to_string()),
+                c.map_or("-".to_string(), |n| n.to_string())
+            )),
+        }),
+        jwt_secret: Some(format!("{jwt_name}/{}", observed.jwt.1)),
+        images: Some(images),
+    };
+    let news: Vec<_> = super::status::transitions(&previous.conditions, &status.conditions)
+        .into_iter()
+        .filter(|c| c.type_ == "Error" && c.status == "True")
+        .cloned()
+        .collect();
+    write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
+    for c in news {
+        ctx.event(node.as_ref(), EventType::Warning, &c.reason, c.message)
+            .await;
+    }
+    if previous.phase != status.phase {
+        info!(from = ?previous.phase, to = ?status.phase, "phase");
+    }
+
+    // Fast-changing figures (heads, peers) live in the status and metrics: read them
+    // again at the chain poll while the node runs.
+    Ok(if spec.replicas == 0 {
+        Action::requeue(ctx.resync)
+    } else {
+        Action::requeue(ctx.chain_poll.max(Duration::from_secs(5)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::beacon::BeaconSync;
+    use EthereumNodePhase::*;
+
+    fn synced(pod: &str) -> ReplicaView {
+        ReplicaView {
+            pod: pod.to_string(),
+            ready: true,
+            execution_head: Some(100),
+            execution_syncing: Some(false),
+            execution_peers: Some(3),
+            consensus: Some(BeaconSync {
+                head_slot: 200,
+                sync_distance: 0,
+                is_syncing: false,
+                el_offline: Some(false),
+            }),
+            consensus_peers: Some(5),
+            finalized_epoch: Some(4),
+            stuck: None,
+        }
+    }
+
+    fn observed(replicas: i32, pods: Vec<ReplicaView>) -> Observed {
+        Observed {
+            replicas,
+            pods,
+            jwt: ("eth-jwt".to_string(), "jwt.hex".to_string()),
+            ..Observed::default()
+        }
+    }
+
+    fn condition<'a>(c: &'a [DesiredCondition], t: &str) -> &'a DesiredCondition {
+        c.iter().find(|c| c.type_ == t).expect("condition")
+    }
+
+    #[test]
+    fn phases_follow_the_pods_and_the_clients() {
+        let mut syncing = synced("eth-0");
+        syncing.ready = false;
+        syncing.execution_syncing = Some(true);
+        let mut silent = synced("eth-0");
+        silent.ready = false;
+        silent.execution_head = None;
+        silent.execution_syncing = None;
+        silent.consensus = None;
+        let mut lb = observed(1, vec![]);
+        lb.waiting = Some("waiting for the load balancer".to_string());
+        let cases: Vec<(&str, Observed, EthereumNodePhase)> = vec![
+            ("no pods yet", observed(1, vec![]), Pending),
+            ("load balancer pending", lb, Configuring),
+            (
+                "pod up, clients silent",
+                observed(1, vec![silent]),
+                Configuring,
+            ),
+            (
+                "clients syncing",
+                observed(1, vec![syncing.clone()]),
+                Syncing,
+            ),
+            (
+                "one of two syncing",
+                observed(2, vec![synced("eth-0"), syncing]),
+                Syncing,
+            ),
+            (
+                "synced and ready",
+                observed(1, vec![synced("eth-0")]),
+                Running,
+            ),
+            ("replicas 0", observed(0, vec![]), Stopped),
+            (
+                "replicas 0, pod terminating",
+                observed(0, vec![synced("eth-0")]),
+                Stopped,
+            ),
+        ];
+        for (what, o, want) in cases {
+            assert_eq!(decide(&o).0, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn an_engine_api_that_refuses_the_jwt_is_an_error_naming_the_secret() {
+        let mut p = synced("eth-0");
+        p.consensus = Some(BeaconSync {
+            el_offline: Some(true),
+            is_syncing: true,
+            ..BeaconSync::default()
+        });
+        let (phase, c) = decide(&observed(1, vec![p.clone()]));
+        assert_eq!(phase, Error);
+        let e = condition(&c, "Error");
+        assert!(e.status && e.reason == "EngineApiRefused", "{e:?}");
+        assert!(
+            e.message.contains("Secret eth-jwt (key jwt.hex)"),
+            "{}",
+            e.message
+        );
+        // The execution client silent too: not the JWT, just not up yet.
+        p.execution_head = None;
+        assert_eq!(decide(&observed(1, vec![p])).0, Syncing);
+    }
+
+    #[test]
+    fn missing_prerequisites_and_stuck_containers_are_errors_with_what_to_do() {
+        let mut o = observed(1, vec![]);
+        o.blocker = Some((
+            "JwtSecretMissing",
+            "Secret x does not exist: create it".to_string(),
+        ));
+        let (phase, c) = decide(&o);
+        assert_eq!(phase, Error);
+        assert_eq!(condition(&c, "Error").reason, "JwtSecretMissing");
+        let mut p = synced("eth-0");
+        p.ready = false;
+        p.stuck = Some((
+            "consensus".into(),
+            "CrashLoopBackOff".into(),
+            "back-off".into(),
+        ));
+        let (phase, c) = decide(&observed(1, vec![p]));
+        assert_eq!(phase, Error);
+        assert!(
+            condition(&c, "Error")
+                .message
+                .contains("container consensus is CrashLoopBackOff")
+        );
+        let (phase, c) = decide(&observed(1, vec![synced("eth-0")]));
+        assert_eq!(phase, Running);
+        assert!(!condition(&c, "Error").status);
+        assert!(condition(&c, "Ready").status && condition(&c, "Synced").status);
+    }
+
+    #[test]
+    fn holesky_says_it_is_deprecated() {
+        let mut o = observed(1, vec![synced("eth-0")]);
+        o.deprecated_network = true;
+        let (_, c) = decide(&o);
+        assert!(condition(&c, "Deprecated").message.contains("hoodi"));
+    }
+
+    #[test]
+    fn holds_ignores_what_the_server_adds_and_sees_what_was_changed() {
+        let desired = serde_json::json!({"spec": {"args": ["--a", "--b"], "x": null, "ports": [{"port": 1}]}});
+        let live = serde_json::json!({"spec": {"args": ["--a", "--b"], "extra": 1, "ports": [{"port": 1, "protocol": "TCP"}]}});
+        assert!(holds(&desired, &live));
+        let edited = serde_json::json!({"spec": {"args": ["--a"], "ports": [{"port": 1}]}});
+        assert!(!holds(&desired, &edited));
+        let changed = serde_json::json!({"spec": {"args": ["--a", "--c"], "ports": [{"port": 1}]}});
+        assert!(!holds(&desired, &changed));
+    }
+
+    #[test]
+    fn a_custom_network_config_map_is_checked_and_its_peers_read() {
+        let err = custom_network_facts("dev", None).unwrap_err();
+        assert!(err.contains("kubectl create configmap dev"), "{err}");
+        let mut cm = ConfigMap::default();
+        cm.data = Some(BTreeMap::from([
+            (CUSTOM_GENESIS_KEY.to_string(), "{}".to_string()),
+            (CUSTOM_CONFIG_KEY.to_string(), "x: 1".to_string()),
+        ]));
+        assert!(
+            custom_network_facts("dev", Some(&cm))
+                .unwrap_err()
+                .contains("genesis.ssz")
+        );
+        cm.binary_data = Some(BTreeMap::from([(
+            CUSTOM_GENESIS_STATE_KEY.to_string(),
+            k8s_openapi::ByteString(vec![1, 2, 3]),
+        )]));
+        if let Some(d) = cm.data.as_mut() {
+            d.insert(
+                CUSTOM_BOOTNODES_KEY.to_string(),
+                "# el\nenode://a@b:1\n\n".to_string(),
+            );
+        }
+        let (el, cl, sum) = custom_network_facts("dev", Some(&cm)).expect("ok");
+        assert_eq!(el, ["enode://a@b:1"]);
+        assert!(cl.is_empty());
+        assert_eq!(sum.len(), 64);
+    }
+}
