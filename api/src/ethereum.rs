@@ -314,7 +314,7 @@ pub struct ExecutionSpec {
     /// Extra command-line arguments, appended after the operator's own. Options the
     /// operator sets (data directory, Engine API, JWT, ports, network) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
     #[x_kube(validation = Rule::new("self.all(a, !a.matches('^--?(datadir|data-path|authrpc\\\\.[a-z]+|engine-[a-z-]+|http\\\\.port|rpc-http-port|port|p2p-port|networkid|network-id|network|mainnet|sepolia|hoodi|holesky|genesis-file|syncmode|sync-mode|gcmode)(=.*)?$'))").message("execution.extraArgs must not set an option the operator sets (data directory, Engine API and JWT, ports, network, sync mode); use the spec's fields instead"))]
     pub extra_args: Vec<String>,
 }
@@ -349,7 +349,7 @@ pub struct ConsensusSpec {
     /// own. Options the operator sets (data directory, execution endpoint, JWT, ports,
     /// network, checkpoint sync) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
     #[x_kube(validation = Rule::new("self.all(a, !a.matches('^--?(datadir|data-path|data-base-path|execution-endpoint|execution-endpoints|ee-endpoint|jwt-secret|execution-jwt|ee-jwt-secret-file|checkpoint-sync-url|genesis-beacon-api-url|checkpoint-sync-state-url|network|mainnet|sepolia|hoodi|holesky|chain-config-file|genesis-state|http-port|rest-api-port|p2p-tcp-port|p2p-udp-port|port|p2p-port|accept-terms-of-use)(=.*)?$'))").message("consensus.extraArgs must not set an option the operator sets (data directory, execution endpoint and JWT, network, checkpoint sync, ports); use the spec's fields instead"))]
     pub extra_args: Vec<String>,
 }
@@ -405,7 +405,7 @@ pub struct ValidatorSpec {
     pub storage: ClientStorage,
     /// Extra command-line arguments of the validator client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
     #[x_kube(validation = Rule::new("self.all(a, !a.matches('^--?(datadir|data-dir|wallet-dir|wallet-password-file|beacon-rpc-provider|beacon-node|beacon-nodes|beacon-node-api-endpoint|suggested-fee-recipient|validators-proposer-default-fee-recipient|graffiti|validators-graffiti|enable-doppelganger|doppelganger-detection-enabled|enable-doppelganger-protection|network|mainnet|sepolia|hoodi|holesky|chain-config-file|accept-terms-of-use)(=.*)?$'))").message("validator.extraArgs must not set an option the operator sets (wallet, beacon node, fee recipient, graffiti, doppelganger protection, network); use the spec's fields instead"))]
     pub extra_args: Vec<String>,
     /// An MEV-boost sidecar the beacon node asks for blocks from relays.
