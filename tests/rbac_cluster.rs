@@ -15,8 +15,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
+use besu_operator_api::{BesuNetwork, BesuNode, EthereumNode, NetworkPhase};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use kube::api::{ApiResource, DynamicObject};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::Value;
@@ -286,6 +290,60 @@ async fn operator_as_the_manifest_service_account_brings_a_network_up_using_ever
     )
     .await?;
     wait_phase(&networks, &name, NetworkPhase::Ready, BRING_UP).await?;
+
+    // An EthereumNode gateway with an Ingress and a NodePort P2P Service (its JWT Secret,
+    // StatefulSet, Services, Ingress), then both removed: the operator deletes them.
+    let ethn: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &net_ns.name,
+        &ApiResource::erase::<EthereumNode>(&()),
+    );
+    let gateway: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ethereum.nodeops.dev/v1alpha1", "kind": "EthereumNode",
+        "metadata": {"name": "gw"},
+        "spec": {"network": "hoodi", "nodeType": "gateway",
+                 "ingress": {"host": "rpc.example.test"},
+                 "p2pService": {"type": "NodePort", "executionPort": 31303, "consensusPort": 31304}},
+    }))?;
+    ethn.create(&PostParams::default(), &gateway).await?;
+    let services: Api<Service> = net_ns.api();
+    let ingresses: Api<Ingress> = net_ns.api();
+    let sets: Api<StatefulSet> = net_ns.api();
+    wait_until("the gateway's children", BRING_UP, || async {
+        let have = (
+            sets.get_opt("gw").await?.is_some(),
+            services.get_opt("gw-p2p").await?.is_some(),
+            ingresses.get_opt("gw").await?.is_some(),
+        );
+        if have == (true, true, true) {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("{have:?}"))
+        }
+    })
+    .await?;
+    ethn.patch(
+        "gw",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"ingress": null, "p2pService": null}})),
+    )
+    .await?;
+    wait_until(
+        "the gateway's Ingress and P2P Service deleted",
+        BRING_UP,
+        || async {
+            let have = (
+                services.get_opt("gw-p2p").await?.is_some(),
+                ingresses.get_opt("gw").await?.is_some(),
+            );
+            if have == (false, false) {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("{have:?}"))
+            }
+        },
+    )
+    .await?;
     op.kill();
 
     // Enough: no request refused. Only this test's namespaces and cluster-wide

@@ -389,9 +389,8 @@ pub async fn report_blocked(
 ) -> Result<(), Error> {
     let api: Api<EthereumNode> =
         Api::namespaced(ctx.client.clone(), &node.namespace().unwrap_or_default());
-    let Some(live) = api.get_opt(&node.name_any()).await? else {
-        return Ok(());
-    };
+    // The object as the watch delivered it: its status is what the operator last wrote.
+    let live = node;
     let previous = live.status.clone().unwrap_or_default();
     let news = !previous
         .conditions
@@ -416,9 +415,9 @@ pub async fn report_blocked(
         conditions,
         ..previous
     };
-    write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?;
+    write_status_if_changed(&api, live, live.status.as_ref(), &status).await?;
     if news {
-        ctx.event(&live, EventType::Warning, reason, message.to_string())
+        ctx.event(live, EventType::Warning, reason, message.to_string())
             .await;
     }
     Ok(())

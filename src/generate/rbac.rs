@@ -52,8 +52,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "ethereum.nodeops.dev",
             resource: "ethereumnodes",
-            verbs: &["get", "list", "watch"],
-            used_by: "EthereumNode controller watch (operator::ethereum_controller); startup CRD probe (operator::run); get before reporting a blocked reconcile (ethereum::report_blocked)",
+            verbs: &["list", "watch"],
+            used_by: "EthereumNode controller watch (operator::ethereum_controller); startup CRD probe (operator::run)",
         },
         Rule {
             api_group: "ethereum.nodeops.dev",
