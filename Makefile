@@ -64,12 +64,13 @@ test:
 # The real node's Debian packages (installed here, before the network watcher of
 # hack/run-tests.sh starts, as crates and modules are fetched before it) and its images
 # (hack/real-node.sh images): pause and CoreDNS, the operator's
-# release binary under the image name of manifests/install.yaml, and the Besu stand-in
-# under the pinned Besu image's name. No registry, no container engine.
+# release binary under the image name of manifests/install.yaml, the Besu stand-in
+# under the pinned Besu image's name, and Geth and Prysm (the EthereumNode's clients)
+# under their default image names. No registry, no container engine.
 .PHONY: images
 images:
 	hack/real-node.sh deps
-	hack/build-tools.sh build kubernetes-node coredns >/dev/null
+	hack/build-tools.sh build kubernetes-node coredns geth prysm >/dev/null
 	$(CARGO) build --release --locked -p besu-operator -p besu-sim --bin besu-operator --bin besu-standin
 	hack/real-node.sh images
 

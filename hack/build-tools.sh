@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned Go tools (local control plane, helm, operator-sdk, Prometheus) and
+# Builds the pinned Go tools (local control plane, helm, operator-sdk, Prometheus, and the
+# real node's Ethereum clients: Geth, Prysm) and
 # caches them outside the repository. A warm machine rebuilds nothing.
 #
 # Versions: hack/versions.env is the pin, the one place a version is set by hand.
@@ -49,6 +50,8 @@ TOOLS=(
   "helm|helm.sh/helm/v3|HELM_VERSION|cmd/helm|helm|1|helm"
   "operator-sdk|github.com/operator-framework/operator-sdk|OPERATOR_SDK_VERSION|cmd/operator-sdk|operator-sdk|3|operator-sdk"
   "prometheus|github.com/prometheus/prometheus|PROMETHEUS_MODULE|cmd/prometheus cmd/promtool|prometheus promtool|3|Prometheus and promtool"
+  "geth|github.com/ethereum/go-ethereum|GETH_VERSION|cmd/geth|geth|4|Geth (the real node's EthereumNode images)"
+  "prysm|github.com/OffchainLabs/prysm/v7|PRYSM_VERSION|cmd/beacon-chain cmd/validator cmd/prysmctl tools/unencrypted-keys-gen tools/keystores|beacon-chain validator prysmctl unencrypted-keys-gen keystores|9|Prysm (the real node's EthereumNode images)"
 )
 
 tool_field() { # tool_field NAME INDEX
@@ -103,6 +106,15 @@ replaces_for() { # NAME VERSION UPSTREAM_GOMOD
       grep -E '^[[:space:]]*go\.etcd\.io/etcd/[^ ]+ => \.\./' "$3" |
         awk -v v="$2" '{print "replace " $1 " => " $1 " " v}'
       ;;
+    prysm)
+      # Prysm replaces github.com/tyler-smith/go-bip39 with ./third_party/go-bip39, a nested
+      # module its module zip does not contain (the upstream repository was deleted; the
+      # proxy still serves it): it becomes the version Prysm requires. The rest carry over.
+      awk '
+        $1 == "replace" && $4 ~ /^\./ { next }
+        $1 == "replace" { print }' "$3"
+      awk '$1 == "github.com/tyler-smith/go-bip39" && $2 ~ /^v/ { print "replace " $1 " => " $1 " " $2; exit }' "$3"
+      ;;
     *)
       # Replace directives that point at other module versions carry over as they are;
       # a local-path replace cannot, and is refused.
@@ -144,6 +156,12 @@ lock_tool() {
     echo
     replaces_for "$name" "$pin" "$gomod"
   } >"$w/go.mod"
+  # Start from upstream's go.sum: its checksums were verified with the module itself, and
+  # some versions it names are served by the proxy but unknown to the checksum database
+  # (Prysm's quic-go pseudo-version: sum.golang.org answers 404). tidy drops what is unused.
+  local updir; updir=$(GOFLAGS=-mod=mod go mod download -json "$module@$pin" 2>/dev/null |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [ ! -f "$updir/go.sum" ] || cp "$updir/go.sum" "$w/go.sum"
   if ! (cd "$w" && GOFLAGS=-mod=mod go mod tidy) >>"$log" 2>&1; then
     say "go mod tidy failed for $name $pin; last 30 lines of $log:"
     tail -n 30 "$log" >&2
@@ -184,9 +202,18 @@ ldflags_for() { # NAME
       local c=github.com/prometheus/common/version
       printf '%s' "-s -w -X $c.Version=${PROMETHEUS_VERSION#v} -X $c.Branch=HEAD -X $c.Revision=$PROMETHEUS_MODULE -X $c.BuildUser=besu-operator"
       ;;
+    prysm)
+      printf '%s' "-s -w -X github.com/OffchainLabs/prysm/v7/runtime/version.gitTag=$PRYSM_VERSION"
+      ;;
     *) printf '%s' "-s -w" ;;
   esac
 }
+# cgo is off for every tool (static binaries) but Prysm: its BLS library (blst) is C, so its
+# binaries link glibc dynamically (images copy the libraries: rn_copy_with_libs). blst is
+# compiled portable (no ADX/SHA extensions assumed), as Prysm's go-build instructions say.
+# Geth builds without cgo (pure-Go secp256k1 and KZG), so it stays static.
+cgo_for() { case "$1" in prysm) echo 1 ;; *) echo 0 ;; esac; }
+cgo_cflags_for() { case "$1" in prysm) echo "-O2 -D__BLST_PORTABLE__" ;; *) echo "" ;; esac; }
 # operator-sdk: containers_image_openpgp, a pure-Go signature backend instead of gpgme, so
 # it builds with CGO_ENABLED=0. Prometheus: no builtinassets (the tests use the HTTP API).
 tags_for() { case "$1" in operator-sdk) echo containers_image_openpgp ;; *) echo "" ;; esac; }
@@ -243,7 +270,9 @@ build_tool() {
   for p in "${pkga[@]}"; do
     b=${bina[$i]}; i=$((i + 1))
     printf '== go build %s\n' "$b" >>"$log"
-    if ! (cd "$locks/$name" && go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" \
+    if ! (cd "$locks/$name" && export CGO_ENABLED="$(cgo_for "$name")" &&
+        { [ -z "$(cgo_cflags_for "$name")" ] || export CGO_CFLAGS="$(cgo_cflags_for "$name")"; } &&
+        go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" \
         -o "$tmp/$b" "$(pkg_path "$module" "$p")") >>"$log" 2>&1; then
       ok=0; break
     fi

@@ -5,7 +5,7 @@
 #
 #   hack/real-node.sh deps          install the Debian packages it needs (if missing)
 #   hack/real-node.sh images        build the image archives (pause, CoreDNS, the operator,
-#                                   the Besu stand-in) into $BESU_OPERATOR_CACHE/images
+#                                   the Besu stand-in, Geth, Prysm) into $BESU_OPERATOR_CACHE/images
 #   hack/real-node.sh check-clean   exit 1, listing them, if any bridge, network namespace,
 #                                   iptables chain, cgroup, mount or kernel setting of a
 #                                   real node is left on the machine
@@ -112,9 +112,9 @@ rn_dockerfile() { # INSTRUCTION: its JSON/args in the last stage
 rn_api_const() { sed -n "s/^pub const $1: &str = \"\\(.*\\)\";/\\1/p" "$(rn_repo)/api/src/common.rs"; }
 rn_besu_image() { rn_api_const DEFAULT_BESU_IMAGE; }
 
-# real_node_images [NAME...]: pause coredns prometheus operator besu (default: all).
+# real_node_images [NAME...]: pause coredns prometheus operator besu geth prysm (default: all).
 real_node_images() {
-  local wanted=" ${*:-pause coredns prometheus operator besu} "
+  local wanted=" ${*:-pause coredns prometheus operator besu geth prysm} "
   local repo out target t0=$SECONDS
   repo=$(rn_repo); out=$(rn_images_dir); target=${CARGO_TARGET_DIR:-$repo/target}
   mkdir -p "$out"
@@ -178,6 +178,34 @@ real_node_images() {
   rn_passwd "$work/besu" besu:1000
   python3 "$repo/hack/mkimage.py" "$work/besu" "$out/besu.tar" "$(rn_besu_image)" \
     '{"Entrypoint":["/opt/besu/bin/besu"],"User":"1000:1000","WorkingDir":"/opt/besu"}'
+  fi
+  # The EthereumNode's clients, built by hack/build-tools.sh, under the operator's default
+  # image names and laid out as the upstream images, so the rendered pod runs the same here
+  # as in production. Geth as ethereum/client-go (Dockerfile: /usr/local/bin/geth,
+  # ENTRYPOINT ["geth"] found on PATH; static, cgo off). Prysm as its Bazel images
+  # (cmd/{beacon-chain,validator}/BUILD.bazel: the binary at the root, ENTRYPOINT ["/beacon-chain"]
+  # or ["/validator"], and /app/cmd/<name>/<name> linked to it for older deployments);
+  # cgo (BLS), so with glibc. Upstream runs them as root; these run as nonroot (65532), so
+  # the data directories must be writable volumes (the root filesystem can be read-only).
+  if [[ $wanted == *" geth "* ]]; then
+    mkdir -p "$work/geth/usr/local/bin"
+    install -m 0755 "$bin/geth/geth" "$work/geth/usr/local/bin/geth"
+    rn_passwd "$work/geth" nonroot:65532
+    python3 "$repo/hack/mkimage.py" "$work/geth" "$out/geth.tar" "$(rn_api_const DEFAULT_GETH_IMAGE)" \
+      '{"Entrypoint":["geth"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"User":"65532:65532","ExposedPorts":{"8545/tcp":{},"8546/tcp":{},"30303/tcp":{},"30303/udp":{}}}'
+  fi
+  if [[ $wanted == *" prysm "* ]]; then
+    local c
+    for c in beacon-chain validator; do
+      rn_copy_with_libs "$bin/prysm/$c" "/$c" "$work/prysm-$c"
+      mkdir -p "$work/prysm-$c/app/cmd/$c"
+      ln -s "/$c" "$work/prysm-$c/app/cmd/$c/$c"
+      rn_passwd "$work/prysm-$c" nonroot:65532
+    done
+    python3 "$repo/hack/mkimage.py" "$work/prysm-beacon-chain" "$out/prysm-beacon-chain.tar" \
+      "$(rn_api_const DEFAULT_PRYSM_BEACON_IMAGE)" '{"Entrypoint":["/beacon-chain"],"User":"65532:65532"}'
+    python3 "$repo/hack/mkimage.py" "$work/prysm-validator" "$out/prysm-validator.tar" \
+      "$(rn_api_const DEFAULT_PRYSM_VALIDATOR_IMAGE)" '{"Entrypoint":["/validator"],"User":"65532:65532"}'
   fi
   rn_log "images built in $((SECONDS - t0)) s: $(cd "$out" && ls -- *.tar | tr '\n' ' ')($out)"
 }
@@ -350,7 +378,7 @@ real_node_join() {
   local t0; t0=$(now_ms)
   local images; images=$(rn_images_dir)
   local i
-  for i in pause coredns; do
+  for i in pause coredns geth prysm-beacon-chain prysm-validator; do
     [ -f "$images/$i.tar" ] || rn_die "$images/$i.tar is missing: run hack/real-node.sh images (make test does)"
   done
   mkdir -p "$dir/real-node"/{pod-logs,kubelet,kubelet-pki}

@@ -146,10 +146,10 @@ fn helm_template_with_default_values_renders_install_yaml() -> anyhow::Result<()
     let mut expected = objects(&committed)?;
     // Helm does not create its release namespace.
     expected.retain(|(kind, _, _), _| kind != "Namespace");
-    // 2 CRDs, ServiceAccount, ClusterRole(Binding), leader election Role(Binding),
-    // Deployment, metrics Service.
+    // 3 CRDs (BesuNetwork, BesuNode, EthereumNode), ServiceAccount, ClusterRole(Binding),
+    // leader election Role(Binding), Deployment, metrics Service.
     ensure!(
-        expected.len() == 9,
+        expected.len() == 10,
         "install.yaml has {} objects",
         expected.len()
     );
