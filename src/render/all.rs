@@ -54,7 +54,7 @@ pub enum RenderAllError {
     },
     /// A document is not a `BesuNetwork` or `BesuNode` of this API version.
     #[error(
-        "document {doc}: unknown kind {kind:?} (apiVersion {api_version:?}); expected BesuNetwork or BesuNode of {GROUP}/{VERSION}"
+        "document {doc}: unknown kind {kind:?} (apiVersion {api_version:?}); expected BesuNetwork or BesuNode of {GROUP}/{VERSION}, or EthereumNode of ethereum.nodeops.dev/{VERSION}"
     )]
     UnknownKind {
         /// 1-based index of the document in the stream.
@@ -128,6 +128,9 @@ pub enum Input {
     Network(Box<BesuNetwork>),
     /// A single node: renders its children.
     Node(Box<BesuNode>),
+    /// An Ethereum node: renders its JWT Secret (if generated), Services, StatefulSet
+    /// and Ingress.
+    Ethereum(Box<besu_operator_api::EthereumNode>),
 }
 
 impl Input {
@@ -136,6 +139,7 @@ impl Input {
         match self {
             Input::Network(n) => format!("BesuNetwork/{}", n.name_any()),
             Input::Node(n) => format!("BesuNode/{}", n.name_any()),
+            Input::Ethereum(n) => format!("EthereumNode/{}", n.name_any()),
         }
     }
 }
@@ -266,6 +270,18 @@ fn push_object(
             }
             out.push(Input::Node(Box::new(node)));
         }
+        (_, "EthereumNode")
+            if api_version == format!("{}/{VERSION}", besu_operator_api::ETHEREUM_GROUP) =>
+        {
+            let mut node: besu_operator_api::EthereumNode = from_value(value, doc, "EthereumNode")?;
+            if node.metadata.namespace.is_none() {
+                node.metadata.namespace = Some(default_namespace.to_string());
+            }
+            if node.metadata.name.as_deref().unwrap_or_default().is_empty() {
+                return Err(invalid(doc, "EthereumNode", "metadata.name is missing"));
+            }
+            out.push(Input::Ethereum(Box::new(node)));
+        }
         (_, "List") if api_version == "v1" => {
             let items = match value.get("items") {
                 Some(Value::Array(items)) => items.clone(),
@@ -337,6 +353,7 @@ pub fn render_all(
         match input {
             Input::Network(network) => render_network(network, keys, options, &mut out)?,
             Input::Node(node) => render_node_children(node, options, &mut out)?,
+            Input::Ethereum(node) => render_ethereum_node(node, options, &mut out)?,
         }
     }
     Ok(out)
@@ -497,6 +514,51 @@ fn render_node_children(
         format!("data volume claim of {name}")
     })?);
     out.push(to_json(&desired_statefulset(node, 1)?, || {
+        format!("StatefulSet of {name}")
+    })?);
+    Ok(())
+}
+
+/// An EthereumNode's objects. A custom network's peers come from its ConfigMap in the
+/// cluster, so offline the rendered clients have none.
+fn render_ethereum_node(
+    node: &besu_operator_api::EthereumNode,
+    options: &RenderOptions,
+    out: &mut Vec<Value>,
+) -> Result<(), RenderAllError> {
+    use super::ethereum as eth;
+    let name = node.name_any();
+    if node.spec.jwt_secret_ref.is_none() {
+        let jwt = if options.show_secrets {
+            use rand_core::RngCore;
+            let mut bytes = [0u8; 32];
+            rand_core::OsRng.fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        } else {
+            REDACTED.to_string()
+        };
+        let mut secret = to_json(&eth::desired_jwt_secret(node, jwt)?, || {
+            format!("JWT Secret of {name}")
+        })?;
+        if !options.show_secrets {
+            redact_secret(&mut secret);
+        }
+        out.push(secret);
+    }
+    let facts = eth::Facts::default();
+    out.push(to_json(&eth::desired_headless_service(node)?, || {
+        format!("headless Service of {name}")
+    })?);
+    out.push(to_json(&eth::desired_rpc_service(node)?, || {
+        format!("RPC Service of {name}")
+    })?);
+    if let Some(svc) = eth::desired_p2p_service(node)? {
+        out.push(to_json(&svc, || format!("P2P Service of {name}"))?);
+    }
+    if let Some(ingress) = eth::desired_ingress(node)? {
+        out.push(to_json(&ingress, || format!("Ingress of {name}"))?);
+    }
+    out.push(to_json(&eth::desired_statefulset(node, &facts)?, || {
         format!("StatefulSet of {name}")
     })?);
     Ok(())
