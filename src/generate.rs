@@ -135,6 +135,17 @@ pub fn generated_files() -> Result<Vec<GeneratedFile>, GenerateError> {
             install::metrics_service_yaml(ns)?,
         ),
         file("manifests/install.yaml", install_yaml(&opts)?),
+        file(
+            "manifests/monitoring/ethereum-node-rules.yaml",
+            format!(
+                "{HEADER}# EthereumNode alerts as a Prometheus Operator PrometheusRule (kubectl apply -n <namespace> -f).\n{}",
+                crate::render::ethereum::prometheus_rule_yaml()
+            ),
+        ),
+        file(
+            "manifests/monitoring/ethereum-node-dashboard.json",
+            crate::render::ethereum::dashboard_json(),
+        ),
     ]);
     files.extend(helm::chart_files()?);
     files.extend(bundle::bundle_files()?);

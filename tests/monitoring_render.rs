@@ -225,3 +225,77 @@ fn dashboard_is_well_formed_and_provisioned() -> anyhow::Result<()> {
     assert!(dep.contains("GF_SECURITY_ADMIN_PASSWORD") && dep.contains("secretKeyRef"));
     Ok(())
 }
+
+/// The EthereumNode alerts: `promtool check rules` on the committed PrometheusRule's
+/// groups, and `promtool test rules`: each fires on the operator's `ethereum_node_*`
+/// series when it should, and not on a healthy node.
+#[test]
+fn ethereum_node_alerts_fire_on_the_figures_they_watch() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("ethereum.yml"),
+        besu_operator::render::ethereum::alert_rules_yaml(),
+    )?;
+    promtool_ok(&["check", "rules", "ethereum.yml"], dir.path())?;
+    let committed =
+        std::fs::read_to_string(repo_root().join("manifests/monitoring/ethereum-node-rules.yaml"))?;
+    let rule: serde_json::Value = serde_yaml::from_str(&committed)?;
+    std::fs::write(
+        dir.path().join("from-crd.yml"),
+        serde_yaml::to_string(&serde_json::json!({"groups": rule["spec"]["groups"]}))?,
+    )?;
+    promtool_ok(&["check", "rules", "from-crd.yml"], dir.path())?;
+    let ok = r#"namespace="eth",name="dev",pod="dev-0""#;
+    let bad = r#"namespace="eth",name="stuck",pod="stuck-0""#;
+    let test = format!(
+        r#"rule_files: [ethereum.yml]
+evaluation_interval: 30s
+tests:
+- interval: 30s
+  input_series:
+  - series: 'ethereum_node_block_height{{{ok}}}'
+    values: '0+1x120'
+  - series: 'ethereum_node_block_height{{{bad}}}'
+    values: '0+1x10 10x110'
+  - series: 'ethereum_node_sync_distance{{{ok}}}'
+    values: '0x120'
+  - series: 'ethereum_node_sync_distance{{{bad}}}'
+    values: '500x120'
+  - series: 'ethereum_node_peers{{{ok},client="consensus"}}'
+    values: '5x120'
+  - series: 'ethereum_node_peers{{{bad},client="execution"}}'
+    values: '0x120'
+  - series: 'ethereum_node_reconcile_errors_total{{namespace="eth",name="dev"}}'
+    values: '0x120'
+  alert_rule_test:
+  - eval_time: 4m
+    alertname: EthereumNodeHeadNotAdvancing
+    exp_alerts: []
+  - eval_time: 20m
+    alertname: EthereumNodeHeadNotAdvancing
+    exp_alerts:
+    - exp_labels: {{severity: critical, namespace: eth, name: stuck, pod: stuck-0}}
+      exp_annotations: {{summary: 'EthereumNode eth/stuck (stuck-0): the execution head has not advanced for 5 minutes'}}
+  - eval_time: 20m
+    alertname: EthereumNodeNoPeers
+    exp_alerts:
+    - exp_labels: {{severity: warning, namespace: eth, name: stuck, pod: stuck-0, client: execution}}
+      exp_annotations: {{summary: 'EthereumNode eth/stuck (stuck-0): its execution client has had no peers for 10 minutes'}}
+  - eval_time: 20m
+    alertname: EthereumNodeNotSynced
+    exp_alerts: []
+  - eval_time: 45m
+    alertname: EthereumNodeNotSynced
+    exp_alerts:
+    - exp_labels: {{severity: warning, namespace: eth, name: stuck, pod: stuck-0}}
+      exp_annotations: {{summary: 'EthereumNode eth/stuck (stuck-0) is 500 slots behind and has not caught up for 30 minutes'}}
+  - eval_time: 45m
+    alertname: EthereumNodeReconcileErrors
+    exp_alerts: []
+"#
+    );
+    std::fs::write(dir.path().join("ethereum-test.yml"), test)?;
+    let out = promtool_ok(&["test", "rules", "ethereum-test.yml"], dir.path())?;
+    assert!(out.contains("SUCCESS"), "{out}");
+    Ok(())
+}

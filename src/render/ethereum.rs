@@ -1226,6 +1226,110 @@ pub fn desired_ingress(node: &EthereumNode) -> Result<Option<Ingress>, RenderErr
     }))
 }
 
+/// How long an EthereumNode's head may stand still before `EthereumNodeHeadNotAdvancing`.
+pub const HEAD_STALL_WINDOW: &str = "5m";
+/// Slots behind the wall clock that count as "not synced".
+pub const MAX_SYNC_DISTANCE: u64 = 2;
+
+/// The EthereumNode alert rules, on the operator's `ethereum_node_*` series
+/// (`manifests/monitoring/ethereum-node-rules.yaml`, tested by `promtool test rules`).
+pub fn alert_rules() -> Vec<super::monitoring::AlertRule> {
+    use super::monitoring::AlertRule;
+    vec![
+        AlertRule {
+            name: "EthereumNodeHeadNotAdvancing",
+            expr: format!("rate(ethereum_node_block_height[{HEAD_STALL_WINDOW}]) == 0"),
+            for_: "5m",
+            severity: "critical",
+            summary: "EthereumNode {{ $labels.namespace }}/{{ $labels.name }} ({{ $labels.pod }}): the execution head has not advanced for 5 minutes",
+        },
+        AlertRule {
+            name: "EthereumNodeNotSynced",
+            expr: format!("ethereum_node_sync_distance > {MAX_SYNC_DISTANCE}"),
+            for_: "30m",
+            severity: "warning",
+            summary: "EthereumNode {{ $labels.namespace }}/{{ $labels.name }} ({{ $labels.pod }}) is {{ $value }} slots behind and has not caught up for 30 minutes",
+        },
+        AlertRule {
+            name: "EthereumNodeNoPeers",
+            expr: "ethereum_node_peers == 0".to_string(),
+            for_: "10m",
+            severity: "warning",
+            summary: "EthereumNode {{ $labels.namespace }}/{{ $labels.name }} ({{ $labels.pod }}): its {{ $labels.client }} client has had no peers for 10 minutes",
+        },
+        AlertRule {
+            name: "EthereumNodeReconcileErrors",
+            expr: "increase(ethereum_node_reconcile_errors_total[10m]) > 0".to_string(),
+            for_: "10m",
+            severity: "warning",
+            summary: "The operator keeps failing to reconcile EthereumNode {{ $labels.namespace }}/{{ $labels.name }}",
+        },
+    ]
+}
+
+fn rule_groups() -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = alert_rules()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "alert": r.name,
+                "expr": r.expr,
+                "for": r.for_,
+                "labels": {"severity": r.severity},
+                "annotations": {"summary": r.summary},
+            })
+        })
+        .collect();
+    serde_json::json!([{"name": "ethereum-node", "rules": rules}])
+}
+
+/// The rules as a Prometheus rule file (`groups:`).
+pub fn alert_rules_yaml() -> String {
+    serde_yaml::to_string(&serde_json::json!({"groups": rule_groups()})).unwrap_or_default()
+}
+
+/// The rules as a Prometheus Operator `PrometheusRule`.
+pub fn prometheus_rule_yaml() -> String {
+    serde_yaml::to_string(&serde_json::json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "ethereum-node",
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/name": "ethereum-node"},
+        },
+        "spec": {"groups": rule_groups()},
+    }))
+    .unwrap_or_default()
+}
+
+/// A Grafana dashboard of every EthereumNode: heads, sync distance and peers per pod.
+pub fn dashboard_json() -> String {
+    let panel = |id: u32, title: &str, expr: &str, legend: &str, y: u32| {
+        serde_json::json!({
+            "id": id,
+            "type": "timeseries",
+            "title": title,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "gridPos": {"h": 8, "w": 24, "x": 0, "y": y},
+            "targets": [{"expr": expr, "legendFormat": legend, "refId": "A"}],
+        })
+    };
+    let dashboard = serde_json::json!({
+        "uid": "ethereum-node",
+        "title": "Ethereum nodes",
+        "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]},
+        "panels": [
+            panel(1, "Execution head", "ethereum_node_block_height", "{{namespace}}/{{pod}}", 0),
+            panel(2, "Blocks per minute", "60 * rate(ethereum_node_block_height[5m])", "{{namespace}}/{{pod}}", 8),
+            panel(3, "Consensus sync distance (slots)", "ethereum_node_sync_distance", "{{namespace}}/{{pod}}", 16),
+            panel(4, "Peers", "ethereum_node_peers", "{{namespace}}/{{pod}} {{client}}", 24),
+        ],
+    });
+    serde_json::to_string_pretty(&dashboard).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
