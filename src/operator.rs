@@ -558,21 +558,63 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .await;
 }
 
+/// A watch of one kind of EthereumNode child (selected by [`controller::ethereum::CHILD_SELECTOR`])
+/// feeding a store: (the store, the stream the controller polls).
+fn ethereum_children<K>(
+    client: &Client,
+    ns: Option<&str>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt as _;
+    let (store, writer) = kube::runtime::reflector::store();
+    let config = watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR);
+    let stream = kube::runtime::reflector(
+        writer,
+        watcher(scoped::<K>(client, ns), config).backoff(WatchBackoff::default()),
+    )
+    .touched_objects();
+    (store, stream)
+}
+
 async fn ethereum_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    let (sets, sets_stream) = ethereum_children::<StatefulSet>(client, ns);
+    let (services, services_stream) = ethereum_children::<Service>(client, ns);
+    let (ingresses, ingresses_stream) = ethereum_children::<Ingress>(client, ns);
+    let (pods, pods_stream) = ethereum_children::<Pod>(client, ns);
+    let (secrets, secrets_stream) = ethereum_children::<PartialObjectMeta<Secret>>(client, ns);
+    let caches = controller::ethereum::Caches {
+        sets,
+        services,
+        ingresses,
+        pods,
+        secrets,
+    };
+    let ectx = controller::ethereum::EthContext::new(ctx.clone(), caches);
     Controller::new(
         scoped::<EthereumNode>(client, ns),
         watcher::Config::default(),
     )
-    .owns(scoped::<StatefulSet>(client, ns), managed())
-    .owns(scoped::<Service>(client, ns), managed())
-    .owns(scoped::<Ingress>(client, ns), managed())
-    // The generated JWT Secret (metadata only) is owned; a referenced one is not, and is
-    // looked at on every reconcile.
-    .watches_stream(secret_metadata(client, ns), ethereum_node_of)
+    .owns_stream(sets_stream)
+    .owns_stream(services_stream)
+    .owns_stream(ingresses_stream)
+    // A pod appearing, going or changing (Ready, restarted) updates the node's status.
+    .watches_stream(pods_stream, ethereum_node_of)
+    .owns_stream(secrets_stream)
     .reconcile_all_on(resync_ticks(ctx.resync))
     .trigger_backoff(WatchBackoff::default())
     .shutdown_on_signal()
-    .run(reconcile_ethereum, ethereum_error_policy, ctx)
+    .run(reconcile_ethereum, ethereum_error_policy, ectx)
     .for_each(|res| async move { log_failure("ethereum", res) })
     .await;
 }
@@ -584,9 +626,10 @@ fn ethereum_node_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<EthereumNode>> {
 
 async fn reconcile_ethereum(
     node: Arc<EthereumNode>,
-    ctx: Arc<Context>,
+    ectx: Arc<controller::ethereum::EthContext>,
 ) -> Result<kube::runtime::controller::Action, controller::Error> {
-    let run = controller::ethereum::reconcile(node.clone(), ctx.clone());
+    let ctx = ectx.ctx.clone();
+    let run = controller::ethereum::reconcile(node.clone(), ectx.clone());
     guarded("ethereum", node.as_ref(), &ctx, run, |reason, message| {
         let (node, ctx) = (node.clone(), ctx.clone());
         async move { controller::ethereum::report_blocked(&node, &ctx, reason, &message).await }
@@ -597,11 +640,12 @@ async fn reconcile_ethereum(
 fn ethereum_error_policy(
     node: Arc<EthereumNode>,
     error: &controller::Error,
-    ctx: Arc<Context>,
+    ectx: Arc<controller::ethereum::EthContext>,
 ) -> kube::runtime::controller::Action {
-    ctx.metrics
+    ectx.ctx
+        .metrics
         .ethereum_reconcile_failed(&node.namespace().unwrap_or_default(), &node.name_any());
-    error_policy(object_key("ethereum", node.as_ref()), error, &ctx)
+    error_policy(object_key("ethereum", node.as_ref()), error, &ectx.ctx)
 }
 
 /// How long [`install_crds`] waits for the API server to serve the CRDs.

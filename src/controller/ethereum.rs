@@ -16,9 +16,9 @@
 //!   execution client offline while that client serves JSON-RPC is an Engine API the
 //!   JWT does not open: phase `Error`, naming the Secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use besu_operator_api::{
     CUSTOM_BOOTNODES_KEY, CUSTOM_BOOTSTRAP_NODES_KEY, CUSTOM_CONFIG_KEY, CUSTOM_GENESIS_KEY,
@@ -29,20 +29,162 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, write_status_if_changed};
-use super::{APPLIED_HASH_ANNOTATION, Context, Error, applied_hash, create_once};
+use super::{APPLIED_HASH_ANNOTATION, Context, Error, applied_hash};
 use crate::render::ethereum::{
     self as r, BEACON_HTTP_PORT, EXECUTION_HTTP_PORT, Facts, desired_jwt_secret,
     generated_jwt_secret_name, jwt_secret,
 };
+
+/// The label every child of an EthereumNode carries (`app.kubernetes.io/name`), which
+/// the controller's watches select on.
+pub const CHILD_SELECTOR: &str = "app.kubernetes.io/name=ethereum-node";
+
+/// How often the heads and peers in a node's status are refreshed while nothing else in
+/// it changes (the metrics follow every poll).
+pub const STATUS_FIGURES_PERIOD: Duration = Duration::from_secs(60);
+
+/// The EthereumNode controller's caches (reflector stores fed by its watches): a reconcile
+/// reads its children from them and makes no API request at rest.
+#[derive(Clone)]
+pub struct Caches {
+    /// StatefulSets of EthereumNodes.
+    pub sets: Store<StatefulSet>,
+    /// Their Services.
+    pub services: Store<Service>,
+    /// Their Ingresses.
+    pub ingresses: Store<Ingress>,
+    /// Their pods.
+    pub pods: Store<Pod>,
+    /// Their generated JWT Secrets, as metadata.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+impl Caches {
+    /// Waits until every store has its first listing.
+    pub async fn ready(&self) {
+        let _ = tokio::join!(
+            self.sets.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.ingresses.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.secrets.wait_until_ready(),
+        );
+    }
+}
+
+/// What the EthereumNode controller shares across reconciles.
+pub struct EthContext {
+    /// The operator's context (client, metrics, JSON-RPC clients, timings).
+    pub ctx: Arc<Context>,
+    /// The watches' caches.
+    pub caches: Caches,
+    /// Inputs the user owns and the operator does not watch (a referenced JWT Secret's
+    /// metadata, a custom network's ConfigMap), by `kind/namespace/name`: when read, and
+    /// what. Read again when older than the resync, or at once while missing.
+    inputs: std::sync::Mutex<HashMap<String, (Instant, CachedInput)>>,
+    /// Per node (`namespace/name`): when its status figures were last written.
+    figures_written: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+#[derive(Clone)]
+enum CachedInput {
+    Secret(Option<PartialObjectMeta<Secret>>),
+    ConfigMap(Option<Arc<ConfigMap>>),
+}
+
+impl EthContext {
+    /// A context over `ctx` with the given caches.
+    pub fn new(ctx: Arc<Context>, caches: Caches) -> Arc<EthContext> {
+        Arc::new(EthContext {
+            ctx,
+            caches,
+            inputs: std::sync::Mutex::new(HashMap::new()),
+            figures_written: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached_input(&self, key: &str) -> Option<CachedInput> {
+        let map = self.inputs.lock().ok()?;
+        let (at, value) = map.get(key)?;
+        let present = match value {
+            CachedInput::Secret(s) => s.is_some(),
+            CachedInput::ConfigMap(c) => c.is_some(),
+        };
+        (present && at.elapsed() < self.ctx.resync).then(|| value.clone())
+    }
+
+    fn store_input(&self, key: String, value: CachedInput) {
+        if let Ok(mut map) = self.inputs.lock() {
+            if map.len() > 4096 {
+                map.clear();
+            }
+            map.insert(key, (Instant::now(), value));
+        }
+    }
+
+    /// A Secret's metadata, from the cache while fresh and present.
+    async fn secret_meta(
+        &self,
+        api: &Api<Secret>,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<PartialObjectMeta<Secret>>, Error> {
+        let key = format!("Secret/{ns}/{name}");
+        if let Some(CachedInput::Secret(s)) = self.cached_input(&key) {
+            return Ok(s);
+        }
+        let live = api.get_metadata_opt(name).await?;
+        self.store_input(key, CachedInput::Secret(live.clone()));
+        Ok(live)
+    }
+
+    /// A ConfigMap, from the cache while fresh and present.
+    async fn config_map(
+        &self,
+        api: &Api<ConfigMap>,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Arc<ConfigMap>>, Error> {
+        let key = format!("ConfigMap/{ns}/{name}");
+        if let Some(CachedInput::ConfigMap(c)) = self.cached_input(&key) {
+            return Ok(c);
+        }
+        let live = api.get_opt(name).await?.map(Arc::new);
+        self.store_input(key, CachedInput::ConfigMap(live.clone()));
+        Ok(live)
+    }
+
+    /// Whether the status figures of `node` may be written now, recording it if so.
+    fn figures_due(&self, node: &str) -> bool {
+        let Ok(mut map) = self.figures_written.lock() else {
+            return true;
+        };
+        match map.get(node) {
+            Some(at) if at.elapsed() < STATUS_FIGURES_PERIOD => false,
+            _ => {
+                map.insert(node.to_string(), Instant::now());
+                true
+            }
+        }
+    }
+}
+
+fn cached<K>(store: &Store<K>, ns: &str, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.get(&ObjectRef::new(name).within(ns))
+}
 
 /// The pod-template annotation carrying the JWT Secret's resourceVersion: a changed JWT
 /// restarts both clients together.
@@ -207,10 +349,10 @@ pub fn holds(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
     }
 }
 
-/// Applies `desired` when its applied-hash differs from the live one's, or the live
-/// object no longer holds it (an edit by someone else), or it is gone. Returns whether a
-/// write was made.
-async fn apply_repairing<K>(api: &Api<K>, desired: K) -> Result<bool, Error>
+/// Applies `desired` when its applied-hash differs from the live one's (`live`, from the
+/// cache), or the live object no longer holds it (an edit by someone else), or it is gone.
+/// Returns whether a write was made.
+async fn apply_repairing<K>(api: &Api<K>, desired: K, live: Option<Arc<K>>) -> Result<bool, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -218,7 +360,6 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let live = api.get_opt(&desired.name_any()).await?;
     let hash = applied_hash(&desired)?;
     if let Some(l) = &live {
         let same_hash = l.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
@@ -226,7 +367,7 @@ where
         if let Some(m) = want.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             m.remove("annotations");
         }
-        if same_hash && holds(&want, &serde_json::to_value(l)?) {
+        if same_hash && holds(&want, &serde_json::to_value(l.as_ref())?) {
             return Ok(false);
         }
         if same_hash {
@@ -238,14 +379,14 @@ where
 
 /// Deletes the named child if the node owns it (a P2P Service or Ingress no longer
 /// wanted).
-async fn delete_owned<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<(), Error>
+async fn delete_owned<K>(api: &Api<K>, live: Option<Arc<K>>, owner_uid: &str) -> Result<(), Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    if let Some(live) = api.get_opt(name).await?
+    if let Some(live) = live
         && live.owner_references().iter().any(|o| o.uid == owner_uid)
     {
-        match api.delete(name, &DeleteParams::default()).await {
+        match api.delete(&live.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
@@ -423,9 +564,49 @@ pub async fn report_blocked(
     Ok(())
 }
 
+/// Generates the node's JWT: 32 bytes from the OS CSPRNG, hex, into an immutable Secret
+/// created once (a create never overwrites; 409 means it exists). The value leaves memory
+/// when this returns.
+async fn generate_jwt(
+    ctx: &Context,
+    node: &EthereumNode,
+    secrets: &Api<Secret>,
+) -> Result<(), Error> {
+    let secret = {
+        use rand_core::RngCore;
+        let mut bytes = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut bytes);
+        desired_jwt_secret(node, hex::encode(bytes))?
+    };
+    let pp = kube::api::PostParams {
+        field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
+        ..kube::api::PostParams::default()
+    };
+    match secrets.create(&pp, &secret).await {
+        Ok(_) => {
+            ctx.event(
+                node,
+                EventType::Normal,
+                "JwtGenerated",
+                format!(
+                    "generated the Engine API JWT into Secret {} (immutable, never regenerated)",
+                    generated_jwt_secret_name(&node.name_any())
+                ),
+            )
+            .await;
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reconciles one `EthereumNode`.
 #[instrument(skip_all, fields(ethereum_node = %node.name_any(), namespace = node.namespace().unwrap_or_default()))]
-pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result<Action, Error> {
+    let ctx = &ectx.ctx;
+    let caches = &ectx.caches;
+    caches.ready().await;
     let ns = node.namespace().unwrap_or_default();
     let name = node.name_any();
     let uid = node.uid().unwrap_or_default();
@@ -436,39 +617,23 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let spec = &node.spec;
 
     // --- prerequisites ---
     let (jwt_name, jwt_key) = jwt_secret(&node);
     let mut blocker: Option<Blocker> = None;
     let jwt_meta = match spec.jwt_secret_ref {
-        Some(_) => secrets.get_metadata_opt(&jwt_name).await?,
-        None => match secrets.get_metadata_opt(&jwt_name).await? {
-            Some(m) => Some(m),
-            None => {
-                let secret = {
-                    use rand_core::RngCore;
-                    let mut bytes = [0u8; 32];
-                    rand_core::OsRng.fill_bytes(&mut bytes);
-                    desired_jwt_secret(&node, hex::encode(bytes))?
-                };
-                let (created, new) = create_once(&secrets, &secret).await?;
-                drop(secret);
-                if new {
-                    ctx.event(
-                        node.as_ref(),
-                        EventType::Normal,
-                        "JwtGenerated",
-                        format!(
-                            "generated the Engine API JWT into Secret {} (immutable, never regenerated)",
-                            generated_jwt_secret_name(&name)
-                        ),
-                    )
-                    .await;
+        Some(_) => ectx.secret_meta(&secrets, &ns, &jwt_name).await?,
+        None => match cached(&caches.secrets, &ns, &jwt_name) {
+            Some(m) => Some(m.as_ref().clone()),
+            // Absent from the cache: a live read decides, never a stale cache.
+            None => match secrets.get_metadata_opt(&jwt_name).await? {
+                Some(m) => Some(m),
+                None => {
+                    generate_jwt(ctx, &node, &secrets).await?;
+                    secrets.get_metadata_opt(&jwt_name).await?
                 }
-                secrets.get_metadata_opt(&created.name_any()).await?
-            }
+            },
         },
     };
     if jwt_meta.is_none() {
@@ -482,8 +647,10 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
 
     let mut facts = Facts::default();
     if let (EthereumNetwork::Custom, Some(c)) = (spec.network, &spec.custom_network) {
-        let cm = config_maps.get_opt(&c.config_map_name).await?;
-        match custom_network_facts(&c.config_map_name, cm.as_ref()) {
+        let cm = ectx
+            .config_map(&config_maps, &ns, &c.config_map_name)
+            .await?;
+        match custom_network_facts(&c.config_map_name, cm.as_deref()) {
             Ok((bootnodes, bootstrap, checksum)) => {
                 facts.bootnodes = bootnodes;
                 facts.bootstrap_nodes = bootstrap;
@@ -495,8 +662,8 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
         }
     }
     if let Some(v) = &spec.validator
-        && secrets
-            .get_metadata_opt(&v.keystore_secret_name)
+        && ectx
+            .secret_meta(&secrets, &ns, &v.keystore_secret_name)
             .await?
             .is_none()
     {
@@ -509,40 +676,41 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
         ));
     }
 
-    // --- children ---
+    // --- children (each compared with its cached live version) ---
+    let svc = |n: &str| cached(&caches.services, &ns, n);
     let mut waiting = None;
-    r::desired_headless_service(&node)
-        .map(|s| apply_repairing(&services, s))?
-        .await?;
-    r::desired_rpc_service(&node)
-        .map(|s| apply_repairing(&services, s))?
-        .await?;
+    let headless = r::desired_headless_service(&node)?;
+    let live = svc(&headless.name_any());
+    apply_repairing(&services, headless, live).await?;
+    let rpc = r::desired_rpc_service(&node)?;
+    let live = svc(&rpc.name_any());
+    apply_repairing(&services, rpc, live).await?;
+    let p2p_name = r::p2p_service_name(&name);
     match r::desired_p2p_service(&node)? {
-        Some(svc) => {
-            let lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-            apply_repairing(&services, svc).await?;
+        Some(desired) => {
+            let lb = desired.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+            apply_repairing(&services, desired, svc(&p2p_name)).await?;
             if lb {
-                let live = services.get_opt(&r::p2p_service_name(&name)).await?;
-                facts.advertised_ip = live
-                    .and_then(|s| s.status)
+                facts.advertised_ip = svc(&p2p_name)
+                    .and_then(|s| s.status.clone())
                     .and_then(|s| s.load_balancer)
                     .and_then(|lb| lb.ingress)
                     .and_then(|i| i.into_iter().find_map(|i| i.ip.or(i.hostname)));
                 if facts.advertised_ip.is_none() {
                     waiting = Some(format!(
-                        "waiting for Service {}'s load balancer address, which the clients advertise to peers",
-                        r::p2p_service_name(&name)
+                        "waiting for Service {p2p_name}'s load balancer address, which the clients advertise to peers"
                     ));
                 }
             }
         }
-        None => delete_owned(&services, &r::p2p_service_name(&name), &uid).await?,
+        None => delete_owned(&services, svc(&p2p_name), &uid).await?,
     }
+    let live_ingress = cached(&caches.ingresses, &ns, &name);
     match r::desired_ingress(&node)? {
         Some(i) => {
-            apply_repairing(&ingresses, i).await?;
+            apply_repairing(&ingresses, i, live_ingress).await?;
         }
-        None => delete_owned(&ingresses, &name, &uid).await?,
+        None => delete_owned(&ingresses, live_ingress, &uid).await?,
     }
     let lb_pending = waiting.is_some()
         && spec.p2p_service.as_ref().map(|p| p.service_type) == Some(P2pServiceType::LoadBalancer);
@@ -558,16 +726,17 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
                 .get_or_insert_with(BTreeMap::new)
                 .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
         }
-        if apply_repairing(&sets, sts).await? {
+        if apply_repairing(&sets, sts, cached(&caches.sets, &ns, &name)).await? {
             info!("applied the StatefulSet");
         }
     }
 
     // --- observe the pods and their clients ---
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("{LABEL_ETHEREUM_NODE}={name}")))
-        .await?;
-    let views = futures::future::join_all(listed.items.iter().map(|p| {
+    let listed: Vec<Arc<Pod>> = caches.pods.state_filter(|p| {
+        p.namespace().as_deref() == Some(ns.as_str())
+            && p.labels().get(LABEL_ETHEREUM_NODE) == Some(&name)
+    });
+    let views = futures::future::join_all(listed.iter().map(|p| {
         let view = pod_view(p);
         let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
         let ip = p
@@ -575,7 +744,7 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
             .as_ref()
             .and_then(|s| s.pod_ip.clone())
             .filter(|_| running);
-        read_clients(&ctx, view, ip)
+        read_clients(ctx, view, ip)
     }))
     .await;
 
@@ -622,7 +791,7 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
     .flatten()
     .collect::<Vec<_>>()
     .join(",");
-    let status = EthereumNodeStatus {
+    let mut status = EthereumNodeStatus {
         phase,
         observed_generation: node.metadata.generation,
         conditions,
@@ -646,6 +815,24 @@ pub async fn reconcile(node: Arc<EthereumNode>, ctx: Arc<Context>) -> Result<Act
         jwt_secret: Some(format!("{jwt_name}/{}", observed.jwt.1)),
         images: Some(images),
     };
+    // Heads and peers move every slot: refreshed in the status at most every
+    // STATUS_FIGURES_PERIOD unless something else in it changed (metrics follow every poll).
+    let without_figures = |s: &EthereumNodeStatus| EthereumNodeStatus {
+        execution_head: None,
+        consensus_head_slot: None,
+        finalized_epoch: None,
+        peers: None,
+        ..s.clone()
+    };
+    if without_figures(&status) == without_figures(&previous)
+        && status != previous
+        && !ectx.figures_due(&format!("{ns}/{name}"))
+    {
+        status.execution_head = previous.execution_head;
+        status.consensus_head_slot = previous.consensus_head_slot;
+        status.finalized_epoch = previous.finalized_epoch;
+        status.peers = previous.peers.clone();
+    }
     let news: Vec<_> = super::status::transitions(&previous.conditions, &status.conditions)
         .into_iter()
         .filter(|c| c.type_ == "Error" && c.status == "True")

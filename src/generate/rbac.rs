@@ -64,8 +64,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "networking.k8s.io",
             resource: "ingresses",
-            verbs: &["get", "list", "watch", "create", "patch", "delete"],
-            used_by: "a gateway EthereumNode's Ingress: apply (get + server-side apply), owned (watch), deleted when spec.ingress is removed (controller::ethereum)",
+            verbs: &["list", "watch", "create", "patch", "delete"],
+            used_by: "a gateway EthereumNode's Ingress: server-side apply over the watched copy (controller::ethereum, operator::ethereum_children), deleted when spec.ingress is removed",
         },
         Rule {
             api_group: "",
