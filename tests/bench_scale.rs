@@ -82,6 +82,24 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
 
     let networks: kube::Api<BesuNetwork> = ns.api();
     let started = Instant::now();
+    // EthereumNodes beside the networks (hoodi full nodes: on the fake nodes no client
+    // answers, so they settle in Configuring with every child in place).
+    let eth_count: usize = std::env::var("BENCH_ETHEREUM_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .min(40);
+    let eth_nodes: kube::Api<besu_operator_api::EthereumNode> = ns.api();
+    for i in 0..eth_count {
+        let node: besu_operator_api::EthereumNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ethereum.nodeops.dev/v1alpha1", "kind": "EthereumNode",
+            "metadata": {"name": format!("eth-{i}")},
+            "spec": {"network": "hoodi",
+                     "execution": {"storage": {"size": "1Gi"}, "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}},
+                     "consensus": {"storage": {"size": "1Gi"}, "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}}}},
+        }))?;
+        eth_nodes.create(&PostParams::default(), &node).await?;
+    }
     for i in 0..count {
         let mut net = qbft_chain_only()?;
         net.metadata.name = Some(format!("bench-{i}"));
@@ -104,10 +122,26 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
             {
                 f.get_or_insert(started.elapsed());
             }
-            if ready == count {
+            // Every EthereumNode has its StatefulSet and a phase.
+            let eth_settled = eth_nodes
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|n| n.status.as_ref().is_some_and(|s| s.images.is_some()))
+                .count();
+            let sets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+            let eth_sets = sets
+                .list(&ListParams::default().labels("app.kubernetes.io/name=ethereum-node"))
+                .await?
+                .items
+                .len();
+            if ready == count && eth_settled == eth_count && eth_sets == eth_count {
                 Ok(Check::Done(()))
             } else {
-                not_yet(format!("{ready}/{count} Ready"))
+                not_yet(format!(
+                    "{ready}/{count} networks Ready, {eth_settled}/{eth_count} EthereumNodes with a status, {eth_sets} StatefulSets"
+                ))
             }
         },
     )
@@ -133,7 +167,7 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
         .and_then(|f| *f)
         .unwrap_or(all_ready);
     eprintln!(
-        "bench: {count} networks x 5 Besu nodes (1 bootnode, 4 validators), operator resync {resync} s, chain poll 15 s"
+        "bench: {count} networks x 5 Besu nodes (1 bootnode, 4 validators) and {eth_count} EthereumNodes (hoodi full), operator resync {resync} s, chain poll 15 s"
     );
     eprintln!(
         "bench: first network Ready after {:.1} s, all {count} after {:.1} s",
@@ -144,10 +178,24 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
         "bench: operator memory (RSS): {} KiB started, {} KiB when all Ready, {} KiB at rest, peak {} KiB",
         rss_idle, rss_ready, rss_rest, peak
     );
+    let eth_requests = c
+        .audit()
+        .events()?
+        .into_iter()
+        .filter(|e| e.stage == "ResponseComplete" && e.user_agent.starts_with(OPERATOR_AGENT))
+        .filter(|e| e.received_at().is_ok_and(|t| t >= from && t <= to))
+        .filter(|e| {
+            e.object_ref.as_ref().is_some_and(|o| {
+                o.name.as_deref().is_some_and(|n| n.starts_with("eth-"))
+                    || o.resource.as_deref() == Some("ethereumnodes")
+            })
+        })
+        .count();
     eprintln!(
-        "bench: at rest over {:.0} s: {:.0} requests/min, {} writes",
+        "bench: at rest over {:.0} s: {:.0} requests/min ({:.0}/min naming an EthereumNode or its children), {} writes",
         minutes * 60.0,
         requests as f64 / minutes,
+        eth_requests as f64 / minutes,
         writes.len()
     );
     ensure!(writes.is_empty(), "writes at rest: {writes:?}");
