@@ -375,8 +375,9 @@ fn default_jwt_field() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ValidatorSpec {
     /// A Secret holding EIP-2335 keystores (keys ending in `.json`, one per validator)
-    /// and their password (key `password`). Imported into the validator client's own
-    /// volume at start; the Secret is never copied anywhere else.
+    /// and their password (key `password`). Imported at every start into a Prysm wallet
+    /// on the validator client's own volume (keys already there are skipped), whose
+    /// password the operator generates once into the Secret `<name>-wallet`.
     #[schemars(length(min = 1, max = 253))]
     pub keystore_secret_name: String,
     /// The address that receives priority fees and MEV of blocks this node proposes.

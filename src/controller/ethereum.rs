@@ -41,8 +41,7 @@ use tracing::{info, instrument};
 use super::status::{DesiredCondition, merge_conditions, write_status_if_changed};
 use super::{APPLIED_HASH_ANNOTATION, Context, Error, applied_hash};
 use crate::render::ethereum::{
-    self as r, BEACON_HTTP_PORT, EXECUTION_HTTP_PORT, Facts, desired_jwt_secret,
-    generated_jwt_secret_name, jwt_secret,
+    self as r, BEACON_HTTP_PORT, EXECUTION_HTTP_PORT, Facts, desired_jwt_secret, jwt_secret,
 };
 
 /// The label every child of an EthereumNode carries (`app.kubernetes.io/name`), which
@@ -564,20 +563,24 @@ pub async fn report_blocked(
     Ok(())
 }
 
-/// Generates the node's JWT: 32 bytes from the OS CSPRNG, hex, into an immutable Secret
-/// created once (a create never overwrites; 409 means it exists). The value leaves memory
-/// when this returns.
-async fn generate_jwt(
+/// 32 bytes from the OS CSPRNG, hex.
+fn random_hex() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Generates one of the node's Secrets (its JWT, or a validator's wallet password) into
+/// an immutable Secret created once (a create never overwrites; 409 means it exists).
+/// The value leaves memory when this returns.
+async fn generate_secret(
     ctx: &Context,
     node: &EthereumNode,
     secrets: &Api<Secret>,
+    secret: Secret,
+    what: &str,
 ) -> Result<(), Error> {
-    let secret = {
-        use rand_core::RngCore;
-        let mut bytes = [0u8; 32];
-        rand_core::OsRng.fill_bytes(&mut bytes);
-        desired_jwt_secret(node, hex::encode(bytes))?
-    };
     let pp = kube::api::PostParams {
         field_manager: Some(crate::render::FIELD_MANAGER.to_string()),
         ..kube::api::PostParams::default()
@@ -587,10 +590,10 @@ async fn generate_jwt(
             ctx.event(
                 node,
                 EventType::Normal,
-                "JwtGenerated",
+                "SecretGenerated",
                 format!(
-                    "generated the Engine API JWT into Secret {} (immutable, never regenerated)",
-                    generated_jwt_secret_name(&node.name_any())
+                    "generated {what} into Secret {} (immutable, never regenerated)",
+                    secret.name_any()
                 ),
             )
             .await;
@@ -630,7 +633,8 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
             None => match secrets.get_metadata_opt(&jwt_name).await? {
                 Some(m) => Some(m),
                 None => {
-                    generate_jwt(ctx, &node, &secrets).await?;
+                    let secret = desired_jwt_secret(&node, random_hex())?;
+                    generate_secret(ctx, &node, &secrets, secret, "the Engine API JWT").await?;
                     secrets.get_metadata_opt(&jwt_name).await?
                 }
             },
@@ -659,6 +663,23 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
             Err(message) => {
                 blocker.get_or_insert(("NetworkConfigInvalid", message));
             }
+        }
+    }
+    if spec.validator.is_some() {
+        let wallet = r::wallet_secret_name(&name);
+        if cached(&caches.secrets, &ns, &wallet).is_none()
+            && secrets.get_metadata_opt(&wallet).await?.is_none()
+        {
+            // Prysm's rule for wallet passwords: a letter, a digit and a symbol.
+            let secret = r::desired_wallet_secret(&node, format!("{}Aa1!", random_hex()))?;
+            generate_secret(
+                ctx,
+                &node,
+                &secrets,
+                secret,
+                "the validator wallet's password",
+            )
+            .await?;
         }
     }
     if let Some(v) = &spec.validator

@@ -108,6 +108,34 @@ pub fn generated_jwt_secret_name(node: &str) -> String {
     format!("{node}-jwt")
 }
 
+/// The Secret holding the generated password of a validator's Prysm wallet (the wallet
+/// on the validator volume that the keystores are imported into).
+pub fn wallet_secret_name(node: &str) -> String {
+    format!("{node}-wallet")
+}
+
+/// The key of the wallet password in [`wallet_secret_name`].
+pub const WALLET_PASSWORD_FIELD: &str = "password";
+
+/// Where the wallet password Secret is mounted.
+pub const WALLET_PASSWORD_DIR: &str = "/wallet-password";
+
+/// The generated wallet password Secret: created once, immutable, owned by the node.
+/// Prysm refuses weak wallet passwords (at least 8 characters with a letter, a digit and
+/// a symbol), so `password` is random hex plus one of each.
+pub fn desired_wallet_secret(node: &EthereumNode, password: String) -> Result<Secret, RenderError> {
+    Ok(Secret {
+        metadata: meta(node, wallet_secret_name(&node.name_any()))?,
+        immutable: Some(true),
+        type_: Some("Opaque".to_string()),
+        string_data: Some(BTreeMap::from([(
+            WALLET_PASSWORD_FIELD.to_string(),
+            password,
+        )])),
+        ..Secret::default()
+    })
+}
+
 /// The Secret name and key of the JWT a node uses.
 pub fn jwt_secret(node: &EthereumNode) -> (String, String) {
     match &node.spec.jwt_secret_ref {
@@ -297,6 +325,9 @@ pub fn execution_args(node: &EthereumNode, facts: &Facts) -> Vec<String> {
             if is_archive(node) {
                 a.push("--syncmode=full".to_string());
                 a.push("--gcmode=archive".to_string());
+            } else if spec.network == EthereumNetwork::Custom {
+                // A private network is small and may have no peer serving snap sync.
+                a.push("--syncmode=full".to_string());
             } else {
                 a.push("--syncmode=snap".to_string());
             }
@@ -411,6 +442,9 @@ pub fn consensus_args(node: &EthereumNode, facts: &Facts) -> Vec<String> {
                 a.push(format!("--chain-config-file={NETWORK_DIR}/config.yaml"));
                 a.push(format!("--genesis-state={NETWORK_DIR}/genesis.ssz"));
                 a.push("--min-sync-peers=0".to_string());
+                // A devnet has too few nodes to spread PeerDAS data columns over: this
+                // node keeps every column.
+                a.push("--supernode".to_string());
                 for b in &facts.bootstrap_nodes {
                     a.push(format!("--bootstrap-node={b}"));
                 }
@@ -431,6 +465,8 @@ pub fn consensus_args(node: &EthereumNode, facts: &Facts) -> Vec<String> {
                 format!("--p2p-tcp-port={p2p}"),
                 format!("--p2p-udp-port={p2p}"),
                 format!("--p2p-host-ip={addr}"),
+                // The P2P identity persists on the volume: peers know it across restarts.
+                "--p2p-static-id".to_string(),
                 "--monitoring-host=0.0.0.0".to_string(),
                 format!("--monitoring-port={BEACON_METRICS_PORT}"),
             ]);
@@ -535,16 +571,19 @@ pub fn wallet_dir() -> String {
 }
 
 /// The init container's arguments: imports the keystores of the Secret into the wallet
-/// on the validator volume (Prysm's `validator accounts import`), with the keystores'
-/// password as the wallet's.
+/// on the validator volume (Prysm's `validator accounts import`, which skips keys already
+/// in the wallet), with the generated wallet password. The keys directory is the Secret
+/// volume's `..data`: the kubelet's directory of the Secret's files themselves, without
+/// the volume's own symlinks, which Prysm would try to read as keystores (files that are
+/// not keystore JSON, such as `password`, Prysm skips).
 pub fn import_args(node: &EthereumNode) -> Vec<String> {
     let mut a = vec![
         "accounts".to_string(),
         "import".to_string(),
         "--accept-terms-of-use".to_string(),
-        format!("--keys-dir={KEYSTORE_DIR}"),
+        format!("--keys-dir={KEYSTORE_DIR}/..data"),
         format!("--wallet-dir={}", wallet_dir()),
-        format!("--wallet-password-file={KEYSTORE_DIR}/password"),
+        format!("--wallet-password-file={WALLET_PASSWORD_DIR}/{WALLET_PASSWORD_FIELD}"),
         format!("--account-password-file={KEYSTORE_DIR}/password"),
     ];
     a.extend(prysm_network_flags(node));
@@ -560,9 +599,8 @@ pub fn validator_args(node: &EthereumNode) -> Vec<String> {
         "--accept-terms-of-use".to_string(),
         format!("--datadir={VALIDATOR_DATA}"),
         format!("--wallet-dir={}", wallet_dir()),
-        format!("--wallet-password-file={KEYSTORE_DIR}/password"),
+        format!("--wallet-password-file={WALLET_PASSWORD_DIR}/{WALLET_PASSWORD_FIELD}"),
         format!("--beacon-rpc-provider=127.0.0.1:{BEACON_GRPC_PORT}"),
-        format!("--beacon-rest-api-provider=http://127.0.0.1:{BEACON_HTTP_PORT}"),
         format!("--suggested-fee-recipient={}", v.fee_recipient),
         "--monitoring-host=0.0.0.0".to_string(),
         format!("--monitoring-port={VALIDATOR_METRICS_PORT}"),
@@ -873,6 +911,15 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
     }
     if let Some(v) = &spec.validator {
         volumes.push(Volume {
+            name: "wallet-password".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(wallet_secret_name(&name)),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        volumes.push(Volume {
             name: "keystores".to_string(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(v.keystore_secret_name.clone()),
@@ -983,6 +1030,7 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
         let mut mounts = vec![
             mount(volume_name(Volume3::Validator), VALIDATOR_DATA, false),
             mount("keystores", KEYSTORE_DIR, true),
+            mount("wallet-password", WALLET_PASSWORD_DIR, true),
             mount("tmp", "/tmp", false),
         ];
         if custom {
