@@ -97,7 +97,7 @@ pub struct EthContext {
 
 #[derive(Clone)]
 enum CachedInput {
-    Secret(Option<PartialObjectMeta<Secret>>),
+    Secret(Option<Arc<PartialObjectMeta<Secret>>>),
     ConfigMap(Option<Arc<ConfigMap>>),
 }
 
@@ -140,10 +140,10 @@ impl EthContext {
     ) -> Result<Option<PartialObjectMeta<Secret>>, Error> {
         let key = format!("Secret/{ns}/{name}");
         if let Some(CachedInput::Secret(s)) = self.cached_input(&key) {
-            return Ok(s);
+            return Ok(s.map(|s| s.as_ref().clone()));
         }
         let live = api.get_metadata_opt(name).await?;
-        self.store_input(key, CachedInput::Secret(live.clone()));
+        self.store_input(key, CachedInput::Secret(live.clone().map(Arc::new)));
         Ok(live)
     }
 
@@ -1037,11 +1037,13 @@ mod tests {
     fn a_custom_network_config_map_is_checked_and_its_peers_read() {
         let err = custom_network_facts("dev", None).unwrap_err();
         assert!(err.contains("kubectl create configmap dev"), "{err}");
-        let mut cm = ConfigMap::default();
-        cm.data = Some(BTreeMap::from([
-            (CUSTOM_GENESIS_KEY.to_string(), "{}".to_string()),
-            (CUSTOM_CONFIG_KEY.to_string(), "x: 1".to_string()),
-        ]));
+        let mut cm = ConfigMap {
+            data: Some(BTreeMap::from([
+                (CUSTOM_GENESIS_KEY.to_string(), "{}".to_string()),
+                (CUSTOM_CONFIG_KEY.to_string(), "x: 1".to_string()),
+            ])),
+            ..ConfigMap::default()
+        };
         assert!(
             custom_network_facts("dev", Some(&cm))
                 .unwrap_err()
