@@ -62,7 +62,7 @@ print_summary() {
 EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/real_node_install.rs tests/cluster_down.rs"
 # Longest first (figures from earlier runs), so that the lanes end close together;
 # binaries not listed follow in cargo's order.
-LONGEST_FIRST="tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
+LONGEST_FIRST="tests/real_node_ethereum.rs tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
   tests/network.rs tests/monitoring_sample.rs tests/rbac_namespaced.rs tests/sim_chain.rs
   tests/real_node_chain.rs tests/leader_election.rs tests/monitoring_operator.rs tests/cluster_basics.rs"
 
