@@ -30,6 +30,9 @@ enum Command {
     Render(cli::render::RenderArgs),
     /// Run the operator: reconcile BesuNetworks and BesuNodes.
     Run(cli::run::RunArgs),
+    /// Copy a custom Ethereum network's ConfigMap files into a directory, decompressing
+    /// `*.gz` (the init container of an EthereumNode whose genesis state is compressed).
+    NetworkFiles(cli::network_files::NetworkFilesArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +43,6 @@ fn main() -> ExitCode {
         Command::Crd(args) => cli::crd::run(args),
         Command::Render(args) => cli::render::run(args),
         Command::Run(args) => cli::run::run(args),
+        Command::NetworkFiles(args) => cli::network_files::run(args),
     }
 }

@@ -4,5 +4,6 @@
 pub mod crd;
 pub mod genesis;
 pub mod key;
+pub mod network_files;
 pub mod render;
 pub mod run;

@@ -405,12 +405,23 @@ fn lines(text: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// What a custom network's ConfigMap gives the renderer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkFacts {
+    /// Execution bootnodes.
+    pub bootnodes: Vec<String>,
+    /// Consensus bootstrap nodes.
+    pub bootstrap_nodes: Vec<String>,
+    /// A checksum of the chain's files.
+    pub checksum: String,
+    /// Whether any file is gzip-compressed.
+    pub compressed: bool,
+}
+
 /// A custom network's ConfigMap, checked: (bootnodes, bootstrap nodes, checksum of the
-/// files the clients read), or what is wrong with it.
-pub fn custom_network_facts(
-    name: &str,
-    cm: Option<&ConfigMap>,
-) -> Result<(Vec<String>, Vec<String>, String), String> {
+/// files the clients read, whether any is gzip-compressed), or what is wrong with it.
+/// Each of the three files may be given as `<name>.gz` (gzip) instead.
+pub fn custom_network_facts(name: &str, cm: Option<&ConfigMap>) -> Result<NetworkFacts, String> {
     let Some(cm) = cm else {
         return Err(format!(
             "ConfigMap {name} (customNetwork.configMapName) does not exist: create it with {CUSTOM_GENESIS_KEY}, {CUSTOM_CONFIG_KEY} and {CUSTOM_GENESIS_STATE_KEY} (binaryData), for example kubectl create configmap {name} --from-file=genesis.json --from-file=config.yaml --from-file=genesis.ssz"
@@ -418,14 +429,16 @@ pub fn custom_network_facts(
     };
     let data = cm.data.clone().unwrap_or_default();
     let binary = cm.binary_data.clone().unwrap_or_default();
+    let has = |k: &str| data.contains_key(k) || binary.contains_key(k);
     let missing: Vec<&str> = [
         CUSTOM_GENESIS_KEY,
         CUSTOM_CONFIG_KEY,
         CUSTOM_GENESIS_STATE_KEY,
     ]
     .into_iter()
-    .filter(|k| !data.contains_key(*k) && !binary.contains_key(*k))
+    .filter(|k| !has(k) && !has(&format!("{k}.gz")))
     .collect();
+    let compressed = binary.keys().chain(data.keys()).any(|k| k.ends_with(".gz"));
     if !missing.is_empty() {
         return Err(format!(
             "ConfigMap {name} lacks {}: a custom network needs the execution genesis ({CUSTOM_GENESIS_KEY}), the consensus config ({CUSTOM_CONFIG_KEY}) and the genesis state ({CUSTOM_GENESIS_STATE_KEY})",
@@ -433,23 +446,26 @@ pub fn custom_network_facts(
         ));
     }
     let mut files = String::new();
-    for k in [
+    for base in [
         CUSTOM_GENESIS_KEY,
         CUSTOM_CONFIG_KEY,
         CUSTOM_GENESIS_STATE_KEY,
     ] {
-        files.push_str(k);
-        match (data.get(k), binary.get(k)) {
-            (Some(t), _) => files.push_str(t),
-            (None, Some(b)) => files.push_str(&hex::encode(&b.0)),
-            (None, None) => {}
+        for k in [base.to_string(), format!("{base}.gz")] {
+            files.push_str(&k);
+            match (data.get(&k), binary.get(&k)) {
+                (Some(t), _) => files.push_str(t),
+                (None, Some(b)) => files.push_str(&hex::encode(&b.0)),
+                (None, None) => {}
+            }
         }
     }
-    Ok((
-        lines(data.get(CUSTOM_BOOTNODES_KEY)),
-        lines(data.get(CUSTOM_BOOTSTRAP_NODES_KEY)),
-        crate::render::sha256_hex(&files),
-    ))
+    Ok(NetworkFacts {
+        bootnodes: lines(data.get(CUSTOM_BOOTNODES_KEY)),
+        bootstrap_nodes: lines(data.get(CUSTOM_BOOTSTRAP_NODES_KEY)),
+        checksum: crate::render::sha256_hex(&files),
+        compressed,
+    })
 }
 
 fn pod_view(pod: &Pod) -> ReplicaView {
@@ -655,10 +671,12 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
             .config_map(&config_maps, &ns, &c.config_map_name)
             .await?;
         match custom_network_facts(&c.config_map_name, cm.as_deref()) {
-            Ok((bootnodes, bootstrap, checksum)) => {
-                facts.bootnodes = bootnodes;
-                facts.bootstrap_nodes = bootstrap;
-                facts.network_version = Some(checksum);
+            Ok(n) => {
+                facts.bootnodes = n.bootnodes;
+                facts.bootstrap_nodes = n.bootstrap_nodes;
+                facts.network_version = Some(n.checksum);
+                facts.compressed_network = n.compressed;
+                facts.operator_image = Some(ctx.operator_image.clone());
             }
             Err(message) => {
                 blocker.get_or_insert(("NetworkConfigInvalid", message));
@@ -1059,9 +1077,20 @@ mod tests {
                 "# el\nenode://a@b:1\n\n".to_string(),
             );
         }
-        let (el, cl, sum) = custom_network_facts("dev", Some(&cm)).expect("ok");
-        assert_eq!(el, ["enode://a@b:1"]);
-        assert!(cl.is_empty());
-        assert_eq!(sum.len(), 64);
+        let n = custom_network_facts("dev", Some(&cm)).expect("ok");
+        assert_eq!(n.bootnodes, ["enode://a@b:1"]);
+        assert!(n.bootstrap_nodes.is_empty());
+        assert_eq!(n.checksum.len(), 64);
+        assert!(!n.compressed);
+        // The state may come gzip-compressed instead (over a ConfigMap's 1 MiB raw).
+        if let Some(b) = cm.binary_data.as_mut() {
+            let state = b.remove(CUSTOM_GENESIS_STATE_KEY).expect("state");
+            b.insert(format!("{CUSTOM_GENESIS_STATE_KEY}.gz"), state);
+        }
+        assert!(
+            custom_network_facts("dev", Some(&cm))
+                .expect("ok")
+                .compressed
+        );
     }
 }

@@ -162,6 +162,9 @@ pub struct Context {
     pub eth_rpc: crate::rpc::RpcClient,
     /// Talks to EthereumNodes' beacon APIs.
     pub beacon: crate::rpc::beacon::BeaconClient,
+    /// The operator's own image (`BESU_OPERATOR_IMAGE`, else this release's), which an
+    /// EthereumNode's init container runs to unpack a compressed network ConfigMap.
+    pub operator_image: String,
 }
 
 impl Context {
@@ -204,6 +207,10 @@ impl Context {
             key_identities: key_identity::IdentityCache::default(),
             eth_rpc: crate::rpc::RpcClient::new(Duration::from_secs(2), 1),
             beacon: crate::rpc::beacon::BeaconClient::new(Duration::from_secs(2)),
+            operator_image: std::env::var("BESU_OPERATOR_IMAGE")
+                .ok()
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(crate::generate::install::default_image),
         })
     }
 

@@ -309,6 +309,8 @@ spec:
           value: {{{{ .Values.log.level | quote }}}}
         - name: BESU_OPERATOR_METRICS_TARGET
           value: {{{{ include "besu-operator.fullname" . }}}}-metrics.$(POD_NAMESPACE).svc:{{{{ .Values.metrics.port }}}}
+        - name: BESU_OPERATOR_IMAGE
+          value: "{{{{ .Values.image.repository }}}}:{{{{ .Values.image.tag | default .Chart.AppVersion }}}}"
         ports:
         - name: http
           containerPort: {{{{ .Values.metrics.port }}}}

@@ -295,6 +295,13 @@ pub fn deployment(opts: &InstallOptions) -> Deployment {
                 value: Some(format!("{NAME}-metrics.$(POD_NAMESPACE).svc:{HTTP_PORT}")),
                 ..EnvVar::default()
             },
+            // The operator's own image, which EthereumNode pods on a compressed custom
+            // network run as an init container (besu-operator network-files).
+            EnvVar {
+                name: "BESU_OPERATOR_IMAGE".to_string(),
+                value: Some(opts.image.clone()),
+                ..EnvVar::default()
+            },
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("http".to_string()),

@@ -99,9 +99,19 @@ pub struct Facts {
     pub bootstrap_nodes: Vec<String>,
     /// The load balancer's address, for a `LoadBalancer` P2P Service.
     pub advertised_ip: Option<String>,
-    /// The custom network ConfigMap's resourceVersion, rolled into the pod template.
+    /// A checksum of the custom network ConfigMap's files, rolled into the pod template.
     pub network_version: Option<String>,
+    /// The custom network ConfigMap holds gzip-compressed files (`*.gz`, for a genesis
+    /// state over a ConfigMap's 1 MiB): an init container running `operator_image`
+    /// (`besu-operator network-files`) decompresses them into the pod first.
+    pub compressed_network: bool,
+    /// The operator's own image, for that init container.
+    pub operator_image: Option<String>,
 }
+
+/// Where the custom network ConfigMap is mounted when an init container decompresses it
+/// into [`NETWORK_DIR`].
+pub const NETWORK_SOURCE_DIR: &str = "/network-source";
 
 /// The Secret holding the generated JWT of a node without `jwtSecretRef`.
 pub fn generated_jwt_secret_name(node: &str) -> String {
@@ -441,7 +451,14 @@ pub fn consensus_args(node: &EthereumNode, facts: &Facts) -> Vec<String> {
             if custom {
                 a.push(format!("--chain-config-file={NETWORK_DIR}/config.yaml"));
                 a.push(format!("--genesis-state={NETWORK_DIR}/genesis.ssz"));
-                a.push("--min-sync-peers=0".to_string());
+                // The network's first node has nobody to sync from; a node given peers
+                // waits for one (with 0 it would stop syncing at its checkpoint).
+                let peers = if facts.bootstrap_nodes.is_empty() {
+                    0
+                } else {
+                    1
+                };
+                a.push(format!("--min-sync-peers={peers}"));
                 // A devnet has too few nodes to spread PeerDAS data columns over: this
                 // node keeps every column.
                 a.push("--supernode".to_string());
@@ -467,6 +484,9 @@ pub fn consensus_args(node: &EthereumNode, facts: &Facts) -> Vec<String> {
                 format!("--p2p-host-ip={addr}"),
                 // The P2P identity persists on the volume: peers know it across restarts.
                 "--p2p-static-id".to_string(),
+                // Prysm 7.1's QUIC transport (quic-go before 0.57.1) panics when built
+                // with Go 1.26 (quic-go#5572); TCP carries the same protocols.
+                "--disable-quic".to_string(),
                 "--monitoring-host=0.0.0.0".to_string(),
                 format!("--monitoring-port={BEACON_METRICS_PORT}"),
             ]);
@@ -899,15 +919,30 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
             ..Volume::default()
         },
     ];
+    let unpack = custom && facts.compressed_network;
     if let (true, Some(c)) = (custom, &spec.custom_network) {
-        volumes.push(Volume {
-            name: "network".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: c.config_map_name.clone(),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
+        let config_map = Some(ConfigMapVolumeSource {
+            name: c.config_map_name.clone(),
+            ..ConfigMapVolumeSource::default()
         });
+        if unpack {
+            volumes.push(Volume {
+                name: "network-source".to_string(),
+                config_map,
+                ..Volume::default()
+            });
+            volumes.push(Volume {
+                name: "network".to_string(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            });
+        } else {
+            volumes.push(Volume {
+                name: "network".to_string(),
+                config_map,
+                ..Volume::default()
+            });
+        }
     }
     if let Some(v) = &spec.validator {
         volumes.push(Volume {
@@ -947,6 +982,29 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
     }
 
     let mut init_containers = Vec::new();
+    if unpack {
+        init_containers.push(Container {
+            name: "network-files".to_string(),
+            image: Some(facts.operator_image.clone().unwrap_or_else(|| {
+                format!(
+                    "ghcr.io/nodeops/besu-operator:{}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            })),
+            args: Some(vec![
+                "network-files".to_string(),
+                format!("--from={NETWORK_SOURCE_DIR}"),
+                format!("--to={NETWORK_DIR}"),
+            ]),
+            volume_mounts: Some(vec![
+                mount("network-source", NETWORK_SOURCE_DIR, true),
+                mount("network", NETWORK_DIR, false),
+            ]),
+            security_context: Some(container_security_context()),
+            resources: Some(resources("10m", "32Mi", "256Mi")),
+            ..Container::default()
+        });
+    }
     if custom && spec.execution.client == ExecutionClient::Geth {
         // Geth takes a custom genesis only through `geth init`; it is idempotent for the
         // same genesis and refuses a different one, so it runs before every start.
@@ -1476,6 +1534,41 @@ mod tests {
                 .iter()
                 .any(|v| v.config_map.as_ref().is_some_and(|c| c.name == "dev"))
         );
+    }
+
+    #[test]
+    fn a_compressed_network_is_unpacked_by_the_operator_image_first() {
+        let n = node("network: custom\ncustomNetwork: {configMapName: dev, chainId: 32382}\n");
+        let f = Facts {
+            compressed_network: true,
+            operator_image: Some("op:1".to_string()),
+            ..Facts::default()
+        };
+        let pod = desired_statefulset(&n, &f)
+            .expect("sts")
+            .spec
+            .template
+            .spec
+            .expect("pod");
+        let init = pod.init_containers.expect("init");
+        assert_eq!(init[0].name, "network-files");
+        assert_eq!(init[0].image.as_deref(), Some("op:1"));
+        let vols = pod.volumes.expect("vols");
+        let network = vols.iter().find(|v| v.name == "network").expect("network");
+        assert!(network.empty_dir.is_some());
+        let source = vols
+            .iter()
+            .find(|v| v.name == "network-source")
+            .expect("source");
+        assert_eq!(
+            source.config_map.as_ref().map(|c| c.name.as_str()),
+            Some("dev")
+        );
+        // The clients read the unpacked files where they would read the ConfigMap's.
+        assert!(has(
+            &consensus_args(&n, &f),
+            "--genesis-state=/network/genesis.ssz"
+        ));
     }
 
     #[test]
