@@ -203,6 +203,32 @@ fn logs(ns: &str, pod: &str, container: &str, previous: bool) -> String {
     cluster().kubectl(&args).unwrap_or_default()
 }
 
+/// The last lines of every container of a pod (and of its previous run), for failures.
+fn all_logs(ns: &str, pod: &str) -> String {
+    let mut out = String::new();
+    for c in [
+        "network-files",
+        "execution-init",
+        "import-keys",
+        "execution",
+        "consensus",
+        "validator",
+    ] {
+        for previous in [true, false] {
+            let text = logs(ns, pod, c, previous);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+            if !tail.is_empty() {
+                out.push_str(&format!(
+                    "--- {pod} {c}{}:\n{tail}\n",
+                    if previous { " (previous)" } else { "" }
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn container_id(p: &Pod, container: &str) -> anyhow::Result<String> {
     let id = p
         .status
@@ -291,7 +317,7 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
         Duration::from_secs(300),
     )
     .await
-    .with_context(|| format!("operator log:\n{}", op.log_text()))?;
+    .with_context(|| format!("pod logs:\n{}", all_logs(&ns.name, "val-0")))?;
     eprintln!(
         "val Running {:.0?} after the genesis files were made",
         t0.elapsed()

@@ -213,6 +213,10 @@ pub struct ReplicaView {
     pub finalized_epoch: Option<u64>,
 }
 
+/// Slots the beacon head may lag, with its execution client reported offline, before the
+/// Engine API counts as refused.
+pub const ENGINE_REFUSED_DISTANCE: u64 = 2;
+
 /// What blocks the node before its pods can run: (reason, message).
 pub type Blocker = (&'static str, String);
 
@@ -244,8 +248,18 @@ pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
     let serving = |p: &ReplicaView| p.execution_head.is_some() || p.consensus.is_some();
     let all_synced = !o.pods.is_empty() && o.pods.iter().all(synced);
     let (jwt_name, jwt_key) = &o.jwt;
+    // `el_offline` alone is not enough: Prysm also reports it while its deposit-log
+    // reader fails (a devnet without a deposit contract) and blocks still flow over the
+    // Engine API. A refused Engine API also stops the beacon head (or leaves it
+    // unverified), so it counts only with the head behind or optimistic.
     let engine_refused = o.pods.iter().find(|p| {
-        p.consensus.is_some_and(|c| c.el_offline == Some(true)) && p.execution_head.is_some()
+        p.execution_head.is_some()
+            && p.consensus.is_some_and(|c| {
+                c.el_offline == Some(true)
+                    && (c.is_optimistic == Some(true)
+                        || c.is_syncing
+                        || c.sync_distance > ENGINE_REFUSED_DISTANCE)
+            })
     });
 
     let error: Option<(String, String)> = if let Some((reason, message)) = &o.blocker {
@@ -913,6 +927,7 @@ mod tests {
                 sync_distance: 0,
                 is_syncing: false,
                 el_offline: Some(false),
+                is_optimistic: Some(false),
             }),
             consensus_peers: Some(5),
             finalized_epoch: Some(4),
@@ -983,8 +998,19 @@ mod tests {
     #[test]
     fn an_engine_api_that_refuses_the_jwt_is_an_error_naming_the_secret() {
         let mut p = synced("eth-0");
+        // Offline but the head follows the clock (Prysm's deposit-log reader on a devnet
+        // without a deposit contract): not an error.
         p.consensus = Some(BeaconSync {
             el_offline: Some(true),
+            is_optimistic: Some(false),
+            head_slot: 40,
+            ..BeaconSync::default()
+        });
+        assert_eq!(decide(&observed(1, vec![p.clone()])).0, Running);
+        // Offline with the head falling behind: the Engine API refuses.
+        p.consensus = Some(BeaconSync {
+            el_offline: Some(true),
+            sync_distance: 5,
             is_syncing: true,
             ..BeaconSync::default()
         });

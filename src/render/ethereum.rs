@@ -606,7 +606,11 @@ pub fn import_args(node: &EthereumNode) -> Vec<String> {
         format!("--wallet-password-file={WALLET_PASSWORD_DIR}/{WALLET_PASSWORD_FIELD}"),
         format!("--account-password-file={KEYSTORE_DIR}/password"),
     ];
-    a.extend(prysm_network_flags(node));
+    // `accounts import` takes the public networks' flags but not --chain-config-file
+    // (Prysm 7.1 refuses it); the import does not depend on the chain.
+    if node.spec.network != EthereumNetwork::Custom {
+        a.extend(prysm_network_flags(node));
+    }
     a
 }
 

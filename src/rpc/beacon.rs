@@ -26,6 +26,8 @@ pub struct BeaconSync {
     pub is_syncing: bool,
     /// Whether the node cannot reach its execution client (absent in old clients).
     pub el_offline: Option<bool>,
+    /// Whether the head was imported without its execution payload verified.
+    pub is_optimistic: Option<bool>,
 }
 
 /// A Beacon API client.
@@ -93,6 +95,7 @@ impl BeaconClient {
                 sync_distance,
                 is_syncing,
                 el_offline: d.get("el_offline").and_then(Value::as_bool),
+                is_optimistic: d.get("is_optimistic").and_then(Value::as_bool),
             }),
             _ => Err(BeaconError {
                 url,
