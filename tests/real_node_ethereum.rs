@@ -196,7 +196,12 @@ async fn block_number(ip: &str) -> anyhow::Result<u64> {
 }
 
 fn logs(ns: &str, pod: &str, container: &str, previous: bool) -> String {
-    let mut args = vec!["logs", "-n", ns, pod, "-c", container, "--tail=400"];
+    logs_tail(ns, pod, container, previous, 400)
+}
+
+fn logs_tail(ns: &str, pod: &str, container: &str, previous: bool, tail: i64) -> String {
+    let tail = format!("--tail={tail}");
+    let mut args = vec!["logs", "-n", ns, pod, "-c", container, &tail];
     if previous {
         args.push("--previous");
     }
@@ -391,7 +396,8 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
 
     // The full node: checkpoint sync from val's beacon API, its peers from the ConfigMap,
     // its JWT from an existing Secret.
-    let enode = logs(&ns.name, "val-0", "execution", false)
+    // Geth logs its enode once, at start (its JSON-RPC here has no admin API).
+    let enode = logs_tail(&ns.name, "val-0", "execution", false, -1)
         .lines()
         .find_map(|l| {
             l.split("self=").nth(1).map(|s| {
@@ -534,7 +540,15 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
         || async {
             let p = pod(&pods, "full-0").await?;
             let beacon_log = logs(&ns.name, "full-0", "consensus", false);
-            let lines = matching_lines(&beacon_log, &["unauthorized", "401", "jwt", "signature"]);
+            let lines = matching_lines(
+                &beacon_log,
+                &[
+                    "401",
+                    "unauthorized",
+                    "not authenticated",
+                    "signature is invalid",
+                ],
+            );
             if restarts(&p, "consensus") > rs && !lines.is_empty() {
                 Ok(Check::Done(lines))
             } else {
@@ -548,7 +562,12 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     .await?;
     let geth_side = matching_lines(
         &logs(&ns.name, "full-0", "execution", false),
-        &["unauthorized", "jwt", "token", "signature"],
+        &[
+            "401",
+            "unauthorized",
+            "signature is invalid",
+            "missing token",
+        ],
     );
     eprintln!("wrong JWT, Prysm: {refused:#?}\nwrong JWT, Geth: {geth_side:#?}");
 
@@ -585,7 +604,7 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
                     "--field-selector",
                     "reason=EngineApiRefused",
                     "-o",
-                    "jsonpath={.items[0].note}",
+                    "jsonpath={.items[0].message}",
                 ])?)),
                 _ => not_yet(format!("{:?}", n.status.map(|s| s.phase))),
             }
