@@ -143,8 +143,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyh
         .iter()
         .filter(|(t, r)| *t >= t0 && *t <= t_kill && is_write(&r.verb))
         .count();
-    // The standby: no write at all; reads of its Lease, and the startup probe that the
-    // CRDs are installed (one list of BesuNetworks).
+    // The standby: no write at all; reads of its Lease, and the startup probes that the
+    // CRDs are installed (one list of BesuNetworks, one of EthereumNodes).
     let b_before: Vec<String> = b_requests
         .iter()
         .filter(|(t, _)| *t <= t_kill)
@@ -152,7 +152,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_sigkill() -> anyh
             let resource = r.group_resource().map(|(_, res)| res).unwrap_or_default();
             is_write(&r.verb)
                 || !(resource == "leases" && r.verb == "get"
-                    || resource == "besunetworks" && r.verb == "list")
+                    || resource == "besunetworks" && r.verb == "list"
+                    || resource == "ethereumnodes" && r.verb == "list")
         })
         .map(|(_, r)| format!("{} {:?}", r.verb, r.group_resource()))
         .collect();
