@@ -613,6 +613,19 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     .await?;
     ensure!(message.contains("full-jwt"), "{message}");
     eprintln!("status: {message}");
+    // The rollout replaces the pod (the JWT Secret's version is in its template); only
+    // then is Running the new pod's, with both clients on the one JWT.
+    wait_until(
+        "full-0 rolled onto the one JWT",
+        Duration::from_secs(300),
+        || async {
+            match pods.get_opt("full-0").await? {
+                Some(p) if p.uid() != uid => Ok(Check::Done(())),
+                _ => not_yet("the old pod (or none) yet"),
+            }
+        },
+    )
+    .await?;
     wait_phase(
         &nodes,
         "full",
@@ -620,10 +633,6 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
         Duration::from_secs(300),
     )
     .await?;
-    ensure!(
-        pod(&pods, "full-0").await?.uid() != uid,
-        "the pod was rolled onto the one JWT"
-    );
 
     // replicas: 0 -> Stopped, the volumes kept.
     nodes
