@@ -593,14 +593,6 @@ pub async fn report_blocked(
     Ok(())
 }
 
-/// 32 bytes from the OS CSPRNG, hex.
-fn random_hex() -> String {
-    use rand_core::RngCore;
-    let mut bytes = [0u8; 32];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
 /// Generates one of the node's Secrets (its JWT, or a validator's wallet password) into
 /// an immutable Secret created once (a create never overwrites; 409 means it exists).
 /// The value leaves memory when this returns.
@@ -663,7 +655,7 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
             None => match secrets.get_metadata_opt(&jwt_name).await? {
                 Some(m) => Some(m),
                 None => {
-                    let secret = desired_jwt_secret(&node, random_hex())?;
+                    let secret = desired_jwt_secret(&node, crate::render::random_hex(32))?;
                     generate_secret(ctx, &node, &secrets, secret, "the Engine API JWT").await?;
                     secrets.get_metadata_opt(&jwt_name).await?
                 }
@@ -703,7 +695,8 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
             && secrets.get_metadata_opt(&wallet).await?.is_none()
         {
             // Prysm's rule for wallet passwords: a letter, a digit and a symbol.
-            let secret = r::desired_wallet_secret(&node, format!("{}Aa1!", random_hex()))?;
+            let secret =
+                r::desired_wallet_secret(&node, format!("{}Aa1!", crate::render::random_hex(32)))?;
             generate_secret(
                 ctx,
                 &node,

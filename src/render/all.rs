@@ -530,10 +530,7 @@ fn render_ethereum_node(
     let name = node.name_any();
     if node.spec.jwt_secret_ref.is_none() {
         let jwt = if options.show_secrets {
-            use rand_core::RngCore;
-            let mut bytes = [0u8; 32];
-            rand_core::OsRng.fill_bytes(&mut bytes);
-            hex::encode(bytes)
+            super::random_hex(32)
         } else {
             REDACTED.to_string()
         };

@@ -32,11 +32,10 @@ use k8s_openapi::api::apps::v1::{
     RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, HTTPGetAction, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -47,8 +46,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use super::MANAGED_BY;
 use super::node::RenderError;
+use super::node::{container_security_context, port};
+use super::{MANAGED_BY, field_env};
 
 /// The uid and gid the clients run as (any non-root id works: the images need no home
 /// and write only to their volumes and `/tmp`).
@@ -789,15 +789,6 @@ pub fn claim_name(node: &str, which: Volume3, ordinal: u32) -> String {
     format!("{}-{node}-{ordinal}", volume_name(which))
 }
 
-fn port(name: &str, port: i32, protocol: &str) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.to_string()),
-        container_port: port,
-        protocol: Some(protocol.to_string()),
-        ..ContainerPort::default()
-    }
-}
-
 fn tcp_probe(port: i32, period: i32, failures: i32) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction {
@@ -849,39 +840,12 @@ fn pod_security_context() -> PodSecurityContext {
     }
 }
 
-fn container_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_string()]),
-            ..Capabilities::default()
-        }),
-        ..SecurityContext::default()
-    }
-}
-
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.to_string(),
         mount_path: path.to_string(),
         read_only: read_only.then_some(true),
         ..VolumeMount::default()
-    }
-}
-
-fn field_env(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.to_string(),
-                ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
     }
 }
 
@@ -1378,19 +1342,7 @@ pub fn alert_rules() -> Vec<super::monitoring::AlertRule> {
 }
 
 fn rule_groups() -> serde_json::Value {
-    let rules: Vec<serde_json::Value> = alert_rules()
-        .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "alert": r.name,
-                "expr": r.expr,
-                "for": r.for_,
-                "labels": {"severity": r.severity},
-                "annotations": {"summary": r.summary},
-            })
-        })
-        .collect();
-    serde_json::json!([{"name": "ethereum-node", "rules": rules}])
+    super::monitoring::rule_groups_of("ethereum-node", alert_rules())
 }
 
 /// The rules as a Prometheus rule file (`groups:`).

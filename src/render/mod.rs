@@ -70,6 +70,31 @@ pub fn network_labels(network: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// An environment variable from the pod's own fields (`status.podIP`, `metadata.name`...).
+pub fn field_env(name: &str, path: &str) -> k8s_openapi::api::core::v1::EnvVar {
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_string(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// `len` bytes from the OS CSPRNG, hex: generated secrets (a JWT, passwords). The caller
+/// writes it into a Secret and drops it; it is never logged.
+pub fn random_hex(len: usize) -> String {
+    use rand_core::RngCore;
+    let mut bytes = vec![0u8; len];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Hex SHA-256 of some text; used for checksum annotations that roll pods on change.
 pub fn sha256_hex(text: &str) -> String {
     use sha3::Digest;

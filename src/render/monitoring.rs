@@ -248,7 +248,12 @@ pub fn alert_rules() -> Vec<AlertRule> {
 }
 
 fn rule_groups() -> Value {
-    let rules: Vec<Value> = alert_rules()
+    rule_groups_of("besu-network", alert_rules())
+}
+
+/// Alert rules as one Prometheus rule group named `group` (the `groups:` list).
+pub fn rule_groups_of(group: &str, rules: Vec<AlertRule>) -> Value {
+    let rules: Vec<Value> = rules
         .into_iter()
         .map(|r| {
             json!({
@@ -260,7 +265,7 @@ fn rule_groups() -> Value {
             })
         })
         .collect();
-    json!([{"name": "besu-network", "rules": rules}])
+    json!([{"name": group, "rules": rules}])
 }
 
 /// The Prometheus rule file (`groups:`).
@@ -574,10 +579,7 @@ pub struct GrafanaObjects {
 
 /// A random Grafana admin password: 24 bytes from the OS, hex. Never logged.
 pub fn generate_password() -> String {
-    use rand_core::RngCore;
-    let mut bytes = [0u8; 24];
-    rand_core::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    super::random_hex(24)
 }
 
 /// The admin password Secret (created once, never overwritten; the password is

@@ -386,7 +386,8 @@ fn config_map_file(r: &besu_operator_api::ConfigMapKeyRef, path: &str) -> Config
     }
 }
 
-fn port(name: &str, port: i32, protocol: &str) -> ContainerPort {
+/// A named container port.
+pub fn port(name: &str, port: i32, protocol: &str) -> ContainerPort {
     ContainerPort {
         name: Some(name.to_string()),
         container_port: port,
