@@ -473,9 +473,14 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     );
     // A deleted network is never reconciled again: drop its gauges here.
     let store = controller.store();
-    let (metrics, scope, every) = (ctx.metrics.clone(), ns.map(str::to_string), ctx.chain_poll);
-    // Gauges exist only for networks reconciled, i.e. once in this store, so an
-    // object missing from it is a deleted one (re-lists swap the store atomically).
+    let chain_wakes = match ctx.chains.take_wakes() {
+        Some(w) => futures::future::Either::Left(w),
+        None => futures::future::Either::Right(futures::stream::empty()),
+    };
+    let (pruned, scope, every) = (ctx.clone(), ns.map(str::to_string), ctx.chain_poll);
+    // Gauges and chain observers exist only for networks reconciled, i.e. once in this
+    // store, so an object missing from it is a deleted one (re-lists swap the store
+    // atomically).
     let pruner = tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
@@ -484,7 +489,10 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
                 .iter()
                 .map(|n| format!("{}/{}", n.namespace().unwrap_or_default(), n.name_any()))
                 .collect();
-            let dropped = metrics.forget_networks_except(scope.as_deref(), &live);
+            pruned.chains.retain(&live);
+            let dropped = pruned
+                .metrics
+                .forget_networks_except(scope.as_deref(), &live);
             if dropped > 0 {
                 info!(dropped, "dropped the metrics of deleted networks");
             }
@@ -498,6 +506,9 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         .watches_stream(secret_metadata(client, ns), network_of)
         .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
         .reconcile_all_on(resync_ticks(ctx.resync))
+        // A network's chain observer wakes it when its chain changed in a way a decision
+        // rests on (controller::chain): at rest, nothing else does before the resync.
+        .reconcile_on(chain_wakes)
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile_network, network_error_policy, ctx)

@@ -7,7 +7,9 @@
 //!   `BESU_OPERATOR_TEST_RENDER_SALT`, a label that reaches the pod template and the claim
 //!   template) rolls out through the quorum-safe rollout, never all at once;
 //! - a validator whose JSON-RPC times out during an image rollout is never restarted
-//!   for it, and the rollout waits (condition `Upgrading`, naming it) until it answers.
+//!   for it, and the rollout waits (condition `Upgrading`, naming it) until it answers;
+//! - a validator voted in out of band (no Kubernetes object changes) is reported within
+//!   a chain poll, with a 10-minute resync: the network's chain observer wakes it.
 
 mod faults;
 mod operator;
@@ -215,9 +217,29 @@ async fn an_rpc_timeout_during_a_rollout_never_takes_a_second_validator_down() -
     ns.cleanup().await
 }
 
+/// `besu_operator_reconcile_triggers_total` of the network controller for `trigger`.
+async fn network_triggers(op: &operator::Operator, trigger: &str) -> anyhow::Result<f64> {
+    Ok(op
+        .metrics()
+        .await?
+        .iter()
+        .filter(|(series, _)| {
+            series.starts_with("besu_operator_reconcile_triggers_total{")
+                && series.contains("controller=\"network\"")
+                && series.contains(&format!("trigger=\"{trigger}\""))
+        })
+        .map(|(_, v)| *v)
+        .sum())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_band_validator_is_reported_and_left_alone() -> anyhow::Result<()> {
-    let (_client, ns, op) = setup("oob").await?;
+    // A resync of 10 minutes: a vote changes no Kubernetes object, so only the network's
+    // chain observer (controller::chain) can wake its reconcile in time.
+    let client = support::cluster().client().await?;
+    operator::install_crds(&client).await?;
+    let ns = support::TestNamespace::create(&client, "oob").await?;
+    let op = operator::Operator::start_with_resync(support::cluster(), &ns.name, 600)?;
     let networks: Api<BesuNetwork> = ns.api();
     let net = network(&ns.name)?;
     let name = net.name_any();
@@ -232,6 +254,7 @@ async fn an_out_of_band_validator_is_reported_and_left_alone() -> anyhow::Result
     })
     .await?;
     // Someone with access to the validators' JSON-RPC votes in an address of their own.
+    let woken_before = network_triggers(&op, "other").await?;
     let stranger = format!("0x{}", "5a".repeat(20));
     sim_post(
         &format!("/chains/{}/{name}/out-of-band-vote", ns.name),
@@ -257,6 +280,12 @@ async fn an_out_of_band_validator_is_reported_and_left_alone() -> anyhow::Result
     )
     .await?;
     println!("reported: {message}");
+    let woken = network_triggers(&op, "other").await? - woken_before;
+    ensure!(
+        woken >= 1.0,
+        "the report came without a reconcile started by the chain observer"
+    );
+    println!("the chain observer woke the network {woken} times");
     let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
     let warned = wait_until(
         "a Warning event naming the address",

@@ -18,8 +18,9 @@ pub struct RunArgs {
     /// nothing unless something changed).
     #[arg(long, env = "BESU_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
-    /// Seconds between JSON-RPC reads of a settled network's chain (height, peers,
-    /// validators) for metrics; while a change is in progress it is read every reconcile.
+    /// Seconds between a network's chain observer's JSON-RPC reads (height, peers,
+    /// validators): for metrics, and to wake the network when its chain changed; while a
+    /// change is in progress the reconcile also reads it, every time.
     #[arg(long, env = "BESU_OPERATOR_CHAIN_POLL_SECONDS", default_value_t = 15)]
     pub chain_poll_seconds: u64,
     /// `host:port` where a network's Prometheus scrapes the operator's /metrics.

@@ -4,6 +4,7 @@
 //! keys, genesis and `BesuNode`s; the node controller turns a `BesuNode` into its
 //! StatefulSet and Services.
 
+pub mod chain;
 pub mod day2;
 pub mod ethereum;
 pub mod key_identity;
@@ -123,9 +124,6 @@ impl Error {
     }
 }
 
-/// A network's chain as last read: when, what, and whether its head was advancing.
-pub type CachedChain = (std::time::Instant, network::ChainView, Option<bool>);
-
 /// State shared by every reconcile.
 pub struct Context {
     /// The API client.
@@ -136,17 +134,13 @@ pub struct Context {
     pub resync: Duration,
     /// Talks to the nodes' JSON-RPC.
     pub rpc: crate::rpc::RpcClient,
-    /// Per network (`namespace/name`): the last chain height seen and when it changed.
-    pub chain_progress:
-        std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
     /// The operator's metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// At a steady state, how often a network's chain is read over JSON-RPC (while a
-    /// change is in progress it is read on every reconcile).
+    /// How often a network's chain observer reads its chain over JSON-RPC (while a
+    /// change is in progress the reconcile reads it itself, every time).
     pub chain_poll: Duration,
-    /// Per network (`namespace/name`): the chain as last read, when, and whether its head
-    /// was advancing then.
-    pub chain_cache: std::sync::Mutex<std::collections::HashMap<String, CachedChain>>,
+    /// One chain observer per network (chain::ChainObservers).
+    pub chains: chain::ChainObservers,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
@@ -197,10 +191,13 @@ impl Context {
             client,
             resync,
             rpc: crate::rpc::RpcClient::default(),
-            chain_progress: std::sync::Mutex::new(std::collections::HashMap::new()),
+            chains: chain::ChainObservers::new(
+                crate::rpc::RpcClient::default(),
+                metrics.clone(),
+                chain_poll,
+            ),
             metrics,
             chain_poll,
-            chain_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             metrics_target,
             failures: std::sync::Mutex::new(std::collections::HashMap::new()),
             heals: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -236,36 +233,6 @@ impl Context {
     pub fn succeeded(&self, key: &str) {
         if let Ok(mut map) = self.failures.lock() {
             map.remove(key);
-        }
-    }
-
-    /// Records a network's chain height; returns how long ago the height last changed.
-    pub fn height_changed_ago(&self, network: &str, height: u64) -> Duration {
-        let now = std::time::Instant::now();
-        let Ok(mut map) = self.chain_progress.lock() else {
-            return Duration::ZERO;
-        };
-        let entry = map.entry(network.to_string()).or_insert((height, now));
-        if entry.0 != height {
-            *entry = (height, now);
-        }
-        now.duration_since(entry.1)
-    }
-
-    /// The chain as read less than `chain_poll` ago, with whether it was advancing.
-    pub fn cached_chain(&self, network: &str) -> Option<(network::ChainView, Option<bool>)> {
-        let map = self.chain_cache.lock().ok()?;
-        let (at, view, advancing) = map.get(network)?;
-        (at.elapsed() < self.chain_poll).then(|| (view.clone(), *advancing))
-    }
-
-    /// Remembers the chain as just read.
-    pub fn store_chain(&self, network: &str, view: network::ChainView, advancing: Option<bool>) {
-        if let Ok(mut map) = self.chain_cache.lock() {
-            map.insert(
-                network.to_string(),
-                (std::time::Instant::now(), view, advancing),
-            );
         }
     }
 

@@ -19,6 +19,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
+use super::chain::{IN_SYNC_BLOCKS, Targets};
 use super::day2::{
     DOWN_SETTLED, RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
     next_rollout_step, next_scaling_step,
@@ -39,7 +40,7 @@ use crate::render::network::{
     key_secret_for, node_enode, node_name,
 };
 use crate::render::node::{ROLLOUT_PERMIT_ANNOTATION, data_claim_name};
-use crate::rpc::{Endpoint, RpcClient};
+use crate::rpc::Endpoint;
 
 /// One node slot of a network: role and ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -197,7 +198,9 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         nodes_api.list(&of_network),
         config_maps.get_opt(&genesis_name),
     )?;
+    let chain_key = format!("{ns}/{name}");
     let Some(fresh) = fresh else {
+        ctx.chains.forget(&chain_key);
         return Ok(Action::await_change());
     };
     let network = Arc::new(fresh);
@@ -610,26 +613,43 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let stall_window = Duration::from_secs(
         (3 * period).max(2 * period + u64::try_from(g.request_timeout_seconds).unwrap_or(1)) + 2,
     );
-    // At rest the chain is read at most every --chain-poll-seconds; while anything is
-    // changing, on every reconcile (day-2 decisions need fresh figures).
-    let chain_key = format!("{ns}/{name}");
-    let cached = if at_rest(&network, &existing_nodes) {
-        ctx.cached_chain(&chain_key)
+    // At rest the chain observer's view serves (read at most a poll ago from the same
+    // nodes); while anything is changing, the chain is read now (day-2 decisions need
+    // fresh figures).
+    let validator_nodes: BTreeSet<String> = existing_nodes
+        .values()
+        .filter(|n| n.spec.node_type == NodeType::Validator)
+        .map(ResourceExt::name_any)
+        .collect();
+    let mut targets = Targets {
+        consensus,
+        endpoints: endpoints.clone(),
+        validators: validator_nodes,
+        stall_window,
+        desired: v_want,
+        ready: v_ready,
+        up: BTreeSet::new(),
+        nodes: existing_nodes
+            .values()
+            .filter(|n| n.spec.node_type.is_besu())
+            .map(ResourceExt::name_any)
+            .collect(),
+    };
+    // A view with proposals held is read again: proposals that serve no step are
+    // discarded only on a fresh read (below).
+    let recent = if at_rest(&network, &existing_nodes) {
+        ctx.chains
+            .recent(&chain_key, &endpoints)
+            .filter(|(view, _)| view.pending.values().all(BTreeMap::is_empty))
     } else {
         None
     };
-    let fresh_chain = cached.is_none();
-    let (chain, advancing) = match cached {
+    let fresh_chain = recent.is_none();
+    let (chain, advancing) = match recent {
         Some(c) => c,
-        None => {
-            let chain = observe_chain(&ctx.rpc, consensus, &endpoints, &existing_nodes).await;
-            let advancing = chain
-                .head
-                .map(|h| ctx.height_changed_ago(&chain_key, h) < stall_window);
-            ctx.store_chain(&chain_key, chain.clone(), advancing);
-            (chain, advancing)
-        }
+        None => ctx.chains.read(&chain_key, &targets).await,
     };
+    ctx.chains.decided(&chain_key, &chain, advancing);
 
     heal_isolated(&ctx, &network, &running, &endpoints, &static_nodes).await;
 
@@ -651,33 +671,17 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             _ => None,
         })
         .collect();
-    let up: BTreeSet<Address> = views.iter().filter(|v| v.up).map(|v| v.address).collect();
+    targets.up = views.iter().filter(|v| v.up).map(|v| v.address).collect();
     ctx.metrics.set_network(
         &ns,
         &name,
-        &crate::metrics::NetworkFigures {
-            desired: v_want,
-            onchain: chain.onchain.as_ref().map(BTreeSet::len),
-            ready: v_ready,
-            down: chain
-                .onchain
-                .as_ref()
-                .map_or(0, |set| set.difference(&up).count()),
-            head: chain.head,
-            producing: advancing,
-            nodes: existing_nodes
-                .values()
-                .filter(|n| n.spec.node_type.is_besu())
-                .map(|n| {
-                    let node = n.name_any();
-                    let figures = (
-                        chain.heights.get(&node).copied(),
-                        chain.peers.get(&node).copied(),
-                    );
-                    (node, figures)
-                })
-                .collect(),
-        },
+        &super::chain::figures(&targets, &chain, advancing),
+    );
+    // From here on the observer reads these nodes every poll and wakes this controller
+    // when the chain changes in a way that matters.
+    ctx.chains.observe(
+        kube::runtime::reflector::ObjectRef::from_obj(network.as_ref()),
+        targets,
     );
     let scaling = match (&chain.onchain, chain.head) {
         (Some(onchain), Some(head)) => Some(next_scaling_step(
@@ -738,8 +742,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     }
     // Proposals that no longer serve the current step are discarded: the change they
     // asked for happened, or the spec no longer wants it. Only on a fresh read of the
-    // chain: a cached view (at rest) still lists proposals discarded since, and acting on
-    // it would discard them again, with an Event, every reconcile.
+    // chain: the observer's view may still list proposals discarded since, and acting on
+    // it would discard them again, with an Event.
     if fresh_chain && let Some(onchain) = &chain.onchain {
         let current = match &scaling {
             Some(ScalingStep::Vote { address, add, .. }) => Some((*address, *add)),
@@ -817,7 +821,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // says it is within 2 blocks of the head (what Besu's /readiness checks).
     // With no height known at all (no node answered), nobody is known to be in sync: the
     // rollout then takes no Ready validator down.
-    let in_sync = |node: &str| chain.follows_head(node, 2);
+    let in_sync = |node: &str| chain.follows_head(node, IN_SYNC_BLOCKS);
     // Back in service after a rollout step: Ready, caught up with the head (a node still
     // syncing takes no part in consensus yet), and running the pod template the rollout
     // permitted, with none held back.
@@ -1292,7 +1296,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         phase,
         waits_on_nodes_only,
         heal_due_in,
-        ctx.resync.min(ctx.chain_poll),
+        ctx.resync,
     )))
 }
 
@@ -1573,107 +1577,6 @@ fn at_rest(network: &BesuNetwork, nodes: &BTreeMap<String, BesuNode>) -> bool {
             .as_ref()
             .is_none_or(|u| u.in_progress.is_empty() && u.pending.is_empty())
         && nodes.values().all(node_ready)
-}
-
-/// What the chain looks like from the network's nodes.
-#[derive(Clone, Debug, Default)]
-pub struct ChainView {
-    /// Height per node.
-    heights: BTreeMap<String, u64>,
-    /// Peers per node.
-    peers: BTreeMap<String, u64>,
-    /// The highest height any node reports.
-    head: Option<u64>,
-    /// The validator set at the latest block.
-    onchain: Option<BTreeSet<Address>>,
-    /// Proposals each validator holds.
-    pending: BTreeMap<String, BTreeMap<Address, bool>>,
-    /// Why the chain could not be read, if it could not.
-    error: Option<String>,
-    /// Nodes whose `eth_syncing` says they are still syncing (or did not answer it): not
-    /// available to consensus, whatever their height.
-    syncing: BTreeSet<String>,
-}
-
-impl ChainView {
-    /// Whether `node` is not syncing and within `blocks` of the head. With no height known
-    /// at all, nobody is.
-    fn follows_head(&self, node: &str, blocks: u64) -> bool {
-        match self.head {
-            Some(head) => {
-                !self.syncing.contains(node)
-                    && self
-                        .heights
-                        .get(node)
-                        .is_some_and(|h| h.saturating_add(blocks) >= head)
-            }
-            None => false,
-        }
-    }
-}
-
-async fn observe_chain(
-    rpc: &RpcClient,
-    consensus: Consensus,
-    endpoints: &BTreeMap<String, Endpoint>,
-    nodes: &BTreeMap<String, BesuNode>,
-) -> ChainView {
-    let mut view = ChainView::default();
-    let heights = futures::future::join_all(endpoints.iter().map(|(node, ep)| async move {
-        let (h, p, sy) = futures::join!(rpc.block_number(ep), rpc.peer_count(ep), rpc.syncing(ep));
-        (node.clone(), h, p, sy)
-    }))
-    .await;
-    for (node, h, p, sy) in heights {
-        if !matches!(sy, Ok(None)) {
-            view.syncing.insert(node.clone());
-        }
-        if let Ok(p) = p {
-            view.peers.insert(node.clone(), p);
-        }
-        match h {
-            Ok(h) => {
-                view.heights.insert(node, h);
-            }
-            Err(e) => view.error = Some(e.to_string()),
-        }
-    }
-    view.head = view.heights.values().max().copied();
-    // Only validators that answered just now are asked again in this round (a silent one
-    // would cost its whole timeout and retries once more), highest first: the validator
-    // set is read from a node at the head, not from a lagging one (review C5, C10).
-    let mut validators: Vec<(&String, &Endpoint)> = endpoints
-        .iter()
-        .filter(|(n, _)| {
-            view.heights.contains_key(*n)
-                && nodes
-                    .get(*n)
-                    .is_some_and(|b| b.spec.node_type == NodeType::Validator)
-        })
-        .collect();
-    validators.sort_by_key(|(n, _)| std::cmp::Reverse(view.heights.get(*n).copied()));
-    for (_, ep) in &validators {
-        match rpc.validators(ep, consensus, "latest").await {
-            Ok(set) => {
-                view.onchain = Some(set.into_iter().collect());
-                break;
-            }
-            Err(e) => view.error = Some(e.to_string()),
-        }
-    }
-    let pending = futures::future::join_all(validators.iter().map(|(node, ep)| async move {
-        ((*node).clone(), rpc.pending_votes(ep, consensus).await)
-    }))
-    .await;
-    for (node, p) in pending {
-        if let Ok(p) = p {
-            view.pending.insert(node, p);
-        }
-    }
-    if view.onchain.is_some() && view.head.is_some() {
-        view.error = None;
-    }
-    view
 }
 
 /// A sentence for the ValidatorSetConverged condition.
