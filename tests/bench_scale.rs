@@ -6,7 +6,7 @@
 //! is behaviour: every network reaches Ready, and the operator writes nothing at rest.
 //! Bounded: `BENCH_NETWORKS` networks (default 10, at most 40) of 1 bootnode and 4
 //! validators each (5 pods, so 10 networks are 50 pods on the 3 fake nodes), a 600 s
-//! bring-up deadline and a 60 s observation window. The operator runs with its default
+//! bring-up deadline and a 60 s observation window (`BENCH_REST_SECONDS`). The operator runs with its default
 //! resync (300 s) and chain poll (15 s), as users get it; `BENCH_RESYNC_SECONDS` changes
 //! the resync (the integration tests use 5 s).
 //!
@@ -35,7 +35,17 @@ use kube::api::{ListParams, PostParams};
 use operator::{OPERATOR_AGENT, Operator, install_crds, qbft_chain_only, writes_over_quiet_window};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
-const WINDOW: Duration = Duration::from_secs(60);
+/// The observation window at rest: `BENCH_REST_SECONDS` (default 60, at most 900). A
+/// window as long as the resync (300) includes one resync of everything.
+fn window() -> Duration {
+    Duration::from_secs(
+        std::env::var("BENCH_REST_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60)
+            .clamp(10, 900),
+    )
+}
 
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
 fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
@@ -150,16 +160,29 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
     let (rss_ready, _) = memory_kib(pid)?;
 
     // At rest: every request by the operator over the window, and its writes.
-    let (from, to, writes) = writes_over_quiet_window(&ns.name, WINDOW).await?;
-    let requests = c
+    let (from, to, writes) = writes_over_quiet_window(&ns.name, window()).await?;
+    let at_rest: Vec<_> = c
         .audit()
         .events()?
         .into_iter()
         .filter(|e| e.stage == "ResponseComplete" && e.user_agent.starts_with(OPERATOR_AGENT))
         .filter(|e| e.received_at().is_ok_and(|t| t >= from && t <= to))
-        .count();
+        .collect();
+    let requests = at_rest.len();
+    // Which requests: verb and resource, most frequent first.
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &at_rest {
+        let resource = e
+            .object_ref
+            .as_ref()
+            .and_then(|o| o.resource.clone())
+            .unwrap_or_default();
+        *kinds.entry(format!("{} {resource}", e.verb)).or_default() += 1;
+    }
+    let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let (rss_rest, peak) = memory_kib(pid)?;
-    let minutes = to.duration_since(from).unwrap_or(WINDOW).as_secs_f64() / 60.0;
+    let minutes = to.duration_since(from).unwrap_or(window()).as_secs_f64() / 60.0;
 
     let first = first_ready
         .lock()
@@ -197,6 +220,14 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
         requests as f64 / minutes,
         eth_requests as f64 / minutes,
         writes.len()
+    );
+    eprintln!(
+        "bench: at rest, by verb and resource: {}",
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     ensure!(writes.is_empty(), "writes at rest: {writes:?}");
     drop(op);
