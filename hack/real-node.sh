@@ -328,6 +328,9 @@ imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 containerLogMaxSize: 10Mi
 maxPods: 60
+# Each pod is synced every 10 s instead of every minute: a changed Secret or ConfigMap
+# reaches its volumes within about 10 s (what a test that rotates a mounted Secret waits).
+syncFrequency: 10s
 EOF
   cat > "$d/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1

@@ -8,13 +8,15 @@
 #   - runs every test binary of `cargo test --workspace` with KUBECONFIG and
 #     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads each:
 #     BESU_TEST_LANES (default 2) binaries at a time, longest first, each in its own
-#     namespaces (the end-to-end tests mostly wait on the cluster, not the CPU); then
-#     the binaries that disturb the whole cluster (EXCLUSIVE below) one at a time, alone;
-#     then the doc-tests. Each binary's output is printed whole when it ends;
+#     namespaces (the end-to-end tests mostly wait on the cluster, not the CPU); beside
+#     them, on a kwok-only cluster of their own, the binaries that would disturb a shared
+#     one (SIDE below); then those that need the real node's cluster alone (EXCLUSIVE),
+#     one at a time; then the doc-tests. Each binary's output is printed whole when it ends;
 #   - fails if any non-loopback TCP socket of this run was seen (hack/netwatch.sh).
 #
 # Extra arguments go to `cargo test` (e.g. hack/run-tests.sh --test cluster_basics),
-# which then runs as one plain `cargo test` with them.
+# which then runs as one plain `cargo test` with them. BESU_TEST_ONLY="tests/a.rs
+# tests/b.rs" runs only those binaries, each where a full run would (lane, side, alone).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -56,10 +58,19 @@ print_summary() {
   cp "$phases" "$repo/target/run-tests/phases.tsv" 2>/dev/null || true
 }
 
-# Binaries that disturb every test beside them: the API server outage, and an operator
-# watching every namespace (it would reconcile the other binaries' networks), and a
-# second, throwaway cluster.
-EXCLUSIVE="tests/fault_apiserver.rs tests/rbac_cluster.rs tests/real_node_install.rs tests/cluster_down.rs"
+# Binaries that disturb every test beside them on a shared cluster: the API server outage,
+# and operators watching every namespace (they would reconcile the other binaries'
+# networks). Those that need no real node (SIDE) run on a kwok-only cluster of their own
+# (BESU_SIDE_CLUSTER=1, the default), beside the lanes; the others (EXCLUSIVE) run after
+# the lanes, one at a time, alone: the in-cluster install on the machine's one real node,
+# and a second, throwaway cluster.
+SIDE="tests/fault_apiserver.rs tests/rbac_cluster.rs"
+EXCLUSIVE="tests/real_node_install.rs tests/cluster_down.rs"
+if [ "${BESU_SIDE_CLUSTER:-1}" = 0 ]; then
+  EXCLUSIVE="$SIDE $EXCLUSIVE"
+  SIDE=""
+fi
+side_cluster="$run_dir/side-cluster"
 # Longest first (figures from earlier runs), so that the lanes end close together;
 # binaries not listed follow in cargo's order.
 LONGEST_FIRST="tests/real_node_ethereum.rs tests/fault_matrix.rs tests/day2.rs tests/monitoring_prometheus.rs tests/chaos.rs
@@ -83,19 +94,59 @@ run_one() {
 }
 export -f run_one record now_ms
 
+# The SIDE binaries, one after the other, on a kwok-only cluster started for them (and
+# stopped after them, leaving nothing: the same checks as cluster_down).
+side_lane() {
+  local rc=0 name exe dir t env_line
+  t=$(now_ms)
+  env_line=$(BESU_CLUSTER_DIR=$side_cluster BESU_REAL_NODE=0 hack/local-cluster.sh up) || {
+    record "side cluster up" "$t" 1
+    return 1
+  }
+  record "side cluster up" "$t" 0
+  for name in $SIDE; do
+    IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
+    KUBECONFIG=$side_cluster/kubeconfig BESU_CLUSTER_DIR=$side_cluster \
+      run_one "$name" "$exe" "$dir" || rc=1
+  done
+  t=$(now_ms)
+  BESU_CLUSTER_DIR=$side_cluster hack/local-cluster.sh down >/dev/null || rc=1
+  [ -d "$side_cluster" ] && { log "side cluster state $side_cluster remains after down"; rc=1; }
+  record "side cluster down" "$t" "$rc"
+  return $rc
+}
+
 run_lanes() {
-  local lanes=${BESU_TEST_LANES:-2} rc=0 name exe dir ordered="$run_dir/ordered.tsv" n
+  local lanes=${BESU_TEST_LANES:-2} rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side=""
   mkdir -p "$run_dir/out"
   : >"$ordered"
+  if [ -n "${BESU_TEST_ONLY:-}" ]; then
+    # Only these binaries (names as in the summary, e.g. "tests/day2.rs"), each where it
+    # would run in a full run: a lane, the side cluster or alone.
+    awk -F'\t' -v only=" $BESU_TEST_ONLY " 'index(only, " " $1 " ")' "$binaries" >"$binaries.only"
+    mv "$binaries.only" "$binaries"
+  fi
   for name in $LONGEST_FIRST; do grep -P "^\Q$name\E\t" "$binaries" >>"$ordered" || true; done
   while IFS=$'\t' read -r name exe dir; do
-    case " $(echo $LONGEST_FIRST $EXCLUSIVE) " in *" $name "*) continue ;; esac
+    case " $(echo $LONGEST_FIRST $EXCLUSIVE $SIDE) " in *" $name "*) continue ;; esac
     printf '%s\t%s\t%s\n' "$name" "$exe" "$dir" >>"$ordered"
   done <"$binaries"
   n=$(wc -l <"$ordered")
-  log "$n test binaries, $lanes at a time; then alone: $EXCLUSIVE"
   export run_dir phases
+  # Only the SIDE binaries this run has (a side cluster for none would be wasted).
+  local present=""
+  for name in $SIDE; do
+    if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
+  done
+  SIDE=${present# }
+  if [ -n "$SIDE" ]; then
+    log "on a kwok-only side cluster, beside the lanes: $SIDE"
+    side_lane &
+    side=$!
+  fi
+  log "$n test binaries, $lanes at a time; then alone: $EXCLUSIVE"
   tr '\t' '\n' <"$ordered" | xargs -d '\n' -n 3 -P "$lanes" bash -c 'run_one "$@"' _ || rc=1
+  if [ -n "$side" ]; then wait "$side" || rc=1; fi
   for name in $EXCLUSIVE; do
     IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
     run_one "$name" "$exe" "$dir" || rc=1
@@ -125,6 +176,9 @@ cleanup() {
     wait "$watcher" 2>/dev/null || true
   fi
   keep_netwatch_log
+  if [ -d "$side_cluster" ]; then
+    BESU_CLUSTER_DIR=$side_cluster hack/local-cluster.sh down >/dev/null || rc=1
+  fi
   if [ -n "$own_cluster" ] && [ -d "$own_cluster" ]; then
     BESU_CLUSTER_DIR=$own_cluster hack/local-cluster.sh down || rc=1
   fi

@@ -17,6 +17,8 @@
 //!   refuses it (the test shows both clients' errors), the operator, started again,
 //!   reports `Error` naming the JWT Secret, and rolls the pod so both read the same JWT:
 //!   the node is Running again;
+//! - an image change rolls the pod onto the new image and the node is Running again,
+//!   while a deleted Service is put back;
 //! - `replicas: 0` gives `Stopped`.
 
 mod operator;
@@ -41,8 +43,10 @@ use support::{Check, TestNamespace, cluster, not_yet, repo_root, wait_until};
 
 const CHAIN_ID: i64 = 32382;
 const FEE_RECIPIENT: &str = "0x8943545177806ED17B9F23F0a21ee5948eCaa776";
-/// Seconds from the genesis files' creation to genesis: the pods start meanwhile.
-const GENESIS_DELAY: u64 = 40;
+/// Seconds from the genesis files' creation to genesis: the pods start meanwhile. Slots
+/// the validator misses before its clients are up cost nothing: the first epoch that can
+/// be justified is epoch 2.
+const GENESIS_DELAY: u64 = 25;
 
 fn devnet_files(dir: &Path) -> anyhow::Result<()> {
     let out = std::process::Command::new(repo_root().join("hack/eth-devnet.sh"))
@@ -243,6 +247,27 @@ fn container_id(p: &Pod, container: &str) -> anyhow::Result<String> {
         .and_then(|c| c.container_id.clone())
         .context("no container id")?;
     Ok(id.trim_start_matches("containerd://").to_string())
+}
+
+/// `ctr` against the real node's containerd, in the kubelet's namespace.
+fn ctr(args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new("ctr")
+        .args([
+            "--address",
+            "/run/besu-real-node/containerd.sock",
+            "-n",
+            "k8s.io",
+        ])
+        .args(args)
+        .output()
+        .context("run ctr")?;
+    ensure!(
+        out.status.success(),
+        "ctr {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 fn restarts(p: &Pod, container: &str) -> i32 {
@@ -516,24 +541,7 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     )
     .await?;
     let id = container_id(&before, "consensus")?;
-    let ctr = std::process::Command::new("ctr")
-        .args([
-            "--address",
-            "/run/besu-real-node/containerd.sock",
-            "-n",
-            "k8s.io",
-            "tasks",
-            "kill",
-            "-s",
-            "SIGKILL",
-            &id,
-        ])
-        .output()?;
-    ensure!(
-        ctr.status.success(),
-        "ctr tasks kill: {}",
-        String::from_utf8_lossy(&ctr.stderr)
-    );
+    ctr(&["tasks", "kill", "-s", "SIGKILL", &id])?;
     let refused = wait_until(
         "the Engine API to refuse the consensus client",
         Duration::from_secs(120),
@@ -633,6 +641,73 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
         Duration::from_secs(300),
     )
     .await?;
+
+    // An image change rolls the pod onto the new image (the same Geth under a second
+    // name, tagged in the node's containerd), while a deleted Service is put back.
+    let rolled_from = pod(&pods, "full-0").await?.uid();
+    let alias = format!("{}-rolled", besu_operator_api::DEFAULT_GETH_IMAGE);
+    ctr(&[
+        "images",
+        "tag",
+        "--force",
+        besu_operator_api::DEFAULT_GETH_IMAGE,
+        &alias,
+    ])?;
+    let services: Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    let service_uid = services.get("full-rpc").await?.uid();
+    services
+        .delete("full-rpc", &kube::api::DeleteParams::default())
+        .await?;
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"execution": {"image": alias}}})),
+        )
+        .await?;
+    wait_until(
+        "the Service full-rpc put back",
+        Duration::from_secs(60),
+        || async {
+            match services.get_opt("full-rpc").await? {
+                Some(s) if s.uid() != service_uid => Ok(Check::Done(())),
+                _ => not_yet("not yet"),
+            }
+        },
+    )
+    .await?;
+    let t_roll = Instant::now();
+    wait_until(
+        "full-0 rolled onto the new image",
+        Duration::from_secs(300),
+        || async {
+            let p = pods.get_opt("full-0").await?;
+            let image = p
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .and_then(|s| s.containers.iter().find(|c| c.name == "execution"))
+                .and_then(|c| c.image.clone());
+            match p {
+                Some(p) if p.uid() != rolled_from && image.as_deref() == Some(alias.as_str()) => {
+                    Ok(Check::Done(()))
+                }
+                _ => not_yet(format!("execution image {image:?}")),
+            }
+        },
+    )
+    .await?;
+    wait_phase(
+        &nodes,
+        "full",
+        EthereumNodePhase::Running,
+        Duration::from_secs(300),
+    )
+    .await
+    .with_context(|| format!("pod logs:\n{}", all_logs(&ns.name, "full-0")))?;
+    eprintln!(
+        "full: rolled onto {alias} and Running {:.0?} after the change",
+        t_roll.elapsed()
+    );
 
     // replicas: 0 -> Stopped, the volumes kept.
     nodes
