@@ -10,7 +10,7 @@ use besu_operator_api::{
 };
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -555,12 +555,30 @@ fn secret_metadata(
 }
 
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    // The watches feed the caches a node reconcile reads its children from
+    // (controller::NodeStores); claims and pods only fill their stores.
+    let (sets, sets_stream) = stored::<StatefulSet>(client, ns, managed());
+    let (services, services_stream) = stored::<Service>(client, ns, managed());
+    let (config_maps, config_maps_stream) = stored::<ConfigMap>(client, ns, managed());
+    let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
+    let (pods, pods_stream) = stored::<Pod>(client, ns, managed());
+    let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
+    let _ = ctx.node_stores.set(controller::NodeStores {
+        sets,
+        services,
+        config_maps,
+        claims,
+        pods,
+        secrets,
+    });
     Controller::new(scoped::<BesuNode>(client, ns), watcher::Config::default())
-        .owns(scoped::<StatefulSet>(client, ns), managed())
-        .owns(scoped::<Service>(client, ns), managed())
-        .owns(scoped::<ConfigMap>(client, ns), managed())
+        .owns_stream(sets_stream)
+        .owns_stream(services_stream)
+        .owns_stream(config_maps_stream)
         .owns(scoped::<Deployment>(client, ns), managed())
-        .watches_stream(secret_metadata(client, ns), node_of)
+        .watches_stream(secrets_stream, node_of)
+        .watches_stream(claims_stream, |_| None::<ObjectRef<BesuNode>>)
+        .watches_stream(pods_stream, |_| None::<ObjectRef<BesuNode>>)
         .reconcile_all_on(resync_ticks(ctx.resync))
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
@@ -587,14 +605,41 @@ where
         + Sync
         + 'static,
 {
+    stored(
+        client,
+        ns,
+        watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR),
+    )
+}
+
+/// A watch of one kind with `config` feeding a store (without managed fields, which no
+/// reconcile reads): (the store, the stream the controller polls).
+fn stored<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();
-    let config = watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR);
-    let stream = kube::runtime::reflector(
-        writer,
-        watcher(scoped::<K>(client, ns), config).backoff(WatchBackoff::default()),
-    )
-    .touched_objects();
+    let stream = watcher(scoped::<K>(client, ns), config)
+        .backoff(WatchBackoff::default())
+        .modify(|obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+        })
+        .reflect(writer)
+        .touched_objects();
     (store, stream)
 }
 

@@ -20,6 +20,7 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams, PostParams};
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -124,6 +125,46 @@ impl Error {
     }
 }
 
+/// The node controller's caches: reflector stores fed by its watches of the operator's
+/// own objects (label `app.kubernetes.io/managed-by=besu-operator`).
+///
+/// A node reconcile reads a child from them ([`cached_or_get`]), and from the API when a
+/// store lacks it: a store's miss is never trusted, so a cache that lags can never be why
+/// a pod is stopped for a missing key or a volume is created. After it writes, a reconcile
+/// reads what it wrote from the API.
+#[derive(Clone)]
+pub struct NodeStores {
+    /// StatefulSets.
+    pub sets: Store<k8s_openapi::api::apps::v1::StatefulSet>,
+    /// Services.
+    pub services: Store<k8s_openapi::api::core::v1::Service>,
+    /// ConfigMaps (the nodes' configs and the networks' genesis).
+    pub config_maps: Store<k8s_openapi::api::core::v1::ConfigMap>,
+    /// The nodes' data volume claims.
+    pub claims: Store<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    /// Pods.
+    pub pods: Store<k8s_openapi::api::core::v1::Pod>,
+    /// Key Secrets, as metadata (no key material is held).
+    pub secrets: Store<kube::api::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>,
+}
+
+/// `name` in `ns` from `store` when it holds it, else from the API (`None`: absent).
+pub async fn cached_or_get<K>(
+    store: Option<&Store<K>>,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let key = kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns);
+    if let Some(hit) = store.and_then(|s| s.get(&key)) {
+        return Ok(Some(K::clone(&hit)));
+    }
+    Ok(api.get_opt(name).await?)
+}
+
 /// State shared by every reconcile.
 pub struct Context {
     /// The API client.
@@ -141,6 +182,9 @@ pub struct Context {
     pub chain_poll: Duration,
     /// One chain observer per network (chain::ChainObservers).
     pub chains: chain::ChainObservers,
+    /// The node controller's caches, once its watches run (operator::node_controller);
+    /// without them a node reconcile reads every child from the API.
+    pub node_stores: std::sync::OnceLock<NodeStores>,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
@@ -196,6 +240,7 @@ impl Context {
                 metrics.clone(),
                 chain_poll,
             ),
+            node_stores: std::sync::OnceLock::new(),
             metrics,
             chain_poll,
             metrics_target,

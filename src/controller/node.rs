@@ -8,14 +8,15 @@ use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Patch;
+use kube::api::{PartialObjectMeta, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
-use super::{Context, Error, applied_hash, apply_if_changed_over, apply_over};
+use super::{Context, Error, applied_hash, apply_if_changed_over, apply_over, cached_or_get};
 use crate::chain::enode::enode_url;
 use crate::render::node::{
     ROLLOUT_PERMIT_ANNOTATION, TEMPLATE_REVISION_ANNOTATION, data_claim_name, data_claim_owner,
@@ -246,16 +247,22 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
 
 /// The node's key as its Secret's metadata tells it (super::key_identity): the key itself
 /// is read only from a Secret the operator did not annotate, once per version.
-async fn key_fact(
-    secrets: &Api<Secret>,
-    node: &BesuNode,
-    identities: &super::key_identity::IdentityCache,
-) -> Result<KeyFact, Error> {
+async fn key_fact(secrets: &Api<Secret>, node: &BesuNode, ctx: &Context) -> Result<KeyFact, Error> {
     use super::key_identity::KeyIdentity;
+    let identities = &ctx.key_identities;
     let Some(r) = &node.spec.key_secret_ref else {
         return Ok(KeyFact::NotConfigured);
     };
-    let Some(meta) = secrets.get_metadata_opt(&r.name).await? else {
+    let ns = node.namespace().unwrap_or_default();
+    let cached = ctx
+        .node_stores
+        .get()
+        .and_then(|s| s.secrets.get(&ObjectRef::new(&r.name).within(&ns)));
+    let meta = match cached {
+        Some(meta) => Some(PartialObjectMeta::clone(&meta)),
+        None => secrets.get_metadata_opt(&r.name).await?,
+    };
+    let Some(meta) = meta else {
         return Ok(KeyFact::Missing(r.name.clone()));
     };
     Ok(match identities.identity(secrets, &meta, &r.key).await? {
@@ -364,9 +371,17 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
 
     // Independent reads, then independent writes, each group at once: a node's first
     // reconcile opens its stage, and sequential round trips were most of its time.
+    // Children from the controller's caches where they hold them (super::NodeStores).
+    let stores = ctx.node_stores.get();
     let genesis_missing = async {
         Ok::<_, Error>(match &node.spec.genesis_config_map_ref {
-            Some(g) if config_maps.get_opt(&g.name).await?.is_none() => Some(g.name.clone()),
+            Some(g)
+                if cached_or_get(stores.map(|s| &s.config_maps), &config_maps, &ns, &g.name)
+                    .await?
+                    .is_none() =>
+            {
+                Some(g.name.clone())
+            }
             _ => None,
         })
     };
@@ -375,14 +390,24 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     let desired_rpc = desired_rpc_service(&node)?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let claim_name = data_claim_name(&name);
+    let (config_name, headless_name, rpc_name) = (
+        desired_config.name_any(),
+        desired_headless.name_any(),
+        desired_rpc.name_any(),
+    );
     let (key, genesis_missing, live, live_claim, live_config, live_headless, live_rpc) = futures::try_join!(
-        key_fact(&secrets, &node, &ctx.key_identities),
+        key_fact(&secrets, &node, &ctx),
         genesis_missing,
-        async { Ok(statefulsets.get_opt(&name).await?) },
-        async { Ok(claims.get_opt(&claim_name).await?) },
-        async { Ok(config_maps.get_opt(&desired_config.name_any()).await?) },
-        async { Ok(services.get_opt(&desired_headless.name_any()).await?) },
-        async { Ok(services.get_opt(&desired_rpc.name_any()).await?) },
+        cached_or_get(stores.map(|s| &s.sets), &statefulsets, &ns, &name),
+        cached_or_get(stores.map(|s| &s.claims), &claims, &ns, &claim_name),
+        cached_or_get(
+            stores.map(|s| &s.config_maps),
+            &config_maps,
+            &ns,
+            &config_name
+        ),
+        cached_or_get(stores.map(|s| &s.services), &services, &ns, &headless_name),
+        cached_or_get(stores.map(|s| &s.services), &services, &ns, &rpc_name),
     )?;
     // Replicas do not depend on the pod; readiness is read after the StatefulSet is
     // applied, so that a spec change (a new image) is never reported Ready on the
@@ -476,12 +501,13 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pod_name = format!("{name}-0");
-    // After a write the StatefulSet is read again (its status must be about what was just
-    // applied); without one, the read made at the start still stands.
+    // After a write the StatefulSet is read again from the API (its status must be about
+    // what was just applied); without one, the read made at the start still stands.
     let (live, pod) = if wrote {
         futures::try_join!(statefulsets.get_opt(&name), pods.get_opt(&pod_name))?
     } else {
-        (live, pods.get_opt(&pod_name).await?)
+        let pod = cached_or_get(stores.map(|s| &s.pods), &pods, &ns, &pod_name).await?;
+        (live, pod)
     };
     let pod_ready = live.as_ref().is_some_and(statefulset_ready);
     let template_revision = live

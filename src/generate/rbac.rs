@@ -107,7 +107,7 @@ pub fn rbac_rules() -> Vec<Rule> {
             api_group: "",
             resource: "pods",
             verbs: &["get", "list", "watch"],
-            used_by: "JSON-RPC endpoints of Ready pods and how long others have been down, by label (network::observe_pods); watched for readiness changes, which open the next stage (operator::pod_readiness); get only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
+            used_by: "JSON-RPC endpoints of Ready pods and how long others have been down, by label (network::observe_pods); watched for readiness changes, which open the next stage (operator::pod_readiness), and into the node controller's cache (operator::node_controller); get only so that the prometheus node's Role may grant pod discovery (RBAC escalation check)",
         },
         Rule {
             api_group: "",
@@ -148,8 +148,8 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "",
             resource: "persistentvolumeclaims",
-            verbs: &["get", "create", "patch"],
-            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim)",
+            verbs: &["get", "list", "watch", "create", "patch"],
+            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim); watched into the node controller's cache (operator::node_controller)",
         },
         Rule {
             api_group: "events.k8s.io",
