@@ -473,10 +473,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     );
     // A deleted network is never reconciled again: drop its gauges here.
     let store = controller.store();
-    let chain_wakes = match ctx.chains.take_wakes() {
-        Some(w) => futures::future::Either::Left(w),
-        None => futures::future::Either::Right(futures::stream::empty()),
-    };
+    let chain_wakes = ctx.chains.wakes(ns);
     let (pruned, scope, every) = (ctx.clone(), ns.map(str::to_string), ctx.chain_poll);
     // Gauges and chain observers exist only for networks reconciled, i.e. once in this
     // store, so an object missing from it is a deleted one (re-lists swap the store
@@ -563,14 +560,17 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
     let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
     let (pods, pods_stream) = stored::<Pod>(client, ns, managed());
     let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
-    let _ = ctx.node_stores.set(controller::NodeStores {
-        sets,
-        services,
-        config_maps,
-        claims,
-        pods,
-        secrets,
-    });
+    ctx.add_node_stores(
+        ns,
+        controller::NodeStores {
+            sets,
+            services,
+            config_maps,
+            claims,
+            pods,
+            secrets,
+        },
+    );
     Controller::new(scoped::<BesuNode>(client, ns), watcher::Config::default())
         .owns_stream(sets_stream)
         .owns_stream(services_stream)

@@ -226,12 +226,19 @@ struct PerNetwork {
     woken_for: Option<Decisive>,
 }
 
+/// A network controller's wake channel, and the namespace it watches (`None`: all).
+type Subscriber = (
+    Option<String>,
+    mpsc::UnboundedSender<ObjectRef<BesuNetwork>>,
+);
+
 struct Shared {
     rpc: RpcClient,
     metrics: Arc<Metrics>,
     poll: Duration,
     networks: Mutex<HashMap<String, PerNetwork>>,
-    wake: mpsc::UnboundedSender<ObjectRef<BesuNetwork>>,
+    /// One per network controller (one per watched namespace).
+    subscribers: Mutex<Vec<Subscriber>>,
 }
 
 impl Shared {
@@ -265,6 +272,18 @@ impl Shared {
             .flatten();
         (view, advancing)
     }
+
+    /// Wakes `network` in the controller that watches its namespace.
+    fn wake(&self, network: &ObjectRef<BesuNetwork>) {
+        let Ok(subscribers) = self.subscribers.lock() else {
+            return;
+        };
+        for (scope, tx) in subscribers.iter() {
+            if scope.is_none() || scope.as_deref() == network.namespace.as_deref() {
+                let _ = tx.unbounded_send(network.clone());
+            }
+        }
+    }
 }
 
 struct Observer {
@@ -276,30 +295,32 @@ struct Observer {
 pub struct ChainObservers {
     shared: Arc<Shared>,
     tasks: Mutex<HashMap<String, Observer>>,
-    wakes: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<BesuNetwork>>>>,
 }
 
 impl ChainObservers {
     /// Observers that read with `rpc` every `poll` and keep `metrics`.
     pub fn new(rpc: RpcClient, metrics: Arc<Metrics>, poll: Duration) -> ChainObservers {
-        let (wake, wakes) = mpsc::unbounded();
         ChainObservers {
             shared: Arc::new(Shared {
                 rpc,
                 metrics,
                 poll,
                 networks: Mutex::new(HashMap::new()),
-                wake,
+                subscribers: Mutex::new(Vec::new()),
             }),
             tasks: Mutex::new(HashMap::new()),
-            wakes: Mutex::new(Some(wakes)),
         }
     }
 
-    /// The networks to reconcile because their chain changed, for the controller
-    /// (`Controller::reconcile_on`); `None` once taken.
-    pub fn take_wakes(&self) -> Option<mpsc::UnboundedReceiver<ObjectRef<BesuNetwork>>> {
-        self.wakes.lock().ok()?.take()
+    /// The networks of `scope` (a namespace; `None`: all) to reconcile because their
+    /// chain changed, for the network controller that watches it
+    /// (`Controller::reconcile_on`).
+    pub fn wakes(&self, scope: Option<&str>) -> mpsc::UnboundedReceiver<ObjectRef<BesuNetwork>> {
+        let (tx, rx) = mpsc::unbounded();
+        if let Ok(mut subscribers) = self.shared.subscribers.lock() {
+            subscribers.push((scope.map(str::to_string), tx));
+        }
+        rx
     }
 
     /// The chain of `key` read at most two polls ago from exactly `endpoints` (the
@@ -458,7 +479,7 @@ async fn run(
             .unwrap_or(false);
         if wake {
             tracing::debug!(network = %key, "the chain changed: reconciling");
-            let _ = shared.wake.unbounded_send(network.clone());
+            shared.wake(&network);
         }
     }
 }
@@ -557,6 +578,24 @@ mod tests {
         // Changed again before the reconcile ran: once more.
         let c = Decisive::of(&view(&[("v0", 1)], &[2]), Some(true));
         assert!(should_wake(Some(&a), Some(&b), &c));
+    }
+
+    #[test]
+    fn a_wake_reaches_the_controller_of_the_networks_namespace_only() {
+        let observers = ChainObservers::new(
+            RpcClient::default(),
+            Arc::new(Metrics::new()),
+            Duration::from_secs(60),
+        );
+        let mut a = observers.wakes(Some("a"));
+        let mut b = observers.wakes(Some("b"));
+        let mut all = observers.wakes(None);
+        observers
+            .shared
+            .wake(&ObjectRef::<BesuNetwork>::new("net").within("b"));
+        assert!(a.try_recv().is_err(), "namespace a's controller was woken");
+        assert_eq!(b.try_recv().ok().map(|r| r.name), Some("net".into()));
+        assert_eq!(all.try_recv().ok().map(|r| r.name), Some("net".into()));
     }
 
     #[tokio::test]

@@ -182,9 +182,10 @@ pub struct Context {
     pub chain_poll: Duration,
     /// One chain observer per network (chain::ChainObservers).
     pub chains: chain::ChainObservers,
-    /// The node controller's caches, once its watches run (operator::node_controller);
-    /// without them a node reconcile reads every child from the API.
-    pub node_stores: std::sync::OnceLock<NodeStores>,
+    /// The node controllers' caches, each with the namespace it watches (`None`: all),
+    /// once their watches run (operator::node_controller); without them a node reconcile
+    /// reads every child from the API.
+    node_stores: std::sync::RwLock<Vec<(Option<String>, NodeStores)>>,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
@@ -240,7 +241,7 @@ impl Context {
                 metrics.clone(),
                 chain_poll,
             ),
-            node_stores: std::sync::OnceLock::new(),
+            node_stores: std::sync::RwLock::new(Vec::new()),
             metrics,
             chain_poll,
             metrics_target,
@@ -254,6 +255,21 @@ impl Context {
                 .filter(|i| !i.is_empty())
                 .unwrap_or_else(crate::generate::install::default_image),
         })
+    }
+
+    /// Adds the caches of the node controller that watches `scope` (`None`: all).
+    pub fn add_node_stores(&self, scope: Option<&str>, stores: NodeStores) {
+        if let Ok(mut all) = self.node_stores.write() {
+            all.push((scope.map(str::to_string), stores));
+        }
+    }
+
+    /// The node controller's caches that hold namespace `ns`.
+    pub fn node_stores(&self, ns: &str) -> Option<NodeStores> {
+        let all = self.node_stores.read().ok()?;
+        all.iter()
+            .find(|(scope, _)| scope.is_none() || scope.as_deref() == Some(ns))
+            .map(|(_, s)| s.clone())
     }
 
     /// Records one more failed reconcile of `key`; returns how long to wait before the

@@ -255,8 +255,7 @@ async fn key_fact(secrets: &Api<Secret>, node: &BesuNode, ctx: &Context) -> Resu
     };
     let ns = node.namespace().unwrap_or_default();
     let cached = ctx
-        .node_stores
-        .get()
+        .node_stores(&ns)
         .and_then(|s| s.secrets.get(&ObjectRef::new(&r.name).within(&ns)));
     let meta = match cached {
         Some(meta) => Some(PartialObjectMeta::clone(&meta)),
@@ -372,7 +371,8 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     // Independent reads, then independent writes, each group at once: a node's first
     // reconcile opens its stage, and sequential round trips were most of its time.
     // Children from the controller's caches where they hold them (super::NodeStores).
-    let stores = ctx.node_stores.get();
+    let stores = ctx.node_stores(&ns);
+    let stores = stores.as_ref();
     let genesis_missing = async {
         Ok::<_, Error>(match &node.spec.genesis_config_map_ref {
             Some(g)
