@@ -80,11 +80,21 @@ LONGEST_FIRST="tests/real_node_ethereum.rs tests/fault_matrix.rs tests/day2.rs t
 # run_one NAME EXECUTABLE DIR: one test binary, its output kept and printed whole (under
 # a lock) when it ends, its time and exit recorded as a phase.
 run_one() {
-  local name=$1 exe=$2 dir=$3 t0 rc=0 out
-  out="$run_dir/out/$(printf '%s' "$name" | tr '/ ' '__').log"
+  local name=$1 exe=$2 dir=$3 t0 rc=0 out slug tmp
+  slug=$(printf '%s' "$name" | tr '/ ' '__')
+  out="$run_dir/out/$slug.log"
+  # The binary's temporary files (the operator logs of tests/operator) in a dir of its
+  # own: kept in target/run-tests/failed/ if it fails, removed otherwise.
+  tmp="$run_dir/tmp/$slug"
+  mkdir -p "$tmp"
   t0=$(now_ms)
-  (cd "$dir" && CARGO_MANIFEST_DIR=$dir "$exe") >"$out" 2>&1 || rc=$?
+  (cd "$dir" && TMPDIR=$tmp CARGO_MANIFEST_DIR=$dir "$exe") >"$out" 2>&1 || rc=$?
   record "  test $name" "$t0" "$rc"
+  if [ $rc != 0 ]; then
+    mkdir -p "$failed_dir/$slug"
+    find "$tmp" -maxdepth 1 -name '*.log' -exec cp {} "$failed_dir/$slug/" \; 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
   {
     flock 9
     printf '\n[run-tests] ==== %s: %s in %d s\n' "$name" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")" $(( ($(now_ms) - t0) / 1000 ))
@@ -92,6 +102,9 @@ run_one() {
   } 9>>"$run_dir/print.lock" >&2
   return $rc
 }
+failed_dir="$repo/target/run-tests/failed"
+rm -rf "$failed_dir"
+export failed_dir
 export -f run_one record now_ms
 
 # The SIDE binaries, one after the other, on a kwok-only cluster started for them (and
