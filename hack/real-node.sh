@@ -323,7 +323,9 @@ rotateCertificates: false
 serverTLSBootstrap: false
 registerWithTaints:
 - {key: $REAL_NODE_LABEL, value: "true", effect: NoSchedule}
-evictionHard: {memory.available: "200Mi", nodefs.available: "5%", imagefs.available: "5%"}
+# Absolute disk floors: a percentage of a large shared disk (5% of 252 GiB is 12.6 GiB)
+# tainted the node with disk-pressure while 12 GiB were still free, and no pod scheduled.
+evictionHard: {memory.available: "200Mi", nodefs.available: "2Gi", imagefs.available: "2Gi"}
 imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 containerLogMaxSize: 10Mi
