@@ -587,29 +587,10 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .await;
 }
 
-/// A watch of one kind of EthereumNode child (selected by [`controller::ethereum::CHILD_SELECTOR`])
-/// feeding a store: (the store, the stream the controller polls).
-fn ethereum_children<K>(
-    client: &Client,
-    ns: Option<&str>,
-) -> (
-    kube::runtime::reflector::Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    stored(
-        client,
-        ns,
-        watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR),
-    )
+/// The watch of EthereumNode children: those labelled
+/// [`controller::ethereum::CHILD_SELECTOR`], each kind feeding a store ([`stored`]).
+fn ethereum_children() -> watcher::Config {
+    watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR)
 }
 
 /// A watch of one kind with `config` feeding a store (without managed fields, which no
@@ -644,11 +625,12 @@ where
 }
 
 async fn ethereum_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
-    let (sets, sets_stream) = ethereum_children::<StatefulSet>(client, ns);
-    let (services, services_stream) = ethereum_children::<Service>(client, ns);
-    let (ingresses, ingresses_stream) = ethereum_children::<Ingress>(client, ns);
-    let (pods, pods_stream) = ethereum_children::<Pod>(client, ns);
-    let (secrets, secrets_stream) = ethereum_children::<PartialObjectMeta<Secret>>(client, ns);
+    let (sets, sets_stream) = stored::<StatefulSet>(client, ns, ethereum_children());
+    let (services, services_stream) = stored::<Service>(client, ns, ethereum_children());
+    let (ingresses, ingresses_stream) = stored::<Ingress>(client, ns, ethereum_children());
+    let (pods, pods_stream) = stored::<Pod>(client, ns, ethereum_children());
+    let (secrets, secrets_stream) =
+        stored::<PartialObjectMeta<Secret>>(client, ns, ethereum_children());
     let caches = controller::ethereum::Caches {
         sets,
         services,

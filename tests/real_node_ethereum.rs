@@ -249,6 +249,50 @@ fn container_id(p: &Pod, container: &str) -> anyhow::Result<String> {
     Ok(id.trim_start_matches("containerd://").to_string())
 }
 
+/// Waits until `node`'s pod is another than the one of uid `from` (with `image` in its
+/// `execution` container, if given), and then until the node is Running: only then is
+/// Running the new pod's.
+async fn rolled_and_running(
+    nodes: &Api<EthereumNode>,
+    pods: &Api<Pod>,
+    node: &str,
+    from: &Option<String>,
+    image: Option<&str>,
+) -> anyhow::Result<()> {
+    let pod_name = format!("{node}-0");
+    wait_until(
+        &format!("{pod_name} replaced"),
+        Duration::from_secs(300),
+        || async {
+            let p = pods.get_opt(&pod_name).await?;
+            let running = p
+                .as_ref()
+                .and_then(|p| p.spec.as_ref())
+                .and_then(|s| s.containers.iter().find(|c| c.name == "execution"))
+                .and_then(|c| c.image.clone());
+            match p {
+                Some(p)
+                    if p.uid() != *from && image.is_none_or(|i| running.as_deref() == Some(i)) =>
+                {
+                    Ok(Check::Done(()))
+                }
+                _ => not_yet(format!(
+                    "the old pod (or none) yet; execution image {running:?}"
+                )),
+            }
+        },
+    )
+    .await?;
+    wait_phase(
+        nodes,
+        node,
+        EthereumNodePhase::Running,
+        Duration::from_secs(300),
+    )
+    .await?;
+    Ok(())
+}
+
 /// `ctr` against the real node's containerd, in the kubelet's namespace.
 fn ctr(args: &[&str]) -> anyhow::Result<()> {
     let out = std::process::Command::new("ctr")
@@ -623,24 +667,7 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     eprintln!("status: {message}");
     // The rollout replaces the pod (the JWT Secret's version is in its template); only
     // then is Running the new pod's, with both clients on the one JWT.
-    wait_until(
-        "full-0 rolled onto the one JWT",
-        Duration::from_secs(300),
-        || async {
-            match pods.get_opt("full-0").await? {
-                Some(p) if p.uid() != uid => Ok(Check::Done(())),
-                _ => not_yet("the old pod (or none) yet"),
-            }
-        },
-    )
-    .await?;
-    wait_phase(
-        &nodes,
-        "full",
-        EthereumNodePhase::Running,
-        Duration::from_secs(300),
-    )
-    .await?;
+    rolled_and_running(&nodes, &pods, "full", &uid, None).await?;
 
     // An image change rolls the pod onto the new image (the same Geth under a second
     // name, tagged in the node's containerd), while a deleted Service is put back.
@@ -677,33 +704,9 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     )
     .await?;
     let t_roll = Instant::now();
-    wait_until(
-        "full-0 rolled onto the new image",
-        Duration::from_secs(300),
-        || async {
-            let p = pods.get_opt("full-0").await?;
-            let image = p
-                .as_ref()
-                .and_then(|p| p.spec.as_ref())
-                .and_then(|s| s.containers.iter().find(|c| c.name == "execution"))
-                .and_then(|c| c.image.clone());
-            match p {
-                Some(p) if p.uid() != rolled_from && image.as_deref() == Some(alias.as_str()) => {
-                    Ok(Check::Done(()))
-                }
-                _ => not_yet(format!("execution image {image:?}")),
-            }
-        },
-    )
-    .await?;
-    wait_phase(
-        &nodes,
-        "full",
-        EthereumNodePhase::Running,
-        Duration::from_secs(300),
-    )
-    .await
-    .with_context(|| format!("pod logs:\n{}", all_logs(&ns.name, "full-0")))?;
+    rolled_and_running(&nodes, &pods, "full", &rolled_from, Some(&alias))
+        .await
+        .with_context(|| format!("pod logs:\n{}", all_logs(&ns.name, "full-0")))?;
     eprintln!(
         "full: rolled onto {alias} and Running {:.0?} after the change",
         t_roll.elapsed()

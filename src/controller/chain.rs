@@ -357,7 +357,7 @@ impl ChainObservers {
     }
 
     /// Keeps observing `network` with `targets` (starts its observer on the first call).
-    pub fn observe(&self, network: ObjectRef<BesuNetwork>, targets: Targets) {
+    pub fn keep_observing(&self, network: ObjectRef<BesuNetwork>, targets: Targets) {
         let key = key_of(&network);
         let Ok(mut tasks) = self.tasks.lock() else {
             return;
@@ -399,16 +399,6 @@ impl ChainObservers {
         if let Ok(mut map) = self.shared.networks.lock() {
             map.remove(key);
         }
-    }
-
-    /// How many networks are observed.
-    pub fn len(&self) -> usize {
-        self.tasks.lock().map_or(0, |t| t.len())
-    }
-
-    /// Whether no network is observed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -158,11 +158,26 @@ pub async fn cached_or_get<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    cached_or(store, ns, name, || api.get_opt(name)).await
+}
+
+/// `name` in `ns` from `store` when it holds it, else what `fetch` reads from the API.
+pub async fn cached_or<K, F, Fut>(
+    store: Option<&Store<K>>,
+    ns: &str,
+    name: &str,
+    fetch: F,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<K>, kube::Error>>,
+{
     let key = kube::runtime::reflector::ObjectRef::<K>::new(name).within(ns);
     if let Some(hit) = store.and_then(|s| s.get(&key)) {
         return Ok(Some(K::clone(&hit)));
     }
-    Ok(api.get_opt(name).await?)
+    Ok(fetch().await?)
 }
 
 /// State shared by every reconcile.
@@ -231,16 +246,13 @@ impl Context {
             controller: "besu-operator".to_string(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let rpc = crate::rpc::RpcClient::default();
         Arc::new(Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             resync,
-            rpc: crate::rpc::RpcClient::default(),
-            chains: chain::ChainObservers::new(
-                crate::rpc::RpcClient::default(),
-                metrics.clone(),
-                chain_poll,
-            ),
+            chains: chain::ChainObservers::new(rpc.clone(), metrics.clone(), chain_poll),
+            rpc,
             node_stores: std::sync::RwLock::new(Vec::new()),
             metrics,
             chain_poll,

@@ -679,7 +679,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     );
     // From here on the observer reads these nodes every poll and wakes this controller
     // when the chain changes in a way that matters.
-    ctx.chains.observe(
+    ctx.chains.keep_observing(
         kube::runtime::reflector::ObjectRef::from_obj(network.as_ref()),
         targets,
     );

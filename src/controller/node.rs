@@ -8,10 +8,9 @@ use besu_operator_api::{BesuNode, BesuNodeStatus, NodePhase};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{PartialObjectMeta, Patch};
+use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
@@ -254,13 +253,11 @@ async fn key_fact(secrets: &Api<Secret>, node: &BesuNode, ctx: &Context) -> Resu
         return Ok(KeyFact::NotConfigured);
     };
     let ns = node.namespace().unwrap_or_default();
-    let cached = ctx
-        .node_stores(&ns)
-        .and_then(|s| s.secrets.get(&ObjectRef::new(&r.name).within(&ns)));
-    let meta = match cached {
-        Some(meta) => Some(PartialObjectMeta::clone(&meta)),
-        None => secrets.get_metadata_opt(&r.name).await?,
-    };
+    let stores = ctx.node_stores(&ns);
+    let meta = super::cached_or(stores.as_ref().map(|s| &s.secrets), &ns, &r.name, || {
+        secrets.get_metadata_opt(&r.name)
+    })
+    .await?;
     let Some(meta) = meta else {
         return Ok(KeyFact::Missing(r.name.clone()));
     };
