@@ -267,18 +267,23 @@ build_tool() {
   : >"$log"
   say "building $label $pin: about $minutes min on 2 cores with empty caches (log: $log)"
   local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
-  local ld tags p i=0 ok=1
+  local ld tags ok=1
   ld=$(ldflags_for "$name"); tags=$(tags_for "$name")
-  local pkga=($pkgs) bina=($bins)
-  for p in "${pkga[@]}"; do
-    b=${bina[$i]}; i=$((i + 1))
-    printf '== go build %s\n' "$b" >>"$log"
-    if ! (cd "$locks/$name" && export CGO_ENABLED="$(cgo_for "$name")" &&
-        { [ -z "$(cgo_cflags_for "$name")" ] || export CGO_CFLAGS="$(cgo_cflags_for "$name")"; } &&
-        go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" \
-        -o "$tmp/$b" "$(pkg_path "$module" "$p")") >>"$log" 2>&1; then
-      ok=0; break
-    fi
+  local pkga=($pkgs) bina=($bins) targets=() p
+  for p in "${pkga[@]}"; do targets+=("$(pkg_path "$module" "$p")"); done
+  # One `go build` for all of a tool's packages: it compiles their shared packages once and
+  # links the binaries at the same time. Several packages go to a directory, each binary
+  # named after its package's last element (the names in TOOLS say so; checked below).
+  local dest="$tmp/${bina[0]}"
+  [ ${#pkga[@]} = 1 ] || dest="$tmp/"
+  printf '== go build %s\n' "$bins" >>"$log"
+  if ! (cd "$locks/$name" && export CGO_ENABLED="$(cgo_for "$name")" &&
+      { [ -z "$(cgo_cflags_for "$name")" ] || export CGO_CFLAGS="$(cgo_cflags_for "$name")"; } &&
+      go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" -o "$dest" "${targets[@]}") >>"$log" 2>&1; then
+    ok=0
+  fi
+  for b in "${bina[@]}"; do
+    [ $ok = 0 ] || [ -x "$tmp/$b" ] || { echo "go build made no $b: $(ls "$tmp")" >>"$log"; ok=0; }
   done
   if [ $ok = 0 ]; then
     rm -rf "$tmp"
@@ -304,7 +309,38 @@ case "${1:-build}" in
     t_all=$SECONDS
     shift || true
     wanted=${*:-$(all_tools)}
-    for t in $wanted; do tool_field "$t" 0 >/dev/null; build_tool "$t"; done
+    for t in $wanted; do tool_field "$t" 0 >/dev/null; done
+    # BESU_TOOL_JOBS tools at a time (default 2): one `go build` keeps two cores busy while it
+    # compiles, not while it downloads modules, links or runs cgo. Longest first (minutes in
+    # TOOLS); kubernetes-node waits for kubernetes, whose compiled packages it reuses.
+    jobs=${BESU_TOOL_JOBS:-2}
+    queue=$(for t in $wanted; do printf '%s %s\n' "$(tool_field "$t" 5)" "$t"; done | sort -rn -k1,1 | awk '{print $2}')
+    declare -A pid_of=() done_ok=()
+    failed=""
+    after() { case "$1" in kubernetes-node) echo kubernetes ;; esac; }
+    startable() { # a queued tool whose prerequisite (if wanted) has finished
+      local t d
+      for t in $queue; do
+        d=$(after "$t")
+        if [ -z "$d" ] || ! grep -qx "$d" <<<"$wanted_lines" || [ -n "${done_ok[$d]:-}" ]; then echo "$t"; return; fi
+      done
+    }
+    wanted_lines=$(printf '%s\n' $wanted)
+    while [ -n "$queue" ] || [ ${#pid_of[@]} -gt 0 ]; do
+      next=""
+      [ ${#pid_of[@]} -ge "$jobs" ] || next=$(startable)
+      if [ -n "$next" ]; then
+        build_tool "$next" &
+        pid_of[$!]=$next
+        queue=$(grep -vx "$next" <<<"$queue" || true)
+        continue
+      fi
+      [ ${#pid_of[@]} -gt 0 ] || { failed="$failed $queue"; break; }
+      rc=0; wait -n -p finished "${!pid_of[@]}" || rc=$?
+      t=${pid_of[$finished]}; unset "pid_of[$finished]"
+      if [ $rc = 0 ]; then done_ok[$t]=1; else failed="$failed $t"; fi
+    done
+    if [ -n "$failed" ]; then say "not built:$failed (see above)"; exit 1; fi
     [ $((SECONDS - t_all)) -lt 2 ] || say "all tools ready in $(fmt_s $((SECONDS - t_all)))"
     echo "$bin"
     ;;
