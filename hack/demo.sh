@@ -110,7 +110,7 @@ The network is Ready and producing blocks. Try:
   kubectl -n $NAMESPACE get configmap qbft-genesis -o jsonpath='{.data.genesis\.json}'
   kubectl -n $NAMESPACE get configmap qbft-prometheus-config -o jsonpath='{.data.besu-alerts\.yml}'   # the alert rules
   kubectl -n $NAMESPACE delete secret qbft-validator-2-key   # watch it go Degraded, never regenerated
-  target/debug/besu-operator render -f samples/ibft2-network.yaml   # what the operator would create, offline
+  $operator render -f samples/ibft2-network.yaml   # what the operator would create, offline
 Stop everything with: make demo-down
 MSG
 }

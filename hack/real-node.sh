@@ -117,6 +117,8 @@ real_node_images() {
   local wanted=" ${*:-pause coredns prometheus operator besu geth prysm} "
   local repo out target t0=$SECONDS
   repo=$(rn_repo); out=$(rn_images_dir); target=${CARGO_TARGET_DIR:-$repo/target}
+  local profile=${BESU_IMAGE_PROFILE:-debug}
+  case $profile in debug | release) ;; *) rn_die "BESU_IMAGE_PROFILE=$profile: debug or release" ;; esac
   mkdir -p "$out"
   local work; work=$(mktemp -d "${TMPDIR:-/tmp}/besu-images.XXXXXX")
   # shellcheck disable=SC2064
@@ -158,13 +160,14 @@ real_node_images() {
       '{"Entrypoint":["/bin/prometheus"],"User":"65534:65534","WorkingDir":"/prometheus"}'
   fi
 
-  # The operator: the release binary as the Dockerfile's runtime stage has it (same path,
-  # user, entrypoint and command; tests/real_node_images.rs compares them).
+  # The operator: the binary of $BESU_IMAGE_PROFILE (debug unless release), where the
+  # Dockerfile's runtime stage has its release binary (same path, user, entrypoint and
+  # command; tests/real_node_basics.rs compares them).
   if [[ $wanted == *" operator "* ]]; then
   local entry cmd user
   entry=$(rn_dockerfile ENTRYPOINT); cmd=$(rn_dockerfile CMD); user=$(rn_dockerfile USER)
-  [ -x "$target/release/besu-operator" ] || rn_die "$target/release/besu-operator is missing: cargo build --release --locked --bin besu-operator"
-  rn_copy_with_libs "$target/release/besu-operator" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[0])' "$entry")" "$work/operator"
+  [ -x "$target/$profile/besu-operator" ] || rn_die "$target/$profile/besu-operator is missing: make images (BESU_IMAGE_PROFILE=$profile)"
+  rn_copy_with_libs "$target/$profile/besu-operator" "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])[0])' "$entry")" "$work/operator"
   rn_passwd "$work/operator" "nonroot:${user%%:*}"
   python3 "$repo/hack/mkimage.py" "$work/operator" "$out/operator.tar" "$(rn_operator_image)" \
     "{\"Entrypoint\":$entry,\"Cmd\":$cmd,\"User\":\"$user\"}"
@@ -173,8 +176,8 @@ real_node_images() {
   # The Besu stand-in under the pinned Besu image's name, where the rendered container
   # runs Besu (/opt/besu/bin/besu), as Besu's image user (uid 1000).
   if [[ $wanted == *" besu "* ]]; then
-  [ -x "$target/release/besu-standin" ] || rn_die "$target/release/besu-standin is missing: cargo build --release --locked -p besu-sim --bin besu-standin"
-  rn_copy_with_libs "$target/release/besu-standin" /opt/besu/bin/besu "$work/besu"
+  [ -x "$target/$profile/besu-standin" ] || rn_die "$target/$profile/besu-standin is missing: make images (BESU_IMAGE_PROFILE=$profile)"
+  rn_copy_with_libs "$target/$profile/besu-standin" /opt/besu/bin/besu "$work/besu"
   rn_passwd "$work/besu" besu:1000
   python3 "$repo/hack/mkimage.py" "$work/besu" "$out/besu.tar" "$(rn_besu_image)" \
     '{"Entrypoint":["/opt/besu/bin/besu"],"User":"1000:1000","WorkingDir":"/opt/besu"}'

@@ -6,12 +6,13 @@
 #     (hack/local-cluster.sh), otherwise starts one in a fresh state dir and
 #     always tears it down (trap), then checks nothing of it is left;
 #   - runs every test binary of `cargo test --workspace` with KUBECONFIG and
-#     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads each:
-#     BESU_TEST_LANES (default 2) binaries at a time, longest first, each in its own
-#     namespaces (the end-to-end tests mostly wait on the cluster, not the CPU); beside
-#     them, on a kwok-only cluster of their own, the binaries that would disturb a shared
-#     one (SIDE below); then those that need the real node's cluster alone (EXCLUSIVE),
-#     one at a time; then the doc-tests. Each binary's output is printed whole when it ends;
+#     BESU_CLUSTER_DIR exported, RUST_TEST_THREADS (default 2) threads each, on two
+#     clusters at once (see REAL, SIDE and EXCLUSIVE below): on the run's cluster, the
+#     binaries that need its real node, one at a time; on a kwok-only cluster of their
+#     own, the others, BESU_TEST_LANES (default 2) at a time, longest first (the end-to-end
+#     tests mostly wait on the cluster, not the CPU), then those that would disturb a
+#     shared cluster, alone; then a throwaway-cluster test; then the doc-tests. Each
+#     binary's output is printed whole when it ends;
 #   - fails if any non-loopback TCP socket of this run was seen (hack/netwatch.sh).
 #
 # Extra arguments go to `cargo test` (e.g. hack/run-tests.sh --test cluster_basics),
@@ -58,17 +59,24 @@ print_summary() {
   cp "$phases" "$repo/target/run-tests/phases.tsv" 2>/dev/null || true
 }
 
-# Binaries that disturb every test beside them on a shared cluster: the API server outage,
-# and operators watching every namespace (they would reconcile the other binaries'
-# networks). Those that need no real node (SIDE) run on a kwok-only cluster of their own
-# (BESU_SIDE_CLUSTER=1, the default), beside the lanes; the others (EXCLUSIVE) run after
-# the lanes, one at a time, alone: the in-cluster install on the machine's one real node,
-# and a second, throwaway cluster.
+# Where each binary runs (BESU_SIDE_CLUSTER=1, the default): two clusters side by side.
+#   - The run's cluster, with the real node: the binaries that need the real node (REAL),
+#     one at a time. Alone on their cluster, the in-cluster install (an operator watching
+#     every namespace) disturbs nobody.
+#   - A kwok-only cluster started for the run: every other binary, BESU_TEST_LANES at a
+#     time, longest first; then, alone on it, the binaries that would disturb a shared
+#     cluster (SIDE): the API server outage, and operators watching every namespace (they
+#     would reconcile the other binaries' networks).
+# Then EXCLUSIVE, alone: a second, throwaway cluster. BESU_SIDE_CLUSTER=0 runs everything on
+# the run's cluster: the lanes (REAL included, but the install), then SIDE and the install
+# one at a time.
+REAL="tests/real_node_ethereum.rs tests/real_node_chain.rs tests/real_node_install.rs tests/real_node_basics.rs"
 SIDE="tests/fault_apiserver.rs tests/rbac_cluster.rs"
-EXCLUSIVE="tests/real_node_install.rs tests/cluster_down.rs"
+EXCLUSIVE="tests/cluster_down.rs"
 if [ "${BESU_SIDE_CLUSTER:-1}" = 0 ]; then
-  EXCLUSIVE="$SIDE $EXCLUSIVE"
+  EXCLUSIVE="$SIDE tests/real_node_install.rs $EXCLUSIVE"
   SIDE=""
+  REAL=""
 fi
 side_cluster="$run_dir/side-cluster"
 # Longest first (figures from earlier runs), so that the lanes end close together;
@@ -107,21 +115,31 @@ rm -rf "$failed_dir"
 export failed_dir
 export -f run_one record now_ms
 
-# The SIDE binaries, one after the other, on a kwok-only cluster started for them (and
-# stopped after them, leaving nothing: the same checks as cluster_down).
-side_lane() {
-  local rc=0 name exe dir t env_line
+# The binaries of one cluster: those in $1 (a file of "NAME EXE DIR" lines) LANES at a
+# time, then those named in $2 one at a time.
+run_on_cluster() { # ORDERED_FILE "ALONE NAMES"
+  local rc=0 name exe dir
+  if [ -s "$1" ]; then
+    tr '\t' '\n' <"$1" | xargs -d '\n' -n 3 -P "${BESU_TEST_LANES:-2}" bash -c 'run_one "$@"' _ || rc=1
+  fi
+  for name in $2; do
+    IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
+    run_one "$name" "$exe" "$dir" || rc=1
+  done
+  return $rc
+}
+
+# The kwok-only cluster: started, its binaries run (the lanes, then SIDE), stopped, leaving
+# nothing (the same checks as cluster_down).
+side_lane() { # ORDERED_FILE
+  local rc=0 t env_line
   t=$(now_ms)
   env_line=$(BESU_CLUSTER_DIR=$side_cluster BESU_REAL_NODE=0 hack/local-cluster.sh up) || {
     record "side cluster up" "$t" 1
     return 1
   }
   record "side cluster up" "$t" 0
-  for name in $SIDE; do
-    IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
-    KUBECONFIG=$side_cluster/kubeconfig BESU_CLUSTER_DIR=$side_cluster \
-      run_one "$name" "$exe" "$dir" || rc=1
-  done
+  KUBECONFIG=$side_cluster/kubeconfig BESU_CLUSTER_DIR=$side_cluster run_on_cluster "$1" "$SIDE" || rc=1
   t=$(now_ms)
   BESU_CLUSTER_DIR=$side_cluster hack/local-cluster.sh down >/dev/null || rc=1
   [ -d "$side_cluster" ] && { log "side cluster state $side_cluster remains after down"; rc=1; }
@@ -129,8 +147,10 @@ side_lane() {
   return $rc
 }
 
+in_list() { case " $(echo $2) " in *" $1 "*) return 0 ;; esac; return 1; }
+
 run_lanes() {
-  local lanes=${BESU_TEST_LANES:-2} rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side=""
+  local rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side="" real_alone=""
   mkdir -p "$run_dir/out"
   : >"$ordered"
   if [ -n "${BESU_TEST_ONLY:-}" ]; then
@@ -139,31 +159,40 @@ run_lanes() {
     awk -F'\t' -v only=" $BESU_TEST_ONLY " 'index(only, " " $1 " ")' "$binaries" >"$binaries.only"
     mv "$binaries.only" "$binaries"
   fi
-  for name in $LONGEST_FIRST; do grep -P "^\Q$name\E\t" "$binaries" >>"$ordered" || true; done
+  for name in $LONGEST_FIRST; do
+    in_list "$name" "$REAL $EXCLUSIVE $SIDE" || grep -P "^\Q$name\E\t" "$binaries" >>"$ordered" || true
+  done
   while IFS=$'\t' read -r name exe dir; do
-    case " $(echo $LONGEST_FIRST $EXCLUSIVE $SIDE) " in *" $name "*) continue ;; esac
+    in_list "$name" "$LONGEST_FIRST $REAL $EXCLUSIVE $SIDE" && continue
     printf '%s\t%s\t%s\n' "$name" "$exe" "$dir" >>"$ordered"
   done <"$binaries"
   n=$(wc -l <"$ordered")
-  export run_dir phases
-  # Only the SIDE binaries this run has (a side cluster for none would be wasted).
+  export run_dir phases binaries
+  export -f run_on_cluster
+  # Only the REAL and SIDE binaries this run has.
   local present=""
+  for name in $REAL; do
+    if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
+  done
+  REAL=${present# }
+  present=""
   for name in $SIDE; do
     if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
   done
   SIDE=${present# }
-  if [ -n "$SIDE" ]; then
-    log "on a kwok-only side cluster, beside the lanes: $SIDE"
-    side_lane &
+  if [ "${BESU_SIDE_CLUSTER:-1}" != 0 ] && { [ "$n" -gt 0 ] || [ -n "$SIDE" ]; }; then
+    log "on a kwok-only cluster of their own: $n test binaries, ${BESU_TEST_LANES:-2} at a time, then alone: ${SIDE:-none}"
+    log "on the run's cluster, one at a time: ${REAL:-none}; then alone: $EXCLUSIVE"
+    export SIDE side_cluster
+    side_lane "$ordered" &
     side=$!
+    run_on_cluster /dev/null "$REAL" || rc=1
+    wait "$side" || rc=1
+  else
+    log "$n test binaries, ${BESU_TEST_LANES:-2} at a time; then alone: $EXCLUSIVE"
+    run_on_cluster "$ordered" "" || rc=1
   fi
-  log "$n test binaries, $lanes at a time; then alone: $EXCLUSIVE"
-  tr '\t' '\n' <"$ordered" | xargs -d '\n' -n 3 -P "$lanes" bash -c 'run_one "$@"' _ || rc=1
-  if [ -n "$side" ]; then wait "$side" || rc=1; fi
-  for name in $EXCLUSIVE; do
-    IFS=$'\t' read -r name exe dir < <(grep -P "^\Q$name\E\t" "$binaries") || continue
-    run_one "$name" "$exe" "$dir" || rc=1
-  done
+  run_on_cluster /dev/null "$EXCLUSIVE" || rc=1
   return $rc
 }
 

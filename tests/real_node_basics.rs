@@ -132,24 +132,26 @@ fn the_local_operator_image_is_the_dockerfile_image_with_the_release_binary() ->
     let cmd: Value = serde_json::from_str(&dockerfile("CMD")?)?;
     ensure!(c["Cmd"] == cmd, "Cmd {} vs Dockerfile {cmd}", c["Cmd"]);
 
-    // The binary at the entrypoint is the release build of this tree.
+    // The binary at the entrypoint is this tree's build of the profile `make images` used
+    // (BESU_IMAGE_PROFILE: debug, the default, or release).
+    let profile = std::env::var("BESU_IMAGE_PROFILE").unwrap_or_else(|_| "debug".to_string());
     let path = entry[0]
         .as_str()
         .context("entrypoint path")?
         .trim_start_matches('/');
     let in_image = sha256(&layer_file(&archive, path)?)?;
-    let debug = PathBuf::from(env!("CARGO_BIN_EXE_besu-operator"));
-    let release = debug
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_besu-operator"));
+    let binary = this
         .parent()
         .and_then(|d| d.parent())
         .context("target dir")?
-        .join("release/besu-operator");
+        .join(format!("{profile}/besu-operator"));
     let built =
-        sha256(&std::fs::read(&release).with_context(|| format!("read {}", release.display()))?)?;
+        sha256(&std::fs::read(&binary).with_context(|| format!("read {}", binary.display()))?)?;
     ensure!(
         in_image == built,
-        "the image's /{path} ({in_image}) is not {} ({built}): run make images",
-        release.display()
+        "the image's /{path} ({in_image}) is not {} ({built}): run make images BESU_IMAGE_PROFILE={profile}",
+        binary.display()
     );
     Ok(())
 }
