@@ -63,6 +63,10 @@ test:
 	@hack/phase.sh lint $(MAKE) --no-print-directory lint
 	@hack/phase.sh tools hack/build-tools.sh >/dev/null
 	@hack/phase.sh build $(CARGO) build --workspace --locked
+	@# The test binaries, before the images: a test build links the operator and the stand-in
+	@# again (the dev-dependencies add features to shared crates), and the images carry
+	@# the binaries the tests run (tests/real_node_basics.rs compares them).
+	@hack/phase.sh "test build" $(CARGO) test --workspace --locked --no-run
 	@if [ "$${BESU_REAL_NODE:-1}" != 0 ]; then hack/phase.sh images $(MAKE) --no-print-directory images; fi
 	hack/run-tests.sh
 
@@ -72,15 +76,15 @@ test:
 # binary under the image name of manifests/install.yaml, the Besu stand-in
 # under the pinned Besu image's name, and Geth and Prysm (the EthereumNode's clients)
 # under their default image names. No registry, no container engine.
-# BESU_IMAGE_PROFILE=debug (the default) puts in the operator and the stand-in as every other
-# test runs them, the build `make test` has just made; =release builds them as the
-# Dockerfile does (about 4 more minutes with empty caches).
+# BESU_IMAGE_PROFILE=debug (the default) puts in the operator and the stand-in exactly as the
+# tests run them (the test build's binaries); =release builds them as the Dockerfile does
+# (about 4 more minutes with empty caches).
 export BESU_IMAGE_PROFILE ?= debug
 .PHONY: images
 images:
 	hack/real-node.sh deps
 	hack/build-tools.sh build kubernetes-node coredns geth prysm >/dev/null
-	$(CARGO) build $(if $(filter release,$(BESU_IMAGE_PROFILE)),--release) --locked -p besu-operator -p besu-sim --bin besu-operator --bin besu-standin
+	$(if $(filter release,$(BESU_IMAGE_PROFILE)),$(CARGO) build --release --locked -p besu-operator -p besu-sim --bin besu-operator --bin besu-standin,$(CARGO) test --workspace --locked --no-run)
 	hack/real-node.sh images
 
 # The local control plane (hack/local-cluster.sh): `eval "$$(make -s cluster-up)"`

@@ -87,8 +87,7 @@ fn dockerfile(instruction: &str) -> anyhow::Result<String> {
 }
 
 #[test]
-fn the_local_operator_image_is_the_dockerfile_image_with_the_release_binary() -> anyhow::Result<()>
-{
+fn the_local_operator_image_is_the_dockerfile_image_with_this_trees_binary() -> anyhow::Result<()> {
     if std::env::var("BESU_REAL_NODE").as_deref() == Ok("0") {
         eprintln!("skipped: BESU_REAL_NODE=0");
         return Ok(());

@@ -519,9 +519,13 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     )
     .await
     .with_context(|| {
+        // Both nodes' recent logs: a node that cannot reach the head may be waiting
+        // for a validator that stopped proposing.
         format!(
-            "peer's consensus log:\n{}",
-            logs(&ns.name, "peer-0", "consensus", false)
+            "peer's consensus log:\n{}\nlog tails:\n{}{}",
+            logs(&ns.name, "peer-0", "consensus", false),
+            all_logs(&ns.name, "peer-0"),
+            all_logs(&ns.name, "val-0")
         )
     })?;
     let peer_ip = ip(&pod(&pods, "peer-0").await?)?;
@@ -782,9 +786,13 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
     )
     .await
     .with_context(|| {
+        // Both nodes' recent logs: a node that cannot reach the head may be waiting
+        // for a validator that stopped proposing.
         format!(
-            "full's consensus log:\n{}",
-            logs(&ns.name, "full-0", "consensus", false)
+            "full's consensus log:\n{}\nlog tails:\n{}{}",
+            logs(&ns.name, "full-0", "consensus", false),
+            all_logs(&ns.name, "full-0"),
+            all_logs(&ns.name, "val-0")
         )
     })?;
     let full_ip = ip(&pod(&pods, "full-0").await?)?;
