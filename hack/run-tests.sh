@@ -150,7 +150,7 @@ side_lane() { # ORDERED_FILE
 in_list() { case " $(echo $2) " in *" $1 "*) return 0 ;; esac; return 1; }
 
 run_lanes() {
-  local rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side="" real_alone=""
+  local rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side=""
   mkdir -p "$run_dir/out"
   : >"$ordered"
   if [ -n "${BESU_TEST_ONLY:-}" ]; then
@@ -180,18 +180,21 @@ run_lanes() {
     if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
   done
   SIDE=${present# }
-  if [ "${BESU_SIDE_CLUSTER:-1}" != 0 ] && { [ "$n" -gt 0 ] || [ -n "$SIDE" ]; }; then
-    log "on a kwok-only cluster of their own: $n test binaries, ${BESU_TEST_LANES:-2} at a time, then alone: ${SIDE:-none}"
+  if [ "${BESU_SIDE_CLUSTER:-1}" != 0 ]; then
     log "on the run's cluster, one at a time: ${REAL:-none}; then alone: $EXCLUSIVE"
-    export SIDE side_cluster
-    # The kwok cluster and its binaries yield the CPU to the real node (BESU_SIDE_NICE,
-    # default 10): real clients keep time (a Prysm validator that misses its slots stalls
-    # the devnet), while the kwok tests wait on deadlines with room to spare. Nice only
-    # matters while both want the 2 cores.
-    ( renice -n "${BESU_SIDE_NICE:-10}" -p "$BASHPID" >/dev/null; side_lane "$ordered" ) &
-    side=$!
+    # Only when it has binaries (a cluster for none would be wasted).
+    if [ "$n" -gt 0 ] || [ -n "$SIDE" ]; then
+      log "on a kwok-only cluster of their own: $n test binaries, ${BESU_TEST_LANES:-2} at a time, then alone: ${SIDE:-none}"
+      export SIDE side_cluster
+      # The kwok cluster and its binaries yield the CPU to the real node (BESU_SIDE_NICE,
+      # default 10): real clients keep time (a Prysm validator that misses its slots
+      # stalls the devnet), while the kwok tests wait on deadlines with room to spare.
+      # Nice only matters while both want the 2 cores.
+      ( renice -n "${BESU_SIDE_NICE:-10}" -p "$BASHPID" >/dev/null; side_lane "$ordered" ) &
+      side=$!
+    fi
     run_on_cluster /dev/null "$REAL" || rc=1
-    wait "$side" || rc=1
+    if [ -n "$side" ]; then wait "$side" || rc=1; fi
   else
     log "$n test binaries, ${BESU_TEST_LANES:-2} at a time; then alone: $EXCLUSIVE"
     run_on_cluster "$ordered" "" || rc=1
