@@ -148,6 +148,14 @@ side_lane() { # ORDERED_FILE
 }
 
 in_list() { case " $(echo $2) " in *" $1 "*) return 0 ;; esac; return 1; }
+# The names in $1 that this run has binaries for.
+present() {
+  local name out=""
+  for name in $1; do
+    if grep -qP "^\Q$name\E\t" "$binaries"; then out="$out $name"; fi
+  done
+  echo "${out# }"
+}
 
 run_lanes() {
   local rc=0 name exe dir ordered="$run_dir/ordered.tsv" n side=""
@@ -169,19 +177,12 @@ run_lanes() {
   n=$(wc -l <"$ordered")
   export run_dir phases binaries
   export -f run_on_cluster
-  # Only the REAL and SIDE binaries this run has.
-  local present=""
-  for name in $REAL; do
-    if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
-  done
-  REAL=${present# }
-  present=""
-  for name in $SIDE; do
-    if grep -qP "^\Q$name\E\t" "$binaries"; then present="$present $name"; fi
-  done
-  SIDE=${present# }
+  # Only the REAL, SIDE and EXCLUSIVE binaries this run has.
+  REAL=$(present "$REAL")
+  SIDE=$(present "$SIDE")
+  EXCLUSIVE=$(present "$EXCLUSIVE")
   if [ "${BESU_SIDE_CLUSTER:-1}" != 0 ]; then
-    log "on the run's cluster, one at a time: ${REAL:-none}; then alone: $EXCLUSIVE"
+    log "on the run's cluster, one at a time: ${REAL:-none}; then alone: ${EXCLUSIVE:-none}"
     # Only when it has binaries (a cluster for none would be wasted).
     if [ "$n" -gt 0 ] || [ -n "$SIDE" ]; then
       log "on a kwok-only cluster of their own: $n test binaries, ${BESU_TEST_LANES:-2} at a time, then alone: ${SIDE:-none}"
@@ -196,7 +197,7 @@ run_lanes() {
     run_on_cluster /dev/null "$REAL" || rc=1
     if [ -n "$side" ]; then wait "$side" || rc=1; fi
   else
-    log "$n test binaries, ${BESU_TEST_LANES:-2} at a time; then alone: $EXCLUSIVE"
+    log "$n test binaries, ${BESU_TEST_LANES:-2} at a time; then alone: ${EXCLUSIVE:-none}"
     run_on_cluster "$ordered" "" || rc=1
   fi
   run_on_cluster /dev/null "$EXCLUSIVE" || rc=1
