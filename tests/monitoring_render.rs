@@ -16,7 +16,10 @@ use besu_operator_api::{BesuNetwork, BesuNode, NodeType};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The checkout under test (set at run time; see tests/support's repo_root).
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `promtool` from the pinned build; fails (never skips) when it has not been built.

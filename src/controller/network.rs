@@ -1691,11 +1691,12 @@ mod tests {
 
     #[test]
     fn the_chain_is_read_at_the_poll_rate_only_when_nothing_changes() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/samples/qbft-network.yaml"
-        ))
-        .expect("sample");
+        // The checkout under test, set at run time (the compiled-in path can name another
+        // checkout sharing the build directory).
+        let root = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let text =
+            std::fs::read_to_string(format!("{root}/samples/qbft-network.yaml")).expect("sample");
         let mut net: BesuNetwork = serde_yaml::from_str(&text).expect("yaml");
         net.metadata.generation = Some(1);
         let condition = |t: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {

@@ -113,7 +113,7 @@ impl Drop for ClusterScopedCleanup {
 /// The operator binary, run with the given arguments and kubeconfig. Dropping it
 /// kills the process.
 pub struct OperatorProcess {
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
     /// Where its stdout and stderr go.
     pub log: PathBuf,
     /// Its name in test output (and its `--instance`, when the caller passes one).
@@ -146,7 +146,7 @@ impl OperatorProcess {
             .spawn()
             .context("start besu-operator")?;
         Ok(OperatorProcess {
-            child: Some(child),
+            child: std::sync::Mutex::new(Some(child)),
             log,
             name: name.to_string(),
         })
@@ -154,7 +154,7 @@ impl OperatorProcess {
 
     /// SIGKILL, as a crash would; waits for the exit.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.take_child() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -162,7 +162,7 @@ impl OperatorProcess {
 
     /// SIGTERM (a pod being stopped); waits up to `timeout` for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        let mut child = self.child.take().context("not running")?;
+        let mut child = self.take_child().context("not running")?;
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()?;
@@ -183,9 +183,18 @@ impl OperatorProcess {
         }
     }
 
-    /// The exit status, if the process has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
+    fn take_child(&mut self) -> Option<Child> {
         self.child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The exit status, if the process has exited on its own.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
     }
@@ -193,6 +202,23 @@ impl OperatorProcess {
     /// Everything it printed so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `lines` lines it printed (a failure message that shows the whole log of a
+    /// long run gets cut in the middle by whoever shows it, and the end is what explains).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = self.log_text();
+        let all: Vec<&str> = text.lines().collect();
+        let from = all.len().saturating_sub(lines);
+        let mut out = String::new();
+        if from > 0 {
+            out.push_str(&format!(
+                "[{from} earlier lines in {}]\n",
+                self.log.display()
+            ));
+        }
+        out.push_str(&all[from..].join("\n"));
+        out
     }
 }
 
@@ -202,6 +228,38 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// Waits for a network's phase while `op` reconciles it: fails at once, with the end of
+/// its log, if the operator exits on its own (a leader that lost its Lease does), and on
+/// timeout says what was last seen, with the end of its log too.
+pub async fn wait_phase_of(
+    op: &OperatorProcess,
+    api: &Api<BesuNetwork>,
+    name: &str,
+    phase: NetworkPhase,
+    timeout: Duration,
+) -> anyhow::Result<BesuNetwork> {
+    // An exit ends the wait (Done with the reason), rather than being polled past.
+    let waited = wait_until(
+        &format!("BesuNetwork {name} {phase:?} ({} running)", op.name),
+        timeout,
+        || async {
+            if let Some(status) = op.exited() {
+                return Ok(Check::Done(Err(anyhow::anyhow!(
+                    "{} exited with {status} before the network was {phase:?}",
+                    op.name
+                ))));
+            }
+            Ok(match phase_reached(api, name, phase).await? {
+                Check::Done(net) => Check::Done(Ok(net)),
+                Check::NotYet(seen) => Check::NotYet(seen),
+            })
+        },
+    )
+    .await
+    .and_then(|outcome| outcome);
+    waited.map_err(|e| anyhow::anyhow!("{e:#}\nend of {}'s log:\n{}", op.name, op.log_tail(80)))
+}
+
 /// Waits for a network's phase; on timeout says what was last seen.
 pub async fn wait_phase(
     api: &Api<BesuNetwork>,
@@ -209,30 +267,34 @@ pub async fn wait_phase(
     phase: NetworkPhase,
     timeout: Duration,
 ) -> anyhow::Result<BesuNetwork> {
-    wait_until(
-        &format!("BesuNetwork {name} {phase:?}"),
-        timeout,
-        || async {
-            let net = api.get(name).await?;
-            let status = net.status.clone().unwrap_or_default();
-            if status.phase == phase {
-                Ok(Check::Done(net))
-            } else {
-                not_yet(format!(
-                    "phase {:?}; {}",
-                    status.phase,
-                    status
-                        .conditions
-                        .iter()
-                        .filter(|c| c.status != "True" || c.type_ == "Degraded")
-                        .map(|c| format!("{}={} ({})", c.type_, c.status, c.message))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-        },
-    )
+    wait_until(&format!("BesuNetwork {name} {phase:?}"), timeout, || {
+        phase_reached(api, name, phase)
+    })
     .await
+}
+
+async fn phase_reached(
+    api: &Api<BesuNetwork>,
+    name: &str,
+    phase: NetworkPhase,
+) -> anyhow::Result<Check<BesuNetwork>> {
+    let net = api.get(name).await?;
+    let status = net.status.clone().unwrap_or_default();
+    if status.phase == phase {
+        Ok(Check::Done(net))
+    } else {
+        not_yet(format!(
+            "phase {:?}; {}",
+            status.phase,
+            status
+                .conditions
+                .iter()
+                .filter(|c| c.status != "True" || c.type_ == "Degraded")
+                .map(|c| format!("{}={} ({})", c.type_, c.status, c.message))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }
 
 /// One audit event with the fields the RBAC tests need (the shared reader in

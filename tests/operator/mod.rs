@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -276,8 +276,7 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
 
 /// A sample manifest from `samples/`, parsed.
 pub fn sample<T: serde::de::DeserializeOwned>(file: &str) -> anyhow::Result<T> {
-    let path: &Path = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path.join("samples").join(file))
+    let text = std::fs::read_to_string(crate::support::repo_root().join("samples").join(file))
         .with_context(|| format!("read samples/{file}"))?;
     Ok(serde_yaml::from_str(&text)?)
 }

@@ -28,7 +28,14 @@ use serde::Deserialize;
 
 /// The repository root (the root crate's manifest dir).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time first: cargo and hack/run-tests.sh set it to the checkout being tested.
+    // Cargo reuses a test binary built in another checkout of the same sources when the
+    // build directory is shared (CI's clone and a developer's checkout share
+    // ~/.cache/besu-operator/target), and the path compiled in then names that checkout,
+    // which may be gone or hold other files.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// `hack/local-cluster.sh`.
