@@ -37,6 +37,12 @@ fmt_s() { local s=$1; if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((
 
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 export GOFLAGS="-mod=readonly -buildvcs=false"
+# The Go compiler collects garbage less often: the tools compile about 18% faster, for
+# little memory. Measured on 2 cores with an empty GOCACHE (modules downloaded): Kubernetes'
+# four control-plane binaries 501 s at the default GOGC=100, 410 s at 800 (the machine's
+# MemAvailable fell 0.7 GB at 100, 1.5 GB at 800); helm 113-118 s at 100, 99 s at 400,
+# 95 s at 800. Only this script's go commands see it.
+export GOGC=${BESU_TOOLS_GOGC:-800}
 
 # --- the tools -----------------------------------------------------------------
 # name | main module | pin variable | packages (under the module) | binaries | minutes on
@@ -236,6 +242,38 @@ explain_failure() { # NAME LOG
 }
 
 # Prints the directory the tool's binaries live in once built.
+# The tool's packages, as `go build` and `go list` take them.
+tool_targets() { # NAME
+  local module p
+  module=$(tool_field "$1" 1)
+  for p in $(tool_field "$1" 3); do pkg_path "$module" "$p"; done
+}
+
+# Whether every binary of the tool is in the cache for its current lock.
+tool_built() { # NAME
+  local out b
+  [ -f "$locks/$1/go.mod" ] && [ -f "$locks/$1/go.sum" ] || return 1
+  out=$(tool_out "$1")
+  for b in $(tool_field "$1" 4); do [ -x "$out/$b" ] || return 1; done
+}
+
+# Downloads the modules the given tools' builds need (`go list -deps` fetches exactly
+# those, verified against the locks' go.sum, and compiles nothing), one tool after another.
+# `build` runs it beside the compiles, so that downloading (network and disk: 4 s for kwok,
+# 12 s for Prometheus's 1.4 GB, 77 s for Prysm) is off the critical path. Concurrent go
+# commands share the module cache safely (it is locked per module).
+prefetch() { # NAME...
+  local t
+  for t in "$@"; do
+    tool_built "$t" && continue
+    local tags targets
+    tags=$(tags_for "$t"); mapfile -t targets < <(tool_targets "$t")
+    (cd "$locks/$t" && export CGO_ENABLED="$(cgo_for "$t")" &&
+      go list -deps ${tags:+-tags "$tags"} "${targets[@]}" >/dev/null) >>"$logs/prefetch.log" 2>&1 ||
+      echo "prefetch of $t failed (its build downloads what is missing)" >>"$logs/prefetch.log"
+  done
+}
+
 tool_out() { # NAME
   local name=$1 pinvar pin key
   pinvar=$(tool_field "$name" 2); pin=${!pinvar}
@@ -259,9 +297,7 @@ build_tool() {
     return 1
   fi
   out=$(tool_out "$name")
-  local missing=0 b
-  for b in $bins; do [ -x "$out/$b" ] || missing=1; done
-  if [ $missing = 0 ]; then ln -sfn "$(basename "$out")" "$bin/$name"; return 0; fi
+  if tool_built "$name"; then ln -sfn "$(basename "$out")" "$bin/$name"; return 0; fi
 
   local log="$logs/build-$name.log" t0=$SECONDS
   : >"$log"
@@ -269,8 +305,8 @@ build_tool() {
   local tmp; tmp=$(mktemp -d "$out.tmp.XXXXXX"); chmod 755 "$tmp"
   local ld tags ok=1
   ld=$(ldflags_for "$name"); tags=$(tags_for "$name")
-  local pkga=($pkgs) bina=($bins) targets=() p
-  for p in "${pkga[@]}"; do targets+=("$(pkg_path "$module" "$p")"); done
+  local pkga=($pkgs) bina=($bins) targets
+  mapfile -t targets < <(tool_targets "$name")
   # One `go build` for all of a tool's packages: it compiles their shared packages once and
   # links the binaries at the same time. Several packages go to a directory, each binary
   # named after its package's last element (the names in TOOLS say so; checked below).
@@ -309,9 +345,16 @@ case "${1:-build}" in
     t_all=$SECONDS
     shift || true
     wanted=${*:-$(all_tools)}
+    for t in $wanted; do tool_field "$t" 0 >/dev/null; done
+    # The downloads of the tools after the first, in the background while it compiles.
+    # shellcheck disable=SC2086
+    prefetch $(echo $wanted | cut -s -d' ' -f2-) &
+    prefetcher=$!
+    trap 'kill "$prefetcher" 2>/dev/null || true' EXIT
     # One tool at a time: one `go build` keeps both cores busy most of the time (two tools
     # at a time, tried with empty caches, took 1206 s for every tool against 1134 s).
-    for t in $wanted; do tool_field "$t" 0 >/dev/null; build_tool "$t"; done
+    for t in $wanted; do build_tool "$t"; done
+    wait "$prefetcher" 2>/dev/null || true
     [ $((SECONDS - t_all)) -lt 2 ] || say "all tools ready in $(fmt_s $((SECONDS - t_all)))"
     echo "$bin"
     ;;
