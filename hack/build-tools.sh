@@ -257,23 +257,6 @@ tool_built() { # NAME
   for b in $(tool_field "$1" 4); do [ -x "$out/$b" ] || return 1; done
 }
 
-# Downloads the modules the given tools' builds need (`go list -deps` fetches exactly
-# those, verified against the locks' go.sum, and compiles nothing), one tool after another.
-# `build` runs it beside the compiles, so that downloading (network and disk: 4 s for kwok,
-# 12 s for Prometheus's 1.4 GB, 77 s for Prysm) is off the critical path. Concurrent go
-# commands share the module cache safely (it is locked per module).
-prefetch() { # NAME...
-  local t
-  for t in "$@"; do
-    tool_built "$t" && continue
-    local tags targets
-    tags=$(tags_for "$t"); mapfile -t targets < <(tool_targets "$t")
-    (cd "$locks/$t" && export CGO_ENABLED="$(cgo_for "$t")" &&
-      go list -deps ${tags:+-tags "$tags"} "${targets[@]}" >/dev/null) >>"$logs/prefetch.log" 2>&1 ||
-      echo "prefetch of $t failed (its build downloads what is missing)" >>"$logs/prefetch.log"
-  done
-}
-
 tool_out() { # NAME
   local name=$1 pinvar pin key
   pinvar=$(tool_field "$name" 2); pin=${!pinvar}
@@ -345,16 +328,13 @@ case "${1:-build}" in
     t_all=$SECONDS
     shift || true
     wanted=${*:-$(all_tools)}
-    for t in $wanted; do tool_field "$t" 0 >/dev/null; done
-    # The downloads of the tools after the first, in the background while it compiles.
-    # shellcheck disable=SC2086
-    prefetch $(echo $wanted | cut -s -d' ' -f2-) &
-    prefetcher=$!
-    trap 'kill "$prefetcher" 2>/dev/null || true' EXIT
     # One tool at a time: one `go build` keeps both cores busy most of the time (two tools
     # at a time, tried with empty caches, took 1206 s for every tool against 1134 s).
-    for t in $wanted; do build_tool "$t"; done
-    wait "$prefetcher" 2>/dev/null || true
+    # Downloading every tool's modules in the background while the first ones compiled
+    # was not faster either (the proxy here is fast; unpacking 6.4 GB of modules took the
+    # CPU the compiles needed: etcd and kwok took 3m34s instead of 1m35s, a nice-19 cargo
+    # clippy beside them too, and every tool 20m11s against 21m11s before GOGC=800).
+    for t in $wanted; do tool_field "$t" 0 >/dev/null; build_tool "$t"; done
     [ $((SECONDS - t_all)) -lt 2 ] || say "all tools ready in $(fmt_s $((SECONDS - t_all)))"
     echo "$bin"
     ;;
