@@ -11,7 +11,8 @@ use besu_operator_api::{
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -412,6 +413,54 @@ fn resync_ticks(period: std::time::Duration) -> impl futures::Stream<Item = ()> 
     })
 }
 
+/// A watch of `api` with `config`, retried after an error with [`WatchBackoff`]; after a
+/// refusal (403) only once `refused_wait` has passed as well. The network controller's
+/// caches of its own children wait [`FORBIDDEN_RETRY`]: a missing permission is fixed by
+/// a person, not by a retry, and without the cache a reconcile reads the object itself.
+/// Every other watch keeps the quick retry (zero): an API server that has just restarted
+/// can refuse requests until its authorizer has caught up, and a pod or key cache that
+/// waited minutes then would hold stale readiness. Each error still passes on (the
+/// controller logs it).
+fn watched<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    refused_wait: std::time::Duration,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt as _;
+    let inner = Box::pin(watcher(api, config).backoff(WatchBackoff::default()));
+    futures::stream::unfold((inner, false), move |(mut inner, refused)| async move {
+        if refused {
+            tokio::time::sleep(refused_wait).await;
+        }
+        let item = inner.next().await?;
+        let refused = matches!(&item, Err(e) if is_forbidden(e));
+        Some((item, (inner, refused)))
+    })
+}
+
+/// How long a watch of a cache the operator can do without waits after a 403 (see
+/// [`watched`]): the 5 minutes the Degraded condition promises for a retry.
+pub const FORBIDDEN_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether the API server refused the watch's request (403 Forbidden).
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403 || s.is_forbidden(),
+        watcher::Error::WatchError(s) => s.code == 403 || s.is_forbidden(),
+        _ => false,
+    }
+}
+
 /// How long the watches wait before trying again after an error: from 250 ms, doubling,
 /// at most [`WATCH_RETRY_MAX`], each delay shortened by up to a fifth at random so that
 /// many operators do not retry in step. kube-rs' default (client-go's) grows to 30 s, so
@@ -467,6 +516,13 @@ fn managed() -> watcher::Config {
 }
 
 async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+    // The network-level children it owns, cached: a network at rest reads neither
+    // (network::reconcile compares with the cached copy), and a change to one (an edit
+    // by hand, a deletion) wakes its network, which applies it again.
+    let (budgets, budgets_stream) = stored_optional::<PodDisruptionBudget>(client, ns, managed());
+    let (policies, policies_stream) = stored_optional::<NetworkPolicy>(client, ns, managed());
+    ctx.network_stores
+        .add(ns, controller::NetworkStores { budgets, policies });
     let controller = Controller::new(
         scoped::<BesuNetwork>(client, ns),
         watcher::Config::default(),
@@ -497,6 +553,8 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     });
     controller
         .owns(scoped::<BesuNode>(client, ns), managed())
+        .owns_stream(budgets_stream)
+        .owns_stream(policies_stream)
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
         .watches_stream(pod_readiness(client, ns), network_of)
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
@@ -530,10 +588,13 @@ fn pod_readiness(
         (pod.uid(), ready, pod.metadata.deletion_timestamp.is_some()).hash(&mut h);
         Some(h.finish())
     };
-    watcher(scoped::<Pod>(client, ns), managed())
-        .backoff(WatchBackoff::default())
-        .touched_objects()
-        .predicate_filter(readiness, PredicateConfig::default())
+    watched(
+        scoped::<Pod>(client, ns),
+        managed(),
+        std::time::Duration::ZERO,
+    )
+    .touched_objects()
+    .predicate_filter(readiness, PredicateConfig::default())
 }
 
 /// The operator's Secrets as metadata only (`PartialObjectMetadata`): a key Secret's
@@ -546,9 +607,12 @@ fn secret_metadata(
 {
     use kube::runtime::WatchStreamExt as _;
     // An Api of PartialObjectMeta makes metadata-only requests (kube 5).
-    watcher(scoped::<PartialObjectMeta<Secret>>(client, ns), managed())
-        .backoff(WatchBackoff::default())
-        .touched_objects()
+    watched(
+        scoped::<PartialObjectMeta<Secret>>(client, ns),
+        managed(),
+        std::time::Duration::ZERO,
+    )
+    .touched_objects()
 }
 
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
@@ -560,7 +624,7 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
     let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
     let (pods, pods_stream) = stored::<Pod>(client, ns, managed());
     let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
-    ctx.add_node_stores(
+    ctx.node_stores.add(
         ns,
         controller::NodeStores {
             sets,
@@ -612,10 +676,52 @@ where
         + Sync
         + 'static,
 {
+    stored_waiting(client, ns, config, std::time::Duration::ZERO)
+}
+
+/// [`stored`] for a cache the operator can do without: a refused watch waits
+/// [`FORBIDDEN_RETRY`] before it asks again (see [`watched`]).
+fn stored_optional<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    stored_waiting(client, ns, config, FORBIDDEN_RETRY)
+}
+
+fn stored_waiting<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+    refused_wait: std::time::Duration,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = watcher(scoped::<K>(client, ns), config)
-        .backoff(WatchBackoff::default())
+    let stream = watched(scoped::<K>(client, ns), config, refused_wait)
         .modify(|obj: &mut K| {
             obj.meta_mut().managed_fields = None;
         })
@@ -864,6 +970,30 @@ fn error_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a refusal slows a watch down to minutes; an outage or a server error keeps
+    /// the quick retry that rides out an API server restart.
+    #[test]
+    fn only_a_403_counts_as_forbidden() {
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "y").with_code(code),
+            ))
+        };
+        assert!(is_forbidden(&watcher::Error::InitialListFailed(api(403))));
+        assert!(is_forbidden(&watcher::Error::WatchStartFailed(api(403))));
+        assert!(is_forbidden(&watcher::Error::WatchFailed(api(403))));
+        assert!(is_forbidden(&watcher::Error::WatchError(Box::new(
+            kube::core::Status::failure("x", "Forbidden").with_code(403)
+        ))));
+        for code in [401, 404, 410, 429, 500, 503] {
+            assert!(
+                !is_forbidden(&watcher::Error::InitialListFailed(api(code))),
+                "{code}"
+            );
+        }
+        assert!(!is_forbidden(&watcher::Error::NoResourceVersion));
+    }
 
     /// The triggers follow kube-runtime's own wording of its reasons (its `Display`), so
     /// a kube release that rewords one fails here rather than miscounting.

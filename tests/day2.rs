@@ -284,10 +284,31 @@ async fn validators_scale_4_5_7_4_by_vote_and_the_chain_never_stops() -> anyhow:
         .iter()
         .filter(|e| e.reason.as_deref() == Some("VoteProposed"))
         .count();
-    let (settled, _, writes) =
+    let (settled, quiet_end, writes) =
         operator::writes_over_quiet_window(&ns.name, Duration::from_secs(60)).await?;
     let settled_ms = settled.duration_since(UNIX_EPOCH)?.as_millis() as u64;
     ensure!(writes.is_empty(), "writes at rest: {writes:#?}");
+    // The network-level children are compared with the operator's cache: over the
+    // window's resyncs (every 5 s) it never reads one from the API.
+    let read_children: Vec<String> = cluster()
+        .audit()
+        .requests_by_agent(OPERATOR_AGENT, settled, quiet_end, |e| {
+            e.verb == "get"
+                && e.object_ref.as_ref().is_some_and(|o| {
+                    o.namespace.as_deref() == Some(ns.name.as_str())
+                        && matches!(
+                            o.resource.as_deref(),
+                            Some("poddisruptionbudgets" | "networkpolicies")
+                        )
+                })
+        })?
+        .iter()
+        .map(|e| e.summary())
+        .collect();
+    ensure!(
+        read_children.is_empty(),
+        "the PodDisruptionBudget or NetworkPolicy read from the API at rest: {read_children:?}"
+    );
     let chain = sim_chain(&ns.name, &name).await?;
     let produced: Vec<Value> = blocks(&chain)
         .into_iter()

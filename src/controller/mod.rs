@@ -148,6 +148,40 @@ pub struct NodeStores {
     pub secrets: Store<kube::api::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>,
 }
 
+/// The network controller's caches of the network-level children it owns: what
+/// `apply_if_changed` compares with, so that a network at rest reads neither.
+#[derive(Clone)]
+pub struct NetworkStores {
+    /// The validators' PodDisruptionBudgets.
+    pub budgets: Store<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
+    /// The networks' NetworkPolicies.
+    pub policies: Store<k8s_openapi::api::networking::v1::NetworkPolicy>,
+}
+
+/// Caches registered per watched scope (`None`: every namespace), found by namespace.
+pub struct ScopedStores<T>(std::sync::RwLock<Vec<(Option<String>, T)>>);
+
+impl<T: Clone> ScopedStores<T> {
+    fn new() -> Self {
+        ScopedStores(std::sync::RwLock::new(Vec::new()))
+    }
+
+    /// Adds the caches of the controller that watches `scope` (`None`: all).
+    pub fn add(&self, scope: Option<&str>, stores: T) {
+        if let Ok(mut all) = self.0.write() {
+            all.push((scope.map(str::to_string), stores));
+        }
+    }
+
+    /// The caches that hold namespace `ns`.
+    pub fn get(&self, ns: &str) -> Option<T> {
+        let all = self.0.read().ok()?;
+        all.iter()
+            .find(|(scope, _)| scope.is_none() || scope.as_deref() == Some(ns))
+            .map(|(_, s)| s.clone())
+    }
+}
+
 /// `name` in `ns` from `store` when it holds it, else from the API (`None`: absent).
 pub async fn cached_or_get<K>(
     store: Option<&Store<K>>,
@@ -200,7 +234,9 @@ pub struct Context {
     /// The node controllers' caches, each with the namespace it watches (`None`: all),
     /// once their watches run (operator::node_controller); without them a node reconcile
     /// reads every child from the API.
-    node_stores: std::sync::RwLock<Vec<(Option<String>, NodeStores)>>,
+    pub node_stores: ScopedStores<NodeStores>,
+    /// The network controllers' caches, likewise (operator::network_controller).
+    pub network_stores: ScopedStores<NetworkStores>,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
@@ -253,7 +289,8 @@ impl Context {
             resync,
             chains: chain::ChainObservers::new(rpc.clone(), metrics.clone(), chain_poll),
             rpc,
-            node_stores: std::sync::RwLock::new(Vec::new()),
+            node_stores: ScopedStores::new(),
+            network_stores: ScopedStores::new(),
             metrics,
             chain_poll,
             metrics_target,
@@ -267,21 +304,6 @@ impl Context {
                 .filter(|i| !i.is_empty())
                 .unwrap_or_else(crate::generate::install::default_image),
         })
-    }
-
-    /// Adds the caches of the node controller that watches `scope` (`None`: all).
-    pub fn add_node_stores(&self, scope: Option<&str>, stores: NodeStores) {
-        if let Ok(mut all) = self.node_stores.write() {
-            all.push((scope.map(str::to_string), stores));
-        }
-    }
-
-    /// The node controller's caches that hold namespace `ns`.
-    pub fn node_stores(&self, ns: &str) -> Option<NodeStores> {
-        let all = self.node_stores.read().ok()?;
-        all.iter()
-            .find(|(scope, _)| scope.is_none() || scope.as_deref() == Some(ns))
-            .map(|(_, s)| s.clone())
     }
 
     /// Records one more failed reconcile of `key`; returns how long to wait before the

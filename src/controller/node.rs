@@ -253,7 +253,7 @@ async fn key_fact(secrets: &Api<Secret>, node: &BesuNode, ctx: &Context) -> Resu
         return Ok(KeyFact::NotConfigured);
     };
     let ns = node.namespace().unwrap_or_default();
-    let stores = ctx.node_stores(&ns);
+    let stores = ctx.node_stores.get(&ns);
     let meta = super::cached_or(stores.as_ref().map(|s| &s.secrets), &ns, &r.name, || {
         secrets.get_metadata_opt(&r.name)
     })
@@ -368,7 +368,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
     // Independent reads, then independent writes, each group at once: a node's first
     // reconcile opens its stage, and sequential round trips were most of its time.
     // Children from the controller's caches where they hold them (super::NodeStores).
-    let stores = ctx.node_stores(&ns);
+    let stores = ctx.node_stores.get(&ns);
     let stores = stores.as_ref();
     let genesis_missing = async {
         Ok::<_, Error>(match &node.spec.genesis_config_map_ref {

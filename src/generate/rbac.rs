@@ -94,14 +94,14 @@ pub fn rbac_rules() -> Vec<Rule> {
         Rule {
             api_group: "policy",
             resource: "poddisruptionbudgets",
-            verbs: &["get", "create", "patch"],
-            used_by: "validator PodDisruptionBudget: apply_if_changed (get + server-side apply) in network::reconcile",
+            verbs: &["get", "list", "watch", "create", "patch"],
+            used_by: "validator PodDisruptionBudget: server-side apply over the network controller's cached copy (list/watch: operator::network_controller; get when the cache lacks it) in network::reconcile",
         },
         Rule {
             api_group: "networking.k8s.io",
             resource: "networkpolicies",
-            verbs: &["get", "create", "patch"],
-            used_by: "the network's NetworkPolicy (JSON-RPC of bootnodes and validators from the operator only): apply_if_changed in network::reconcile",
+            verbs: &["get", "list", "watch", "create", "patch"],
+            used_by: "the network's NetworkPolicy (JSON-RPC of bootnodes and validators from the operator only): server-side apply over the network controller's cached copy (list/watch: operator::network_controller; get when the cache lacks it) in network::reconcile",
         },
         Rule {
             api_group: "",

@@ -556,12 +556,23 @@ impl AuditLog {
         since: SystemTime,
         until: SystemTime,
     ) -> anyhow::Result<Vec<AuditEvent>> {
+        self.requests_by_agent(user_agent_prefix, since, until, AuditEvent::is_write)
+    }
+
+    /// [`AuditLog::writes_by_agent`] for the requests `pick` chooses, reads included.
+    pub fn requests_by_agent(
+        &self,
+        user_agent_prefix: &str,
+        since: SystemTime,
+        until: SystemTime,
+        pick: impl Fn(&AuditEvent) -> bool,
+    ) -> anyhow::Result<Vec<AuditEvent>> {
         let since = since - Duration::from_millis(1);
         let until = until + Duration::from_millis(1);
         let mut out = Vec::new();
         for e in self.events()? {
             if e.stage != "ResponseComplete"
-                || !e.is_write()
+                || !pick(&e)
                 || !e.user_agent.starts_with(user_agent_prefix)
             {
                 continue;
