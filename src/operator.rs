@@ -518,9 +518,12 @@ fn managed() -> watcher::Config {
 async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
     // The network-level children it owns, cached: a network at rest reads neither
     // (network::reconcile compares with the cached copy), and a change to one (an edit
-    // by hand, a deletion) wakes its network, which applies it again.
-    let (budgets, budgets_stream) = stored_optional::<PodDisruptionBudget>(client, ns, managed());
-    let (policies, policies_stream) = stored_optional::<NetworkPolicy>(client, ns, managed());
+    // by hand, a deletion) wakes its network, which applies it again. Caches it can do
+    // without (a reconcile reads what they lack): a refused watch waits FORBIDDEN_RETRY.
+    let (budgets, budgets_stream) =
+        stored_waiting::<PodDisruptionBudget>(client, ns, managed(), FORBIDDEN_RETRY);
+    let (policies, policies_stream) =
+        stored_waiting::<NetworkPolicy>(client, ns, managed(), FORBIDDEN_RETRY);
     ctx.network_stores
         .add(ns, controller::NetworkStores { budgets, policies });
     let controller = Controller::new(
@@ -679,28 +682,8 @@ where
     stored_waiting(client, ns, config, std::time::Duration::ZERO)
 }
 
-/// [`stored`] for a cache the operator can do without: a refused watch waits
-/// [`FORBIDDEN_RETRY`] before it asks again (see [`watched`]).
-fn stored_optional<K>(
-    client: &Client,
-    ns: Option<&str>,
-    config: watcher::Config,
-) -> (
-    kube::runtime::reflector::Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    stored_waiting(client, ns, config, FORBIDDEN_RETRY)
-}
-
+/// [`stored`], with a refused watch asking again only after `refused_wait` (see
+/// [`watched`]).
 fn stored_waiting<K>(
     client: &Client,
     ns: Option<&str>,
