@@ -413,41 +413,37 @@ fn resync_ticks(period: std::time::Duration) -> impl futures::Stream<Item = ()> 
     })
 }
 
-/// A watch of `api` with `config`, retried after an error with [`WatchBackoff`]; after a
-/// refusal (403) only once `refused_wait` has passed as well. The network controller's
-/// caches of its own children wait [`FORBIDDEN_RETRY`]: a missing permission is fixed by
-/// a person, not by a retry, and without the cache a reconcile reads the object itself.
-/// Every other watch keeps the quick retry (zero): an API server that has just restarted
-/// can refuse requests until its authorizer has caught up, and a pod or key cache that
-/// waited minutes then would hold stale readiness. Each error still passes on (the
-/// controller logs it).
-fn watched<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    refused_wait: std::time::Duration,
-) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+/// `stream` (a watch's), not polled again for `wait` after an item that is a refusal
+/// (403): the watch it carries asks again only then. For the network controller's caches
+/// of its own children (wait [`FORBIDDEN_RETRY`]): a missing permission is fixed by a
+/// person, not by a retry, and without the cache a reconcile reads the object itself.
+/// The other watches keep [`WatchBackoff`]'s quick retry: an API server that has just
+/// restarted can refuse requests until its authorizer has caught up, and a pod or key
+/// cache that waited minutes then would hold stale readiness. Each error still passes on
+/// (the controller logs it).
+fn waiting_after_refusal<T, S>(
+    stream: S,
+    wait: std::time::Duration,
+) -> impl futures::Stream<Item = Result<T, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + 'static,
+    T: Send + 'static,
+    S: futures::Stream<Item = Result<T, watcher::Error>> + Send + 'static,
 {
-    use kube::runtime::WatchStreamExt as _;
-    let inner = Box::pin(watcher(api, config).backoff(WatchBackoff::default()));
-    futures::stream::unfold((inner, false), move |(mut inner, refused)| async move {
-        if refused {
-            tokio::time::sleep(refused_wait).await;
-        }
-        let item = inner.next().await?;
-        let refused = matches!(&item, Err(e) if is_forbidden(e));
-        Some((item, (inner, refused)))
-    })
+    futures::stream::unfold(
+        (Box::pin(stream), false),
+        move |(mut inner, refused)| async move {
+            if refused {
+                tokio::time::sleep(wait).await;
+            }
+            let item = inner.next().await?;
+            let refused = matches!(&item, Err(e) if is_forbidden(e));
+            Some((item, (inner, refused)))
+        },
+    )
 }
 
 /// How long a watch of a cache the operator can do without waits after a 403 (see
-/// [`watched`]): the 5 minutes the Degraded condition promises for a retry.
+/// [`waiting_after_refusal`]): the 5 minutes the Degraded condition promises for a retry.
 pub const FORBIDDEN_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Whether the API server refused the watch's request (403 Forbidden).
@@ -520,10 +516,8 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     // (network::reconcile compares with the cached copy), and a change to one (an edit
     // by hand, a deletion) wakes its network, which applies it again. Caches it can do
     // without (a reconcile reads what they lack): a refused watch waits FORBIDDEN_RETRY.
-    let (budgets, budgets_stream) =
-        stored_waiting::<PodDisruptionBudget>(client, ns, managed(), FORBIDDEN_RETRY);
-    let (policies, policies_stream) =
-        stored_waiting::<NetworkPolicy>(client, ns, managed(), FORBIDDEN_RETRY);
+    let (budgets, budgets_stream) = stored::<PodDisruptionBudget>(client, ns, managed());
+    let (policies, policies_stream) = stored::<NetworkPolicy>(client, ns, managed());
     ctx.network_stores
         .add(ns, controller::NetworkStores { budgets, policies });
     let controller = Controller::new(
@@ -556,8 +550,8 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     });
     controller
         .owns(scoped::<BesuNode>(client, ns), managed())
-        .owns_stream(budgets_stream)
-        .owns_stream(policies_stream)
+        .owns_stream(waiting_after_refusal(budgets_stream, FORBIDDEN_RETRY))
+        .owns_stream(waiting_after_refusal(policies_stream, FORBIDDEN_RETRY))
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
         .watches_stream(pod_readiness(client, ns), network_of)
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
@@ -591,13 +585,10 @@ fn pod_readiness(
         (pod.uid(), ready, pod.metadata.deletion_timestamp.is_some()).hash(&mut h);
         Some(h.finish())
     };
-    watched(
-        scoped::<Pod>(client, ns),
-        managed(),
-        std::time::Duration::ZERO,
-    )
-    .touched_objects()
-    .predicate_filter(readiness, PredicateConfig::default())
+    watcher(scoped::<Pod>(client, ns), managed())
+        .backoff(WatchBackoff::default())
+        .touched_objects()
+        .predicate_filter(readiness, PredicateConfig::default())
 }
 
 /// The operator's Secrets as metadata only (`PartialObjectMetadata`): a key Secret's
@@ -610,12 +601,9 @@ fn secret_metadata(
 {
     use kube::runtime::WatchStreamExt as _;
     // An Api of PartialObjectMeta makes metadata-only requests (kube 5).
-    watched(
-        scoped::<PartialObjectMeta<Secret>>(client, ns),
-        managed(),
-        std::time::Duration::ZERO,
-    )
-    .touched_objects()
+    watcher(scoped::<PartialObjectMeta<Secret>>(client, ns), managed())
+        .backoff(WatchBackoff::default())
+        .touched_objects()
 }
 
 async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
@@ -679,32 +667,10 @@ where
         + Sync
         + 'static,
 {
-    stored_waiting(client, ns, config, std::time::Duration::ZERO)
-}
-
-/// [`stored`], with a refused watch asking again only after `refused_wait` (see
-/// [`watched`]).
-fn stored_waiting<K>(
-    client: &Client,
-    ns: Option<&str>,
-    config: watcher::Config,
-    refused_wait: std::time::Duration,
-) -> (
-    kube::runtime::reflector::Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
     use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = watched(scoped::<K>(client, ns), config, refused_wait)
+    let stream = watcher(scoped::<K>(client, ns), config)
+        .backoff(WatchBackoff::default())
         .modify(|obj: &mut K| {
             obj.meta_mut().managed_fields = None;
         })

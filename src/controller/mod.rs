@@ -373,6 +373,26 @@ where
     apply_if_changed_over(api, desired, live).await
 }
 
+/// [`apply_if_changed`] comparing with the copy in `store` when it holds one (a read of
+/// the API otherwise): at rest, no request at all. Only for objects nothing is decided
+/// on, where a stale copy costs an idempotent apply.
+pub async fn apply_if_changed_cached<K>(
+    store: Option<&Store<K>>,
+    api: &Api<K>,
+    ns: &str,
+    desired: K,
+) -> Result<bool, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let live = cached_or_get(store, api, ns, &desired.name_any()).await?;
+    apply_if_changed_over(api, desired, live).await
+}
+
 /// [`apply_if_changed`] over a live object the caller read just before (`None`: it does
 /// not exist), saving the read.
 pub async fn apply_if_changed_over<K>(

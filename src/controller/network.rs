@@ -27,7 +27,7 @@ use super::day2::{
 use super::key_identity::KeyIdentity;
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
 use super::{
-    Context, Error, apply_if_changed, apply_if_changed_over, cached_or_get, create_once,
+    Context, Error, apply_if_changed, apply_if_changed_cached, apply_if_changed_over, create_once,
     is_applied, key_identity,
 };
 use crate::chain::extradata::Consensus;
@@ -943,24 +943,10 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     if v_want > 0 {
         let budget = max_unavailable_validators(v_want);
         let pdb = desired_validator_pdb(&network, i32::try_from(budget).unwrap_or(1))?;
-        let live = cached_or_get(
-            stores.as_ref().map(|s| &s.budgets),
-            &pdbs,
-            &ns,
-            &pdb.name_any(),
-        )
-        .await?;
-        apply_if_changed_over(&pdbs, pdb, live).await?;
+        apply_if_changed_cached(stores.as_ref().map(|s| &s.budgets), &pdbs, &ns, pdb).await?;
     }
     let policy = desired_network_policy(&network)?;
-    let live = cached_or_get(
-        stores.as_ref().map(|s| &s.policies),
-        &policies,
-        &ns,
-        &policy.name_any(),
-    )
-    .await?;
-    apply_if_changed_over(&policies, policy, live).await?;
+    apply_if_changed_cached(stores.as_ref().map(|s| &s.policies), &policies, &ns, policy).await?;
 
     // Monitoring nodes: there while switched on, deleted when switched off.
     let monitoring = &network.spec.monitoring;
