@@ -518,14 +518,24 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
     // without (a reconcile reads what they lack): a refused watch waits FORBIDDEN_RETRY.
     let (budgets, budgets_stream) = stored::<PodDisruptionBudget>(client, ns, managed());
     let (policies, policies_stream) = stored::<NetworkPolicy>(client, ns, managed());
-    ctx.network_stores
-        .add(ns, controller::NetworkStores { budgets, policies });
+    // Its BesuNodes and the networks themselves are decided from their caches once these
+    // show the reconciles' own writes (controller::freshness).
+    let (nodes, nodes_stream) = stored::<BesuNode>(client, ns, managed());
     let controller = Controller::new(
         scoped::<BesuNetwork>(client, ns),
         watcher::Config::default(),
     );
-    // A deleted network is never reconciled again: drop its gauges here.
     let store = controller.store();
+    ctx.network_stores.add(
+        ns,
+        controller::NetworkStores {
+            networks: store.clone(),
+            nodes,
+            budgets,
+            policies,
+        },
+    );
+    // A deleted network is never reconciled again: drop its gauges here.
     let chain_wakes = ctx.chains.wakes(ns);
     let (pruned, scope, every) = (ctx.clone(), ns.map(str::to_string), ctx.chain_poll);
     // Gauges and chain observers exist only for networks reconciled, i.e. once in this
@@ -549,7 +559,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         }
     });
     controller
-        .owns(scoped::<BesuNode>(client, ns), managed())
+        .owns_stream(nodes_stream)
         .owns_stream(waiting_after_refusal(budgets_stream, FORBIDDEN_RETRY))
         .owns_stream(waiting_after_refusal(policies_stream, FORBIDDEN_RETRY))
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).

@@ -4,8 +4,8 @@
 //!
 //! Figures are printed, never compared with a time or size limit. What it does assert
 //! is behaviour: every network reaches Ready, and the operator writes nothing at rest.
-//! Bounded: `BENCH_NETWORKS` networks (default 10, at most 40) of 1 bootnode and 4
-//! validators each (5 pods, so 10 networks are 50 pods on the 3 fake nodes), a 600 s
+//! Bounded: `BENCH_NETWORKS` networks (default 10, at most 100) of 1 bootnode and 4
+//! validators each (5 pods, so 10 networks are 50 pods on the 3 fake nodes), a 900 s
 //! bring-up deadline and a 60 s observation window (`BENCH_REST_SECONDS`). The operator runs with its default
 //! resync (300 s) and chain poll (15 s), as users get it; `BENCH_RESYNC_SECONDS` changes
 //! the resync (the integration tests use 5 s).
@@ -61,24 +61,90 @@ fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark; run with make bench"]
-async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
-    let count: usize = std::env::var("BENCH_NETWORKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-        .clamp(1, 40);
+/// What one run of the scale bench measured.
+struct ScaleFigures {
+    first_ready: Duration,
+    all_ready: Duration,
+    /// RSS in KiB: started, all Ready, at the end of the window at rest; and the peak.
+    rss_start: u64,
+    rss_ready: u64,
+    rss_rest: u64,
+    rss_peak: u64,
+    window: Duration,
+    requests_per_min: f64,
+    eth_requests_per_min: f64,
+    writes: Vec<String>,
+    by_kind: String,
+    /// Network reconciles over the window at rest, and their duration's p50, p90 and p99
+    /// (the upper bound of the histogram bucket each falls in, in seconds).
+    reconciles_at_rest: f64,
+    percentiles: Option<(f64, f64, f64)>,
+}
+
+/// The network controller's reconcile-duration buckets (upper bound, cumulative count).
+fn network_buckets(metrics: &BTreeMap<String, f64>) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = metrics
+        .iter()
+        .filter_map(|(series, value)| {
+            let labels = series.strip_prefix("besu_operator_reconcile_duration_seconds_bucket{")?;
+            if !labels.contains("controller=\"network\"") {
+                return None;
+            }
+            let le = labels.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, *value))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The count of reconciles between two scrapes, and the p50, p90 and p99 of their
+/// durations as bucket upper bounds.
+fn percentiles_between(
+    before: &[(f64, f64)],
+    after: &[(f64, f64)],
+) -> (f64, Option<(f64, f64, f64)>) {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let was = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map_or(0.0, |(_, c)| *c);
+            (*le, n - was)
+        })
+        .collect();
+    let total = delta.last().map_or(0.0, |(_, n)| *n);
+    if total <= 0.0 {
+        return (0.0, None);
+    }
+    let q = |q: f64| {
+        delta
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |(le, _)| *le)
+    };
+    (total, Some((q(0.5), q(0.9), q(0.99))))
+}
+
+/// One run: `count` networks (and `eth_count` EthereumNodes) brought up by `binary` in a
+/// namespace of their own, then watched at rest for [`window`].
+async fn measure_scale(
+    binary: std::path::PathBuf,
+    count: usize,
+    eth_count: usize,
+    resync: u64,
+) -> anyhow::Result<ScaleFigures> {
     let c = cluster();
     let client = c.client().await?;
     install_crds(&client).await?;
     let ns = TestNamespace::create(&client, "bench").await?;
-    let resync: u64 = std::env::var("BENCH_RESYNC_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
-        .max(1);
-    let op = Operator::start_with_resync(c, &ns.name, resync)?;
+    let op = Operator::start_binary(c, &ns.name, resync, binary)?;
     let pid = op.pid().context("the operator is not running")?;
     wait_until("the operator to start", Duration::from_secs(30), || async {
         if op.log_text().contains("controllers started") {
@@ -88,17 +154,12 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
         }
     })
     .await?;
-    let (rss_idle, _) = memory_kib(pid)?;
+    let (rss_start, _) = memory_kib(pid)?;
 
     let networks: kube::Api<BesuNetwork> = ns.api();
     let started = Instant::now();
     // EthereumNodes beside the networks (hoodi full nodes: on the fake nodes no client
     // answers, so they settle in Configuring with every child in place).
-    let eth_count: usize = std::env::var("BENCH_ETHEREUM_NODES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
-        .min(40);
     let eth_nodes: kube::Api<besu_operator_api::EthereumNode> = ns.api();
     for i in 0..eth_count {
         let node: besu_operator_api::EthereumNode = serde_json::from_value(serde_json::json!({
@@ -120,7 +181,7 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
     let first_ready = std::sync::Mutex::new(None::<Duration>);
     wait_until(
         &format!("{count} networks Ready"),
-        Duration::from_secs(600),
+        Duration::from_secs(900),
         || async {
             let list = networks.list(&ListParams::default()).await?.items;
             let ready = list
@@ -160,7 +221,10 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
     let (rss_ready, _) = memory_kib(pid)?;
 
     // At rest: every request by the operator over the window, and its writes.
+    let before = network_buckets(&op.metrics().await?);
     let (from, to, writes) = writes_over_quiet_window(&ns.name, window()).await?;
+    let after = network_buckets(&op.metrics().await?);
+    let (reconciles_at_rest, percentiles) = percentiles_between(&before, &after);
     let at_rest: Vec<_> = c
         .audit()
         .events()?
@@ -168,7 +232,6 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
         .filter(|e| e.stage == "ResponseComplete" && e.user_agent.starts_with(OPERATOR_AGENT))
         .filter(|e| e.received_at().is_ok_and(|t| t >= from && t <= to))
         .collect();
-    let requests = at_rest.len();
     // Which requests: verb and resource, most frequent first.
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for e in &at_rest {
@@ -181,32 +244,11 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
     }
     let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
     kinds.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    let (rss_rest, peak) = memory_kib(pid)?;
-    let minutes = to.duration_since(from).unwrap_or(window()).as_secs_f64() / 60.0;
-
-    let first = first_ready
-        .lock()
-        .ok()
-        .and_then(|f| *f)
-        .unwrap_or(all_ready);
-    eprintln!(
-        "bench: {count} networks x 5 Besu nodes (1 bootnode, 4 validators) and {eth_count} EthereumNodes (hoodi full), operator resync {resync} s, chain poll 15 s"
-    );
-    eprintln!(
-        "bench: first network Ready after {:.1} s, all {count} after {:.1} s",
-        first.as_secs_f64(),
-        all_ready.as_secs_f64()
-    );
-    eprintln!(
-        "bench: operator memory (RSS): {} KiB started, {} KiB when all Ready, {} KiB at rest, peak {} KiB",
-        rss_idle, rss_ready, rss_rest, peak
-    );
-    let eth_requests = c
-        .audit()
-        .events()?
-        .into_iter()
-        .filter(|e| e.stage == "ResponseComplete" && e.user_agent.starts_with(OPERATOR_AGENT))
-        .filter(|e| e.received_at().is_ok_and(|t| t >= from && t <= to))
+    let (rss_rest, rss_peak) = memory_kib(pid)?;
+    let window = to.duration_since(from).unwrap_or(window());
+    let minutes = window.as_secs_f64() / 60.0;
+    let eth_requests = at_rest
+        .iter()
         .filter(|e| {
             e.object_ref.as_ref().is_some_and(|o| {
                 o.name.as_deref().is_some_and(|n| n.starts_with("eth-"))
@@ -214,24 +256,137 @@ async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
             })
         })
         .count();
-    eprintln!(
-        "bench: at rest over {:.0} s: {:.0} requests/min ({:.0}/min naming an EthereumNode or its children), {} writes",
-        minutes * 60.0,
-        requests as f64 / minutes,
-        eth_requests as f64 / minutes,
-        writes.len()
-    );
-    eprintln!(
-        "bench: at rest, by verb and resource: {}",
-        kinds
+    let first = first_ready
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .unwrap_or(all_ready);
+    drop(op);
+    ns.cleanup().await?;
+    Ok(ScaleFigures {
+        first_ready: first,
+        all_ready,
+        rss_start,
+        rss_ready,
+        rss_rest,
+        rss_peak,
+        window,
+        requests_per_min: at_rest.len() as f64 / minutes,
+        eth_requests_per_min: eth_requests as f64 / minutes,
+        writes,
+        by_kind: kinds
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        reconciles_at_rest,
+        percentiles,
+    })
+}
+
+fn print_scale(label: &str, f: &ScaleFigures) {
+    eprintln!(
+        "bench [{label}]: first network Ready after {:.1} s, all after {:.1} s",
+        f.first_ready.as_secs_f64(),
+        f.all_ready.as_secs_f64()
     );
-    ensure!(writes.is_empty(), "writes at rest: {writes:?}");
-    drop(op);
-    ns.cleanup().await
+    eprintln!(
+        "bench [{label}]: operator memory (RSS): {} KiB started, {} KiB when all Ready, {} KiB after {:.0} s at rest, peak {} KiB",
+        f.rss_start,
+        f.rss_ready,
+        f.rss_rest,
+        f.window.as_secs_f64(),
+        f.rss_peak
+    );
+    eprintln!(
+        "bench [{label}]: at rest over {:.0} s: {:.1} requests/min ({:.1}/min naming an EthereumNode or its children), {} writes",
+        f.window.as_secs_f64(),
+        f.requests_per_min,
+        f.eth_requests_per_min,
+        f.writes.len()
+    );
+    eprintln!(
+        "bench [{label}]: at rest, by verb and resource: {}",
+        f.by_kind
+    );
+    match f.percentiles {
+        Some((p50, p90, p99)) => eprintln!(
+            "bench [{label}]: {:.0} network reconciles at rest, duration p50 <= {:.0} ms, p90 <= {:.0} ms, p99 <= {:.0} ms (histogram bucket bounds)",
+            f.reconciles_at_rest,
+            p50 * 1000.0,
+            p90 * 1000.0,
+            p99 * 1000.0
+        ),
+        None => eprintln!("bench [{label}]: no network reconcile at rest"),
+    }
+}
+
+/// `make bench` scale mode. With `BENCH_BASELINE_BIN` (another build of the operator,
+/// for example the last release's), the same run is made with it first, in a namespace
+/// of its own, and the figures are printed side by side as ratios (this build / the
+/// baseline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with make bench"]
+async fn many_networks_bring_up_and_rest() -> anyhow::Result<()> {
+    let count: usize = std::env::var("BENCH_NETWORKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let resync: u64 = std::env::var("BENCH_RESYNC_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+        .max(1);
+    let eth_count: usize = std::env::var("BENCH_ETHEREUM_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .min(40);
+    let baseline_bin = std::env::var_os("BENCH_BASELINE_BIN")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    eprintln!(
+        "bench: {count} networks x 5 Besu nodes (1 bootnode, 4 validators) and {eth_count} EthereumNodes (hoodi full), operator resync {resync} s, chain poll 15 s"
+    );
+    let baseline = match baseline_bin {
+        Some(bin) => {
+            eprintln!("bench: baseline {}", bin.display());
+            let f = measure_scale(bin, count, eth_count, resync).await?;
+            print_scale("baseline", &f);
+            Some(f)
+        }
+        None => None,
+    };
+    let current = measure_scale(operator::operator_binary(), count, eth_count, resync).await?;
+    print_scale("this build", &current);
+    if let Some(b) = &baseline {
+        let ratio = |now: f64, then: f64| {
+            if then > 0.0 {
+                format!("{:.2}x", now / then)
+            } else {
+                "n/a".to_string()
+            }
+        };
+        eprintln!(
+            "bench: this build / baseline: all Ready {}, RSS started {}, at Ready {}, at rest {}, requests/min at rest {}, network reconcile p99 at rest {}",
+            ratio(current.all_ready.as_secs_f64(), b.all_ready.as_secs_f64()),
+            ratio(current.rss_start as f64, b.rss_start as f64),
+            ratio(current.rss_ready as f64, b.rss_ready as f64),
+            ratio(current.rss_rest as f64, b.rss_rest as f64),
+            ratio(current.requests_per_min, b.requests_per_min),
+            match (current.percentiles, b.percentiles) {
+                (Some(c), Some(b)) => ratio(c.2, b.2),
+                _ => "n/a".to_string(),
+            }
+        );
+    }
+    ensure!(
+        current.writes.is_empty(),
+        "writes at rest: {:?}",
+        current.writes
+    );
+    Ok(())
 }
 
 // --- bring-up latency ------------------------------------------------------------------

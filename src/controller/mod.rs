@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod day2;
 pub mod ethereum;
+pub mod freshness;
 pub mod key_identity;
 pub mod monitoring;
 pub mod network;
@@ -152,6 +153,10 @@ pub struct NodeStores {
 /// `apply_if_changed` compares with, so that a network at rest reads neither.
 #[derive(Clone)]
 pub struct NetworkStores {
+    /// The networks (the controller's own store).
+    pub networks: Store<besu_operator_api::BesuNetwork>,
+    /// The operator's BesuNodes.
+    pub nodes: Store<besu_operator_api::BesuNode>,
     /// The validators' PodDisruptionBudgets.
     pub budgets: Store<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     /// The networks' NetworkPolicies.
@@ -237,6 +242,8 @@ pub struct Context {
     pub node_stores: ScopedStores<NodeStores>,
     /// The network controllers' caches, likewise (operator::network_controller).
     pub network_stores: ScopedStores<NetworkStores>,
+    /// The network reconciles' writes a cache must show before it is decided from.
+    pub writes: freshness::Writes,
     /// `host:port` where a network's Prometheus scrapes the operator's `/metrics`.
     pub metrics_target: Option<String>,
     /// Per object (`kind/namespace/name`): failed reconciles in a row.
@@ -291,6 +298,7 @@ impl Context {
             rpc,
             node_stores: ScopedStores::new(),
             network_stores: ScopedStores::new(),
+            writes: freshness::Writes::default(),
             metrics,
             chain_poll,
             metrics_target,
@@ -415,7 +423,7 @@ where
 /// hash must be taken before some field is replaced by the live one (see node::reconcile).
 pub async fn apply_over<K>(
     api: &Api<K>,
-    mut desired: K,
+    desired: K,
     hash: String,
     live: Option<&K>,
 ) -> Result<bool, Error>
@@ -426,20 +434,39 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
+    Ok(applied(api, desired, hash, live).await?.is_some())
+}
+
+/// [`apply_over`], returning the object as the API server wrote it (None: the live one
+/// carries the hash already, and nothing was written).
+pub async fn applied<K>(
+    api: &Api<K>,
+    mut desired: K,
+    hash: String,
+    live: Option<&K>,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
     let name = desired.name_any();
     if live.is_some_and(|l| l.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)) {
-        return Ok(false);
+        return Ok(None);
     }
     desired
         .annotations_mut()
         .insert(APPLIED_HASH_ANNOTATION.to_string(), hash);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired),
-    )
-    .await?;
-    Ok(true)
+    Ok(Some(
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?,
+    ))
 }
 
 /// Parameters of the operator's merge and strategic-merge patches (annotations, replicas,

@@ -8,32 +8,33 @@ use std::time::Duration;
 use besu_operator_api::{
     BesuNetwork, BesuNetworkStatus, BesuNode, DeletionPolicy, GENESIS_FIELD, KEY_FIELD,
     LABEL_NETWORK, LABEL_NODE, LABEL_ORDINAL, NetworkPhase, NodePhase, NodeType, RoleStatus,
-    UpgradeStatus, ValidatorChange, ValidatorSetStatus,
+    ValidatorChange, ValidatorSetStatus,
 };
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, PartialObjectMeta, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::chain::{IN_SYNC_BLOCKS, Targets};
 use super::day2::{
-    DOWN_SETTLED, RolloutNode, RolloutStep, ScalingStep, ValidatorView, max_unavailable_validators,
-    next_rollout_step, next_scaling_step,
+    DOWN_SETTLED, RolloutNode, ScalingStep, ValidatorView, max_unavailable_validators,
+    next_scaling_step,
 };
 use super::key_identity::KeyIdentity;
 use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
 use super::{
-    Context, Error, apply_if_changed, apply_if_changed_cached, apply_if_changed_over, create_once,
+    Context, Error, applied, applied_hash, apply_if_changed_cached, cached_or_get, create_once,
     is_applied, key_identity,
 };
 use crate::chain::extradata::Consensus;
 use crate::chain::genesis::{genesis_meaning, genesis_sha256};
 use crate::chain::key::{Address, NodeKey};
-use crate::chain::quorum::commit_quorum;
 use crate::render::network::{
     GENESIS_CHECKSUM_ANNOTATION, bootnode_enode, desired_besu_node, desired_genesis_config_map,
     desired_key_secret, desired_network_policy, desired_static_nodes_config_map,
@@ -42,6 +43,9 @@ use crate::render::network::{
 };
 use crate::render::node::{ROLLOUT_PERMIT_ANNOTATION, data_claim_name};
 use crate::rpc::Endpoint;
+
+pub mod conditions;
+pub mod decide;
 
 /// One node slot of a network: role and ordinal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,6 +83,7 @@ fn retired_validators(network: &BesuNetwork) -> BTreeSet<i32> {
 
 /// Writes the retired ordinals (merge patch of one annotation; `null` removes it).
 async fn set_retired_validators(
+    ctx: &Context,
     api: &Api<BesuNetwork>,
     name: &str,
     ordinals: &BTreeSet<i32>,
@@ -97,9 +102,21 @@ async fn set_retired_validators(
     let patch = serde_json::json!({
         "metadata": { "annotations": { RETIRED_VALIDATORS_ANNOTATION: value } }
     });
-    api.patch(name, &super::patch_params(), &Patch::Merge(&patch))
+    let written = api
+        .patch(name, &super::patch_params(), &Patch::Merge(&patch))
         .await?;
+    ctx.writes.wrote(&scope_of(&written), &written);
     Ok(())
+}
+
+/// The key under which a network's writes are recorded (controller::freshness), and its
+/// chain observed: `namespace/name`.
+fn scope_of(network: &BesuNetwork) -> String {
+    format!(
+        "{}/{}",
+        network.namespace().unwrap_or_default(),
+        network.name_any()
+    )
 }
 
 /// Whether the operator may generate a key for a slot whose Secret does not exist.
@@ -155,7 +172,11 @@ pub async fn report_blocked(
         conditions,
         ..previous
     };
-    write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?;
+    if let Some(written) =
+        write_status_if_changed(&api, &live, live.status.as_ref(), &status).await?
+    {
+        ctx.writes.wrote(&scope_of(&written), &written);
+    }
     if news {
         ctx.event(&live, EventType::Warning, reason, message.to_string())
             .await;
@@ -186,29 +207,38 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
-    // The rollout's memory (the step in progress, the settle height) lives in status, and
-    // the object handed to a reconcile comes from a watch cache that may not have seen the
-    // previous reconcile's status write yet: deciding on it could forget a node just taken
-    // down and take a second one. Read the network itself.
-    // The network, its nodes and its genesis are read at once.
+    // Read from the caches (the network controller's and the node controller's), each
+    // only once it shows this network's own writes; else from the API (freshness).
+    let chain_key = scope_of(&network);
+    let stores = ctx.network_stores.get(&ns);
+    let node_stores = ctx.node_stores.get(&ns);
     let selector = format!("{LABEL_NETWORK}={name}");
     let genesis_name = genesis_config_map_name(&name);
     let of_network = ListParams::default().labels(&selector);
-    let (fresh, listed_nodes, genesis_cm) = futures::try_join!(
-        networks.get_opt(&name),
-        nodes_api.list(&of_network),
-        config_maps.get_opt(&genesis_name),
+    let (fresh, existing_nodes, genesis_cm) = futures::try_join!(
+        observe_network(&ctx, stores.as_ref(), &networks, &chain_key, &ns, &name),
+        observe_nodes(
+            &ctx,
+            stores.as_ref(),
+            &nodes_api,
+            &chain_key,
+            &ns,
+            &name,
+            &of_network
+        ),
+        cached_or_get(
+            node_stores.as_ref().map(|s| &s.config_maps),
+            &config_maps,
+            &ns,
+            &genesis_name
+        ),
     )?;
-    let chain_key = format!("{ns}/{name}");
     let Some(fresh) = fresh else {
         ctx.chains.forget(&chain_key);
+        ctx.writes.forget(&chain_key);
         return Ok(Action::await_change());
     };
     let network = Arc::new(fresh);
-    let existing_nodes: BTreeMap<String, BesuNode> = listed_nodes
-        .into_iter()
-        .map(|n| (n.name_any(), n))
-        .collect();
     let mut problems: Vec<(&'static str, String)> = Vec::new();
     let mut conditions: Vec<DesiredCondition> = Vec::new();
 
@@ -246,15 +276,26 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let key_slots: Vec<Slot> = slots.iter().copied().chain(extra_validators).collect();
     let mut keys: BTreeMap<Slot, KeyIdentity> = BTreeMap::new();
     let mut generated = 0usize;
-    // One list for the generated key Secrets (they carry the network label); a get only
-    // for a name the list lacks (an imported Secret, or a missing one).
-    // Metadata only: a key's identity is in its Secret's annotations (key_identity).
-    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = secrets
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await?
-        .into_iter()
-        .map(|s| (s.name_any(), s))
-        .collect();
+    // The generated key Secrets (they carry the network label) from the node controller's
+    // cache, or one list; a get only for a name they lack (an imported Secret, a missing
+    // one, or one created since the cache was filled): a key is never minted on a
+    // cache's word. Metadata only: a key's identity is in its Secret's annotations
+    // (key_identity).
+    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = match node_stores
+        .as_ref()
+        .map(|s| &s.secrets)
+        .filter(|s| synced(s))
+    {
+        Some(store) => of_network_in(store, &ns, &name)
+            .map(|s| (s.name_any(), PartialObjectMeta::clone(&s)))
+            .collect(),
+        None => secrets
+            .list_metadata(&of_network)
+            .await?
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect(),
+    };
     // The reads the loop below may need, at once: Secrets the list lacks (imported or
     // missing), then the data volumes of slots still without one (a key is only minted
     // where no volume holds an identity already).
@@ -318,11 +359,15 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                 };
                 let retired_slot =
                     slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
+                // The node's absence is read live too: a cache's word is never why an
+                // identity is minted.
+                let node_exists = existing_nodes.contains_key(&node)
+                    || (!imported && !volume_exists && nodes_api.get_opt(&node).await?.is_some());
                 if may_generate_key(
                     *slot,
                     imported,
                     stored_validators.as_ref().map(Vec::len),
-                    existing_nodes.contains_key(&node),
+                    node_exists,
                     volume_exists,
                     retired_slot,
                 ) {
@@ -336,7 +381,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
                         // The new identity exists: from now on this key is as precious
                         // as any other, so the exception ends.
                         retired.remove(&slot.ordinal);
-                        set_retired_validators(&networks, &name, &retired).await?;
+                        set_retired_validators(&ctx, &networks, &name, &retired).await?;
                         ctx.event(
                             network.as_ref(),
                             EventType::Normal,
@@ -503,8 +548,10 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         })
         .collect();
     let static_enodes: Vec<String> = static_nodes.iter().map(|(_, e)| e.clone()).collect();
-    apply_if_changed(
+    apply_if_changed_cached(
+        node_stores.as_ref().map(|s| &s.config_maps),
         &config_maps,
+        &ns,
         desired_static_nodes_config_map(&network, &static_enodes)?,
     )
     .await?;
@@ -539,23 +586,22 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         if !bring_up {
             return Ok(Vec::new());
         }
-        let opening = slots
-            .iter()
-            .filter(|s| open.contains(&s.node_type))
-            .filter(|s| {
-                s.node_type != NodeType::Validator
-                    || usize::try_from(s.ordinal).is_ok_and(|o| o < genesis_count)
-            })
-            .filter(|s| !existing_nodes.contains_key(&node_name(&name, s.node_type, s.ordinal)))
-            .filter(|s| matches!(keys.get(s), Some(KeyIdentity::Valid(..))))
-            .map(|s| desired_besu_node(&network, s.node_type, s.ordinal, &bootnode_enodes))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Absent from the list read at the start of this reconcile: applied without a
+        let opening = decide::bring_up_slots(
+            &slots,
+            open,
+            genesis_count,
+            |s| existing_nodes.contains_key(&node_name(&name, s.node_type, s.ordinal)),
+            |s| matches!(keys.get(s), Some(KeyIdentity::Valid(..))),
+        )
+        .into_iter()
+        .map(|s| desired_besu_node(&network, s.node_type, s.ordinal, &bootnode_enodes))
+        .collect::<Result<Vec<_>, _>>()?;
+        // Absent from the nodes read at the start of this reconcile: applied without a
         // read of each first.
         let applied = futures::future::try_join_all(
             opening
                 .iter()
-                .map(|desired| apply_if_changed_over(&nodes_api, desired.clone(), None)),
+                .map(|desired| apply_node(&ctx, &chain_key, &nodes_api, desired.clone(), None)),
         )
         .await?;
         Ok(opening
@@ -574,7 +620,13 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         },
         opened_bootnodes,
     ) = futures::try_join!(
-        observe_pods(&pods, &selector, &existing_nodes),
+        observe_pods(
+            node_stores.as_ref().map(|s| &s.pods),
+            &pods,
+            &ns,
+            &name,
+            &existing_nodes
+        ),
         open_stages(&[NodeType::Bootnode]),
     )?;
     // A stage opens on the pods of the one before being Ready, as listed just now (their
@@ -586,21 +638,19 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             is_ready(node) || endpoints.contains_key(node)
         })
     };
-    let (b_gate, v_gate) = (
-        gate_count(NodeType::Bootnode),
-        gate_count(NodeType::Validator),
-    );
-    let stage_open = |t: NodeType| match t {
-        NodeType::Bootnode => true,
-        NodeType::Validator => b_gate == b_want,
-        _ => v_gate >= commit_quorum(v_want.min(genesis_count).max(1)),
+    let gates = decide::Gates {
+        bootnodes_wanted: b_want,
+        validators_wanted: v_want,
+        genesis_validators: genesis_count,
+        bootnodes_up: gate_count(NodeType::Bootnode),
+        validators_up: gate_count(NodeType::Validator),
     };
     // The other stages open now (the bootnodes' did above), before the JSON-RPC reads
     // below.
     let mut created = opened_bootnodes;
     let later: Vec<NodeType> = [NodeType::Validator, NodeType::Member]
         .into_iter()
-        .filter(|t| stage_open(*t))
+        .filter(|t| gates.open(*t))
         .collect();
     created.extend(open_stages(&later).await?);
 
@@ -695,42 +745,38 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     };
     let mut pending_changes = Vec::new();
     if let (
-        Some(ScalingStep::Vote {
-            ordinal,
-            address,
-            add,
-            voters,
-        }),
+        Some(
+            step @ ScalingStep::Vote {
+                ordinal,
+                address,
+                add,
+                voters,
+            },
+        ),
         Some(_),
     ) = (&scaling, &chain.onchain)
     {
-        let mut holding = 0usize;
-        for (node, ep) in &endpoints {
-            let Some(held) = chain.pending.get(node) else {
+        let plan = decide::votes(&name, step, &chain.pending, &endpoints);
+        let mut holding = plan.holding.len();
+        for node in &plan.ask {
+            let Some(ep) = endpoints.get(node) else {
                 continue;
             };
-            let chosen = voters
-                .iter()
-                .any(|o| node_name(&name, NodeType::Validator, *o) == *node);
-            if held.get(address) == Some(add) {
-                holding += 1;
-            } else if chosen {
-                match ctx.rpc.propose_vote(ep, consensus, address, *add).await {
-                    Ok(_) => {
-                        holding += 1;
-                        ctx.event(
-                            network.as_ref(),
-                            EventType::Normal,
-                            "VoteProposed",
-                            format!(
-                                "asked {node} to vote to {} validator {ordinal} ({address})",
-                                if *add { "add" } else { "remove" }
-                            ),
-                        )
-                        .await;
-                    }
-                    Err(e) => warn!(error = %e, "vote proposal failed"),
+            match ctx.rpc.propose_vote(ep, consensus, address, *add).await {
+                Ok(_) => {
+                    holding += 1;
+                    ctx.event(
+                        network.as_ref(),
+                        EventType::Normal,
+                        "VoteProposed",
+                        format!(
+                            "asked {node} to vote to {} validator {ordinal} ({address})",
+                            if *add { "add" } else { "remove" }
+                        ),
+                    )
+                    .await;
                 }
+                Err(e) => warn!(error = %e, "vote proposal failed"),
             }
         }
         pending_changes.push(ValidatorChange {
@@ -746,46 +792,43 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // chain: the observer's view may still list proposals discarded since, and acting on
     // it would discard them again, with an Event.
     if fresh_chain && let Some(onchain) = &chain.onchain {
-        let current = match &scaling {
-            Some(ScalingStep::Vote { address, add, .. }) => Some((*address, *add)),
-            _ => None,
-        };
-        for (node, held) in &chain.pending {
-            let Some(ep) = endpoints.get(node) else {
+        for d in decide::discards(scaling.as_ref(), &chain.pending, &endpoints, onchain) {
+            let Some(ep) = endpoints.get(&d.node) else {
                 continue;
             };
-            for (address, add) in held {
-                if current == Some((*address, *add)) {
-                    continue;
-                }
-                if ctx.rpc.discard_vote(ep, consensus, address).await.is_ok() {
-                    let done = *add == onchain.contains(address);
-                    ctx.event(
-                        network.as_ref(),
-                        EventType::Normal,
-                        if done {
-                            "ValidatorChanged"
+            if ctx
+                .rpc
+                .discard_vote(ep, consensus, &d.address)
+                .await
+                .is_ok()
+            {
+                ctx.event(
+                    network.as_ref(),
+                    EventType::Normal,
+                    if d.done {
+                        "ValidatorChanged"
+                    } else {
+                        "VoteDiscarded"
+                    },
+                    format!(
+                        "{} dropped its proposal to {} {}{}",
+                        d.node,
+                        if d.add { "add" } else { "remove" },
+                        d.address,
+                        if d.done {
+                            ": the change is on-chain"
                         } else {
-                            "VoteDiscarded"
-                        },
-                        format!(
-                            "{node} dropped its proposal to {} {address}{}",
-                            if *add { "add" } else { "remove" },
-                            if done {
-                                ": the change is on-chain"
-                            } else {
-                                ": no longer wanted"
-                            }
-                        ),
-                    )
-                    .await;
-                }
+                            ": no longer wanted"
+                        }
+                    ),
+                )
+                .await;
             }
         }
     }
     if let Some(ScalingStep::RemoveNode { ordinal }) = &scaling {
         let node = node_name(&name, NodeType::Validator, *ordinal);
-        nodes_api.delete(&node, &DeleteParams::background()).await?;
+        delete_node(&ctx, &chain_key, &nodes_api, &node).await?;
         let secret = key_secret_for(&network, NodeType::Validator, *ordinal);
         let generated =
             crate::render::network::key_secret_name(&name, NodeType::Validator, *ordinal);
@@ -794,7 +837,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             // key (a genesis validator's lost key is otherwise never regenerated).
             let mut retired = retired_validators(&network);
             if retired.insert(*ordinal) {
-                set_retired_validators(&networks, &name, &retired).await?;
+                set_retired_validators(&ctx, &networks, &name, &retired).await?;
             }
             secrets.delete(&secret, &DeleteParams::background()).await?;
         }
@@ -846,78 +889,56 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         }
     }
     let previous_upgrade = network.status.as_ref().and_then(|s| s.upgrade.clone());
-    let mut in_progress: Vec<String> = previous_upgrade
-        .as_ref()
-        .map(|u| u.in_progress.clone())
-        .unwrap_or_default();
-    let mut settle_at = previous_upgrade.as_ref().and_then(|u| u.settle_at_height);
-    let mut step_started_at = previous_upgrade
-        .as_ref()
-        .and_then(|u| u.step_started_at.clone());
-    if !in_progress.is_empty() && in_progress.iter().all(|n| in_service(n)) {
-        in_progress.clear();
-        settle_at = chain.head.map(|h| i64::try_from(h + 2).unwrap_or(i64::MAX));
-    }
-    let head_i64 = chain.head.map(|h| i64::try_from(h).unwrap_or(i64::MAX));
-    let settled = in_progress.is_empty()
-        && match (settle_at, head_i64) {
-            (Some(target), Some(head)) => head >= target,
-            _ => true,
-        };
-    let rollout = next_rollout_step(&rollout_nodes, settled, advancing.unwrap_or(true));
-    let update: Vec<String> = match &rollout {
-        RolloutStep::Update(names) => names.clone(),
-        _ => Vec::new(),
-    };
-    if !update.is_empty() {
-        in_progress = update.clone();
-        settle_at = None;
-        step_started_at = Some(Timestamp::now().to_string());
-    }
-
+    let rollout = decide::decide_rollout(
+        &rollout_nodes,
+        previous_upgrade.as_ref(),
+        in_service,
+        chain.head,
+        advancing,
+        Timestamp::now(),
+    );
     let mut updated = Vec::new();
-    let mut withheld: Vec<String> = Vec::new();
     for (slot, desired) in desired_nodes {
         let node = desired.name_any();
         if existing_nodes.contains_key(&node) {
-            if update.contains(&node) && apply_if_changed(&nodes_api, desired).await? {
+            if rollout.update.contains(&node)
+                && apply_node(
+                    &ctx,
+                    &chain_key,
+                    &nodes_api,
+                    desired,
+                    existing_nodes.get(&node),
+                )
+                .await?
+            {
                 updated.push(node.clone());
             }
-            // The rollout picked this node: let its node controller roll out the pod
-            // template it holds back (a new spec's, or a new release's rendering). The
-            // permit is what takes a Ready validator down, so the budget is checked again
-            // now: another validator may have gone down since the step was chosen.
-            if in_progress.contains(&node) {
-                if !permit_within_budget(&rollout_nodes, &node) {
-                    // Another validator became unavailable after this node was picked and
-                    // before its pod went down: the step is called off (the node stays
-                    // outdated and is picked again once the budget allows).
-                    withheld.push(node.clone());
-                } else if let Some(live) = existing_nodes.get(&node)
-                    && grant_rollout_permit(&nodes_api, live).await?
-                {
-                    info!(node = %node, "rollout permit granted");
-                }
+            // The rollout let this node's controller roll out the pod template it holds
+            // back (a new spec's, or a new release's rendering).
+            if rollout.permit.contains(&node)
+                && let Some(live) = existing_nodes.get(&node)
+                && grant_rollout_permit(&ctx, &chain_key, &nodes_api, live).await?
+            {
+                info!(node = %node, "rollout permit granted");
             }
             continue;
         }
         // A new node of a bring-up stage was created above (open_stages); the one new
         // node left to create here is the validator a scale-up step adds.
         let scale_up = slot.node_type == NodeType::Validator
-            && stage_open(NodeType::Validator)
+            && gates.open(NodeType::Validator)
             && slot.ordinal < network.spec.validators
             && usize::try_from(slot.ordinal).is_ok_and(|o| o >= genesis_count)
             && scaling
                 == Some(ScalingStep::CreateNode {
                     ordinal: slot.ordinal,
                 });
-        if scale_up && apply_if_changed(&nodes_api, desired).await? {
+        if scale_up && apply_node(&ctx, &chain_key, &nodes_api, desired, None).await? {
             created.push(node);
         }
     }
-    if !withheld.is_empty() {
-        info!(nodes = ?withheld, "rollout step called off: the validator budget is used up");
-        in_progress.retain(|n| !withheld.contains(n));
+    if !rollout.withheld.is_empty() {
+        info!(nodes = ?rollout.withheld, "rollout step called off: the validator budget is used up");
     }
     if !created.is_empty() {
         ctx.event(
@@ -957,9 +978,16 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         let node = node_name(&name, node_type, 0);
         if enabled {
             let desired = crate::render::monitoring::desired_monitoring_node(&network, node_type)?;
-            apply_if_changed(&nodes_api, desired).await?;
+            apply_node(
+                &ctx,
+                &chain_key,
+                &nodes_api,
+                desired,
+                existing_nodes.get(&node),
+            )
+            .await?;
         } else if existing_nodes.contains_key(&node) {
-            nodes_api.delete(&node, &DeleteParams::background()).await?;
+            delete_node(&ctx, &chain_key, &nodes_api, &node).await?;
         }
     }
 
@@ -976,7 +1004,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         {
             continue;
         }
-        nodes_api.delete(node, &DeleteParams::background()).await?;
+        delete_node(&ctx, &chain_key, &nodes_api, node).await?;
         ctx.event(
             network.as_ref(),
             EventType::Normal,
@@ -987,223 +1015,36 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     }
 
     // Day-2 conditions.
-    conditions.push(match (&scaling, &chain.error) {
-        (Some(ScalingStep::Converged), _) => DesiredCondition::new(
-            "ValidatorSetConverged",
-            true,
-            "Converged",
-            format!(
-                "the on-chain validator set is the {} desired validators",
-                network.spec.validators
-            ),
-        ),
-        (Some(step @ ScalingStep::Foreign(_)), _) => DesiredCondition::new(
-            "ValidatorSetConverged",
-            false,
-            "UnknownValidator",
-            describe_step(step, &name),
-        ),
-        (Some(step), _) => DesiredCondition::new(
-            "ValidatorSetConverged",
-            false,
-            "Changing",
-            describe_step(step, &name),
-        ),
-        (None, Some(e)) => DesiredCondition::new(
-            "ValidatorSetConverged",
-            false,
-            "ChainUnreachable",
-            format!("cannot read the validator set from the validators' JSON-RPC: {e}"),
-        ),
-        (None, None) => DesiredCondition::new(
-            "ValidatorSetConverged",
-            false,
-            "ChainUnreachable",
-            "no validator is Ready to report the validator set yet",
-        ),
-    });
-    conditions.push(if network.spec.validators < 4 {
-        DesiredCondition::new(
-            "FaultTolerant",
-            false,
-            "TooFewValidators",
-            format!(
-                "{} validator(s) tolerate no stopped validator; use at least 4 to survive one failure",
-                network.spec.validators
-            ),
-        )
-    } else {
-        DesiredCondition::new(
-            "FaultTolerant",
-            true,
-            "Tolerates",
-            format!(
-                "{} validators keep producing blocks with up to {} stopped",
-                network.spec.validators,
-                crate::chain::quorum::fault_tolerance(v_want)
-            ),
-        )
-    });
-    conditions.push(match advancing {
-        Some(true) => DesiredCondition::new("Producing", true, "HeadAdvancing", "the chain head advanced within the last few block periods"),
-        Some(false) => DesiredCondition::new(
-            "Producing",
-            false,
-            "HeadStalled",
-            format!("the chain head has not advanced for {} s; more than a third of the validators may be down", stall_window.as_secs()),
-        ),
-        None => DesiredCondition::new("Producing", false, "Unknown", "no node reports the chain height yet"),
-    });
-    let stalled_for = step_started_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .map(|t| Timestamp::now().duration_since(t).as_secs());
-    let stall_after = i64::try_from((15 * period).max(60)).unwrap_or(60);
-    conditions.push(match &rollout {
-        RolloutStep::Stalled(why) => DesiredCondition::new("UpgradeStalled", true, "ChainNotProducing", why.clone()),
-        _ if !in_progress.is_empty() && stalled_for.is_some_and(|s| s > stall_after) => DesiredCondition::new(
-            "UpgradeStalled",
-            true,
-            "NodeNotReady",
-            format!(
-                "{} did not become Ready on the new spec (image {}) within {stall_after} s; the rollout is paused. Fix or revert spec.image",
-                in_progress.join(", "),
-                network.spec.image
-            ),
-        ),
-        _ => DesiredCondition::new("UpgradeStalled", false, "NotStalled", "no rollout is stuck"),
-    });
-    // What the rollout does now, in words that change per step, never per block.
-    conditions.push(match &rollout {
-        RolloutStep::Done if in_progress.is_empty() => DesiredCondition::new(
-            "Upgrading",
-            false,
-            "UpToDate",
-            "every node runs its current spec and template",
-        ),
-        RolloutStep::Wait(why) => DesiredCondition::new("Upgrading", true, "Waiting", why.clone()),
-        RolloutStep::Stalled(why) => {
-            DesiredCondition::new("Upgrading", true, "Stalled", why.clone())
-        }
-        _ => DesiredCondition::new(
-            "Upgrading",
-            true,
-            "Updating",
-            format!("updating {}", in_progress.join(", ")),
-        ),
-    });
-    let rolling = rollout_nodes.iter().any(|n| n.outdated) || !in_progress.is_empty();
-    let upgrade = if rolling {
-        Some(UpgradeStatus {
-            target_image: network.spec.image.clone(),
-            done: rollout_nodes
-                .iter()
-                .filter(|n| !n.outdated && !in_progress.contains(&n.name))
-                .map(|n| n.name.clone())
-                .collect(),
-            pending: rollout_nodes
-                .iter()
-                .filter(|n| n.outdated && !update.contains(&n.name))
-                .map(|n| n.name.clone())
-                .collect(),
-            in_progress: in_progress.clone(),
-            settle_at_height: settle_at,
-            step_started_at: step_started_at.clone(),
-        })
-    } else {
-        previous_upgrade.map(|u| UpgradeStatus {
-            done: rollout_nodes.iter().map(|n| n.name.clone()).collect(),
-            pending: Vec::new(),
-            in_progress: Vec::new(),
-            settle_at_height: None,
-            step_started_at: None,
-            ..u
-        })
-    };
+    conditions.push(conditions::validator_set(
+        scaling.as_ref(),
+        chain.error.as_deref(),
+        network.spec.validators,
+        &name,
+    ));
+    conditions.push(conditions::fault_tolerant(network.spec.validators));
+    conditions.push(conditions::producing(advancing, stall_window));
+    conditions.extend(decide::rollout_conditions(
+        &rollout,
+        &network.spec.image,
+        period,
+        Timestamp::now(),
+    ));
+    let rolling = rollout.rolling(&rollout_nodes);
+    let upgrade = decide::upgrade_status(
+        &rollout,
+        &rollout_nodes,
+        previous_upgrade.as_ref(),
+        &network.spec.image,
+    );
 
-    let role = |t, ready: usize, want: usize, waiting: &str| {
-        let ok = ready == want;
-        DesiredCondition::new(
-            t,
-            ok,
-            if ok { "AllReady" } else { "NotAllReady" },
-            if ok {
-                format!("{ready}/{want} ready")
-            } else {
-                format!("{ready}/{want} ready; {waiting}")
-            },
-        )
+    let roles = conditions::Roles {
+        bootnodes: (b_ready, b_want),
+        validators: (v_ready, v_want),
+        members: (m_ready, m_want),
     };
-    conditions.push(role(
-        "BootnodesReady",
-        b_ready,
-        b_want,
-        "waiting for bootnode pods",
-    ));
-    conditions.push(role(
-        "ValidatorsReady",
-        v_ready,
-        v_want,
-        &if stage_open(NodeType::Validator) {
-            format!(
-                "waiting for validator pods (members start at {} ready)",
-                commit_quorum(v_want)
-            )
-        } else {
-            "validators start once every bootnode is Ready".to_string()
-        },
-    ));
-    conditions.push(role(
-        "MembersReady",
-        m_ready,
-        m_want,
-        &if stage_open(NodeType::Member) {
-            "waiting for member pods".to_string()
-        } else {
-            format!(
-                "members start once {} validators are Ready",
-                commit_quorum(v_want)
-            )
-        },
-    ));
-    let all_ready =
-        genesis_checksum.is_some() && b_ready == b_want && v_ready == v_want && m_ready == m_want;
-    let ready = all_ready && problems.is_empty();
-    conditions.push(if ready {
-        DesiredCondition::new("Ready", true, "AllNodesReady", "every node is Ready")
-    } else if !problems.is_empty() {
-        DesiredCondition::new("Ready", false, "Degraded", "see the Degraded condition")
-    } else {
-        DesiredCondition::new(
-            "Ready",
-            false,
-            "Creating",
-            "bringing nodes up in order: bootnodes, validators, members",
-        )
-    });
-    conditions.push(match problems.first() {
-        Some((reason, _)) => DesiredCondition::new(
-            "Degraded",
-            true,
-            *reason,
-            problems
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        None => DesiredCondition::new("Degraded", false, "AsExpected", "no problem found"),
-    });
-
-    let phase = if !problems.is_empty() {
-        NetworkPhase::Degraded
-    } else if ready {
-        NetworkPhase::Ready
-    } else if genesis_checksum.is_some() {
-        NetworkPhase::Creating
-    } else {
-        NetworkPhase::Pending
-    };
+    let (readiness, phase) =
+        conditions::readiness(&roles, &gates, genesis_checksum.is_some(), &problems);
+    conditions.extend(readiness);
     let previous = network.status.clone().unwrap_or_default();
     let merged = merge_conditions(
         &previous.conditions,
@@ -1285,7 +1126,11 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         genesis_config_map: Some(genesis_name),
         upgrade,
     };
-    write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?;
+    if let Some(written) =
+        write_status_if_changed(&networks, &network, network.status.as_ref(), &status).await?
+    {
+        ctx.writes.wrote(&chain_key, &written);
+    }
 
     // Only node readiness outstanding (a bring-up, or nodes coming back): every change
     // it waits for arrives as a watch event (a pod's readiness, a BesuNode's status).
@@ -1337,28 +1182,6 @@ pub fn requeue_after(
 
 /// A node counts as Ready when its controller has seen its latest spec and its pod is
 /// Ready on it.
-/// Whether a permit for `node` keeps the validators within the budget at this moment: a
-/// node that is not a validator, or a validator down for a while already, takes no
-/// validator down; any other validator may go only while the other unavailable
-/// validators leave room for it.
-fn permit_within_budget(nodes: &[RolloutNode], node: &str) -> bool {
-    let Some(this) = nodes.iter().find(|n| n.name == node) else {
-        return true;
-    };
-    if this.node_type != NodeType::Validator || (!this.ready && this.down_settled) {
-        return true;
-    }
-    let validators: Vec<&RolloutNode> = nodes
-        .iter()
-        .filter(|n| n.node_type == NodeType::Validator)
-        .collect();
-    let others_down = validators
-        .iter()
-        .filter(|n| n.name != node && (!n.ready || !n.in_sync))
-        .count();
-    others_down < max_unavailable_validators(validators.len())
-}
-
 /// Whether the node controller holds back a pod template until the rollout permits it.
 fn template_held(node: &BesuNode) -> bool {
     node.status
@@ -1379,7 +1202,12 @@ fn on_permitted_template(node: &BesuNode) -> bool {
 
 /// Permits the node controller to roll out the template revision it holds back. Returns
 /// whether a write was made.
-async fn grant_rollout_permit(nodes: &Api<BesuNode>, node: &BesuNode) -> Result<bool, Error> {
+async fn grant_rollout_permit(
+    ctx: &Context,
+    scope: &str,
+    nodes: &Api<BesuNode>,
+    node: &BesuNode,
+) -> Result<bool, Error> {
     let Some(pending) = node
         .status
         .as_ref()
@@ -1393,13 +1221,14 @@ async fn grant_rollout_permit(nodes: &Api<BesuNode>, node: &BesuNode) -> Result<
     let patch = serde_json::json!({
         "metadata": { "annotations": { ROLLOUT_PERMIT_ANNOTATION: pending } }
     });
-    nodes
+    let written = nodes
         .patch(
             &node.name_any(),
             &super::patch_params(),
             &Patch::Merge(&patch),
         )
         .await?;
+    ctx.writes.wrote(scope, &written);
     Ok(true)
 }
 
@@ -1497,16 +1326,35 @@ async fn heal_isolated(
     }
 }
 
-/// Lists the network's pods once: where to reach the Ready ones, and which have been
-/// down for a while.
+/// The network's pods, from the node controller's cache (or one list while it is not
+/// filled): where to reach the Ready ones, and which have been down for a while. Pods
+/// are written by others only, so a cache a moment behind shows what a list made a
+/// moment earlier would have (controller::freshness).
 async fn observe_pods(
+    store: Option<&Store<Pod>>,
     pods: &Api<Pod>,
-    selector: &str,
+    ns: &str,
+    network: &str,
     nodes: &BTreeMap<String, BesuNode>,
 ) -> Result<PodsSeen, Error> {
-    let now = Timestamp::now();
+    let listed: Vec<Pod> = match store.filter(|s| synced(s)) {
+        Some(store) => of_network_in(store, ns, network)
+            .map(|p| Pod::clone(&p))
+            .collect(),
+        None => {
+            let selector = format!("{LABEL_NETWORK}={network}");
+            pods.list(&ListParams::default().labels(&selector))
+                .await?
+                .items
+        }
+    };
+    Ok(pods_seen(listed, nodes, Timestamp::now()))
+}
+
+/// What [`observe_pods`] makes of the pods it found, at `now`.
+fn pods_seen(listed: Vec<Pod>, nodes: &BTreeMap<String, BesuNode>, now: Timestamp) -> PodsSeen {
     let mut out = PodsSeen::default();
-    for pod in pods.list(&ListParams::default().labels(selector)).await? {
+    for pod in listed {
         let Some(node) = pod.labels().get(LABEL_NODE).and_then(|n| nodes.get(n)) else {
             continue;
         };
@@ -1558,7 +1406,114 @@ async fn observe_pods(
             );
         }
     }
-    Ok(out)
+    out
+}
+
+/// Whether a store has been filled by its first list (a store's contents are swapped in
+/// whole on each re-list, so a filled store never shows part of a list).
+fn synced<K: kube::Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> bool {
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}
+
+/// The objects of `store` in `ns` labelled as `network`'s.
+fn of_network_in<'a, K>(
+    store: &'a Store<K>,
+    ns: &'a str,
+    network: &'a str,
+) -> impl Iterator<Item = Arc<K>> + 'a
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'a,
+{
+    store.state().into_iter().filter(move |o| {
+        o.meta().namespace.as_deref() == Some(ns)
+            && o.labels().get(LABEL_NETWORK).map(String::as_str) == Some(network)
+    })
+}
+
+/// The network from the controller's cache once it shows this network's own writes (a
+/// status with the rollout's memory, above all), else read live. None: it was deleted.
+async fn observe_network(
+    ctx: &Context,
+    stores: Option<&super::NetworkStores>,
+    api: &Api<BesuNetwork>,
+    scope: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<BesuNetwork>, Error> {
+    if let Some(stores) = stores {
+        let cached = stores.networks.get(&ObjectRef::new(name).within(ns));
+        if ctx
+            .writes
+            .shown::<BesuNetwork, _>(scope, |_| cached.clone())
+        {
+            return Ok(cached.map(|n| BesuNetwork::clone(&n)));
+        }
+    }
+    let live = api.get_opt(name).await?;
+    ctx.writes.read_live::<BesuNetwork>(scope);
+    Ok(live)
+}
+
+/// The network's BesuNodes from the cache once it is filled and shows every write of
+/// this network's reconciles (a node created, a rollout permit, a deletion), else listed.
+async fn observe_nodes(
+    ctx: &Context,
+    stores: Option<&super::NetworkStores>,
+    api: &Api<BesuNode>,
+    scope: &str,
+    ns: &str,
+    name: &str,
+    of_network: &ListParams,
+) -> Result<BTreeMap<String, BesuNode>, Error> {
+    if let Some(store) = stores.map(|s| &s.nodes).filter(|s| synced(s))
+        && ctx
+            .writes
+            .shown::<BesuNode, _>(scope, |n| store.get(&ObjectRef::new(n).within(ns)))
+    {
+        return Ok(of_network_in(store, ns, name)
+            .map(|n| (n.name_any(), BesuNode::clone(&n)))
+            .collect());
+    }
+    let listed = api.list(of_network).await?;
+    ctx.writes.read_live::<BesuNode>(scope);
+    Ok(listed.into_iter().map(|n| (n.name_any(), n)).collect())
+}
+
+/// Applies a BesuNode unless `live` carries its hash already, and records the write.
+async fn apply_node(
+    ctx: &Context,
+    scope: &str,
+    api: &Api<BesuNode>,
+    desired: BesuNode,
+    live: Option<&BesuNode>,
+) -> Result<bool, Error> {
+    let hash = applied_hash(&desired)?;
+    match applied(api, desired, hash, live).await? {
+        Some(written) => {
+            ctx.writes.wrote(scope, &written);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Deletes a BesuNode (one already gone counts as deleted), and records the delete.
+async fn delete_node(
+    ctx: &Context,
+    scope: &str,
+    api: &Api<BesuNode>,
+    name: &str,
+) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.writes.deleted::<BesuNode>(scope, name);
+    Ok(())
 }
 
 /// Whether nothing is changing: the network is Ready on its current spec, its validator
@@ -1584,85 +1539,8 @@ fn at_rest(network: &BesuNetwork, nodes: &BTreeMap<String, BesuNode>) -> bool {
         && nodes.values().all(node_ready)
 }
 
-/// A sentence for the ValidatorSetConverged condition.
-fn describe_step(step: &ScalingStep, network: &str) -> String {
-    let node = |o: &i32| node_name(network, NodeType::Validator, *o);
-    match step {
-        ScalingStep::Converged => "converged".to_string(),
-        ScalingStep::CreateNode { ordinal } => {
-            format!("starting {} as a non-validating node", node(ordinal))
-        }
-        ScalingStep::WaitForSync { reason, .. } => reason.clone(),
-        ScalingStep::Vote {
-            ordinal,
-            address,
-            add,
-            voters,
-        } => format!(
-            "{} validators are voting to {} {} ({address}): {}",
-            voters.len(),
-            if *add { "add" } else { "remove" },
-            node(ordinal),
-            voters.iter().map(node).collect::<Vec<_>>().join(", ")
-        ),
-        ScalingStep::RemoveNode { ordinal } => {
-            format!(
-                "{} left the validator set; deleting its node",
-                node(ordinal)
-            )
-        }
-        ScalingStep::Blocked(why) => format!("validator change blocked: {why}"),
-        ScalingStep::Foreign(addresses) => format!(
-            "the desired validators are on-chain, and so {} {}, which {} none of this network's validators: voted in outside the operator (any client of a validator's QBFT/IBFT JSON-RPC can propose votes). The operator does not vote {} out on its own; if it should not validate, have a majority of validators call qbft_proposeValidatorVote(address, false) (ibft_proposeValidatorVote for IBFT 2.0)",
-            if addresses.len() == 1 { "is" } else { "are" },
-            addresses
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            if addresses.len() == 1 { "is" } else { "are" },
-            if addresses.len() == 1 { "it" } else { "them" },
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_permit_is_withheld_when_another_validator_went_down_meanwhile() {
-        let n = |name: &str, ready: bool, in_sync: bool| RolloutNode {
-            name: name.into(),
-            node_type: NodeType::Validator,
-            outdated: true,
-            ready,
-            in_sync,
-            down_settled: !ready,
-        };
-        let mut nodes = vec![
-            n("v0", true, true),
-            n("v1", true, true),
-            n("v2", true, true),
-            n("v3", true, true),
-        ];
-        assert!(permit_within_budget(&nodes, "v0"));
-        // v2's pod was deleted after v0 was picked: v0 must wait.
-        nodes[2].ready = false;
-        assert!(!permit_within_budget(&nodes, "v0"));
-        // A lagging or silent validator counts too.
-        nodes[2] = n("v2", true, false);
-        assert!(!permit_within_budget(&nodes, "v0"));
-        // v2 itself, down already, may be updated.
-        nodes[2] = n("v2", false, false);
-        assert!(permit_within_budget(&nodes, "v2"));
-        // Not if it went not Ready only just now: its pod may be back already.
-        nodes[0].ready = false;
-        nodes[2].down_settled = false;
-        assert!(!permit_within_budget(&nodes, "v2"));
-        nodes[0].ready = true;
-        nodes[2] = n("v2", true, true);
-        assert!(permit_within_budget(&nodes, "v0"));
-    }
-
     use super::*;
 
     /// Every branch of the network's requeue: only the chain, a heal or the safety net
@@ -1733,9 +1611,9 @@ mod tests {
         net.status = Some(s);
         assert!(!at_rest(&net, &nodes));
         let mut s = settled.clone();
-        s.upgrade = Some(UpgradeStatus {
+        s.upgrade = Some(besu_operator_api::UpgradeStatus {
             in_progress: vec!["n-validator-0".into()],
-            ..UpgradeStatus::default()
+            ..besu_operator_api::UpgradeStatus::default()
         });
         net.status = Some(s);
         assert!(!at_rest(&net, &nodes));

@@ -119,32 +119,33 @@ pub fn blocked_conditions(
 }
 
 /// Writes `status` by server-side apply on the status subresource, unless it equals the
-/// live one. Returns whether a write was made.
+/// live one. Returns the object as written, if a write was made.
 pub async fn write_status_if_changed<K, S>(
     api: &Api<K>,
     obj: &K,
     live: Option<&S>,
     status: &S,
-) -> Result<bool, Error>
+) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if live == Some(status) {
-        return Ok(false);
+        return Ok(None);
     }
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(true)
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(Some(written))
 }
 
 #[cfg(test)]

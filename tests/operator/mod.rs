@@ -32,6 +32,8 @@ pub struct Operator {
     /// Extra environment for the next start (e.g. the debug-only
     /// `BESU_OPERATOR_TEST_RENDER_SALT`, to render as another release would).
     pub env: Vec<(String, String)>,
+    /// The binary it runs.
+    binary: PathBuf,
 }
 
 impl Operator {
@@ -48,19 +50,41 @@ impl Operator {
         namespace: &str,
         resync_seconds: u64,
     ) -> anyhow::Result<Operator> {
-        Operator::launch(namespace, cluster.kubeconfig.clone(), resync_seconds)
+        Operator::launch(
+            namespace,
+            cluster.kubeconfig.clone(),
+            resync_seconds,
+            operator_binary(),
+        )
+    }
+
+    /// [`Operator::start_with_resync`] running another build of the operator (`make
+    /// bench` compares a baseline release with this one).
+    pub fn start_binary(
+        cluster: &Cluster,
+        namespace: &str,
+        resync_seconds: u64,
+        binary: PathBuf,
+    ) -> anyhow::Result<Operator> {
+        Operator::launch(
+            namespace,
+            cluster.kubeconfig.clone(),
+            resync_seconds,
+            binary,
+        )
     }
 
     /// Starts the operator watching only `namespace` with a short resync, as the identity
     /// of `kubeconfig` instead of the cluster's admin.
     pub fn start_as(namespace: &str, kubeconfig: PathBuf) -> anyhow::Result<Operator> {
-        Operator::launch(namespace, kubeconfig, 5)
+        Operator::launch(namespace, kubeconfig, 5, operator_binary())
     }
 
     fn launch(
         namespace: &str,
         kubeconfig: PathBuf,
         resync_seconds: u64,
+        binary: PathBuf,
     ) -> anyhow::Result<Operator> {
         let log = std::env::temp_dir().join(format!("besu-operator-{namespace}.log"));
         let _ = std::fs::remove_file(&log);
@@ -72,6 +96,7 @@ impl Operator {
             starts: 0,
             resync_seconds,
             env: Vec::new(),
+            binary,
         };
         op.restart()?;
         Ok(op)
@@ -84,7 +109,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("open {}", self.log.display()))?;
-        let child = Command::new(operator_binary())
+        let child = Command::new(&self.binary)
             .args([
                 "run",
                 "--http-addr",
