@@ -204,6 +204,29 @@ impl Decisive {
     }
 }
 
+/// Stall detection: the head's progress (the height last seen, and when it last
+/// changed) after a read at `now` that found `head`, and whether the chain advances: a
+/// head unchanged for `stall_window` does not. No height read: nothing known, the
+/// progress kept as it was.
+pub fn head_progress(
+    progress: Option<(u64, Instant)>,
+    head: Option<u64>,
+    now: Instant,
+    stall_window: Duration,
+) -> (Option<(u64, Instant)>, Option<bool>) {
+    let Some(h) = head else {
+        return (progress, None);
+    };
+    let changed = match progress {
+        Some((seen, at)) if seen == h => at,
+        _ => now,
+    };
+    (
+        Some((h, changed)),
+        Some(now.saturating_duration_since(changed) < stall_window),
+    )
+}
+
 /// A network's chain as last read.
 #[derive(Clone, Debug)]
 struct Latest {
@@ -253,14 +276,9 @@ impl Shared {
         let now = Instant::now();
         let advancing = self
             .with(key, |n| {
-                let advancing = view.head.map(|h| {
-                    let changed = match n.progress {
-                        Some((seen, at)) if seen == h => at,
-                        _ => now,
-                    };
-                    n.progress = Some((h, changed));
-                    now.duration_since(changed) < t.stall_window
-                });
+                let (progress, advancing) =
+                    head_progress(n.progress, view.head, now, t.stall_window);
+                n.progress = progress;
                 n.latest = Some(Latest {
                     at: now,
                     endpoints: t.endpoints.clone(),
@@ -611,5 +629,32 @@ mod tests {
         assert!(observers.recent("ns/other", &endpoints).is_none());
         observers.retain(&BTreeSet::new());
         assert!(observers.recent("ns/net", &endpoints).is_none());
+    }
+
+    #[test]
+    fn a_head_unchanged_for_the_stall_window_is_stalled() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(8);
+        let s = Duration::from_secs;
+        // (progress before, head read, seconds after t0, advancing, height kept, since)
+        let cases = [
+            (None, Some(10), 0, Some(true), Some(10), 0),
+            (Some((10, t0)), Some(10), 7, Some(true), Some(10), 0),
+            (Some((10, t0)), Some(10), 8, Some(false), Some(10), 0),
+            (Some((10, t0)), Some(11), 30, Some(true), Some(11), 30),
+            // A lower head (another node answered) is a change too.
+            (Some((10, t0)), Some(9), 30, Some(true), Some(9), 30),
+            // Nothing read: nothing known, the progress kept.
+            (Some((10, t0)), None, 30, None, Some(10), 0),
+            (None, None, 30, None, None, 0),
+        ];
+        for (before, head, after, advancing, kept, since) in cases {
+            let (progress, got) = head_progress(before, head, t0 + s(after), w);
+            assert_eq!(got, advancing, "{before:?} {head:?} +{after}s");
+            assert_eq!(progress.map(|p| p.0), kept);
+            if let Some((_, at)) = progress {
+                assert_eq!(at, t0 + s(since), "{before:?} {head:?} +{after}s");
+            }
+        }
     }
 }

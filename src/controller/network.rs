@@ -27,7 +27,7 @@ use super::day2::{
     next_scaling_step,
 };
 use super::key_identity::KeyIdentity;
-use super::status::{DesiredCondition, merge_conditions, transitions, write_status_if_changed};
+use super::status::{DesiredCondition, merge_conditions, write_status_if_changed};
 use super::{
     Context, Error, applied, applied_hash, apply_if_changed_cached, cached_or_get, create_once,
     is_applied, key_identity,
@@ -119,6 +119,244 @@ fn scope_of(network: &BesuNetwork) -> String {
     )
 }
 
+/// Stage 1, the one write that precedes every decision: the identity of each key slot,
+/// its Secret created once and never overwritten, and only where a key may be minted
+/// (`may_generate_key`, on live reads of the Secret's, the volume's and the node's
+/// absence).
+async fn ensure_keys(
+    ctx: &Context,
+    network: &BesuNetwork,
+    key_slots: &[Slot],
+    existing_nodes: &BTreeMap<String, BesuNode>,
+    stored_validators: Option<usize>,
+    node_stores: Option<&super::NodeStores>,
+) -> Result<BTreeMap<Slot, KeyIdentity>, Error> {
+    let ns = network.namespace().unwrap_or_default();
+    let name = network.name_any();
+    let networks: Api<BesuNetwork> = Api::namespaced(ctx.client.clone(), &ns);
+    let nodes_api: Api<BesuNode> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let of_network = ListParams::default().labels(&format!("{LABEL_NETWORK}={name}"));
+    let mut keys: BTreeMap<Slot, KeyIdentity> = BTreeMap::new();
+    let mut generated = 0usize;
+    // The generated key Secrets (they carry the network label) from the node controller's
+    // cache, or one list; a get only for a name they lack (an imported Secret, a missing
+    // one, or one created since the cache was filled): a key is never minted on a
+    // cache's word. Metadata only: a key's identity is in its Secret's annotations
+    // (key_identity).
+    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = match node_stores
+        .as_ref()
+        .map(|s| &s.secrets)
+        .filter(|s| synced(s))
+    {
+        Some(store) => of_network_in(store, &ns, &name)
+            .map(|s| (s.name_any(), PartialObjectMeta::clone(&s)))
+            .collect(),
+        None => secrets
+            .list_metadata(&of_network)
+            .await?
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect(),
+    };
+    // The reads the loop below may need, at once: Secrets the list lacks (imported or
+    // missing), then the data volumes of slots still without one (a key is only minted
+    // where no volume holds an identity already).
+    let unlisted: Vec<String> = key_slots
+        .iter()
+        .map(|slot| key_secret_for(network, slot.node_type, slot.ordinal))
+        .filter(|n| !labelled.contains_key(n))
+        .collect();
+    let fetched =
+        futures::future::try_join_all(unlisted.iter().map(|n| secrets.get_metadata_opt(n))).await?;
+    let mut absent = BTreeSet::new();
+    for (n, meta) in unlisted.into_iter().zip(fetched) {
+        match meta {
+            Some(meta) => {
+                labelled.insert(n, meta);
+            }
+            None => {
+                absent.insert(n);
+            }
+        }
+    }
+    let keyless: Vec<String> = key_slots
+        .iter()
+        .filter(|slot| {
+            !labelled.contains_key(&key_secret_for(network, slot.node_type, slot.ordinal))
+        })
+        .map(|slot| data_claim_name(&node_name(&name, slot.node_type, slot.ordinal)))
+        .collect();
+    let volumes = futures::future::try_join_all(keyless.iter().map(|c| pvcs.get_opt(c))).await?;
+    let volume_exists_at: BTreeMap<String, bool> = keyless
+        .into_iter()
+        .zip(volumes)
+        .map(|(c, v)| (c, v.is_some()))
+        .collect();
+    let mut retired = retired_validators(network);
+    for slot in key_slots {
+        let secret_name = key_secret_for(network, slot.node_type, slot.ordinal);
+        let imported = secret_name
+            != crate::render::network::key_secret_name(&name, slot.node_type, slot.ordinal);
+        let node = node_name(&name, slot.node_type, slot.ordinal);
+        let found = match labelled.remove(&secret_name) {
+            Some(secret) => Some(secret),
+            None if absent.contains(&secret_name) => None,
+            None => secrets.get_metadata_opt(&secret_name).await?,
+        };
+        let identity = match &found {
+            Some(meta) => {
+                ctx.key_identities
+                    .identity(&secrets, meta, KEY_FIELD)
+                    .await?
+            }
+            None => None,
+        };
+        let state = match identity {
+            Some(identity) => identity,
+            None => {
+                let claim = data_claim_name(&node);
+                let volume_exists = match volume_exists_at.get(&claim) {
+                    Some(exists) => *exists,
+                    None => pvcs.get_opt(&claim).await?.is_some(),
+                };
+                let retired_slot =
+                    slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
+                // The node's absence is read live too: a cache's word is never why an
+                // identity is minted.
+                let node_exists = existing_nodes.contains_key(&node)
+                    || (!imported && !volume_exists && nodes_api.get_opt(&node).await?.is_some());
+                if may_generate_key(
+                    *slot,
+                    imported,
+                    stored_validators,
+                    node_exists,
+                    volume_exists,
+                    retired_slot,
+                ) {
+                    let key = NodeKey::generate();
+                    let desired = desired_key_secret(network, slot.node_type, slot.ordinal, &key)?;
+                    let (live, created) = create_once(&secrets, &desired).await?;
+                    if created {
+                        generated += 1;
+                    }
+                    if retired_slot {
+                        // The new identity exists: from now on this key is as precious
+                        // as any other, so the exception ends.
+                        retired.remove(&slot.ordinal);
+                        set_retired_validators(ctx, &networks, &name, &retired).await?;
+                        ctx.event(
+                            network,
+                            EventType::Normal,
+                            "ValidatorKeyRegenerated",
+                            format!(
+                                "{node} was voted out earlier and its key deleted (deletionPolicy: Delete); it starts with a new key and is voted in as a new validator"
+                            ),
+                        )
+                        .await;
+                    }
+                    if created {
+                        KeyIdentity::Valid(key.public_key(), key.address())
+                    } else {
+                        key_identity::of_secret(&live, KEY_FIELD)
+                    }
+                } else if imported {
+                    KeyIdentity::Invalid(format!(
+                        "imported key Secret {secret_name} for {node} not found; create it with the node's key under data key '{KEY_FIELD}'"
+                    ))
+                } else {
+                    KeyIdentity::Invalid(format!(
+                        "key Secret {secret_name} of {node} is missing. The operator never regenerates a key: restore the Secret from your backup"
+                    ))
+                }
+            }
+        };
+        keys.insert(*slot, state);
+    }
+    if generated > 0 {
+        info!(generated, "generated node keys");
+        ctx.event(
+            network,
+            EventType::Normal,
+            "KeysGenerated",
+            format!("generated {generated} node key Secret(s)"),
+        )
+        .await;
+    }
+    Ok(keys)
+}
+
+/// Stage 2: the genesis, written once (its validators the sorted addresses of the
+/// validator keys, once every one exists) and never rewritten; a stored one must mean
+/// what this spec does. Returns its checksum when it is in place and matches; a
+/// mismatch or an unreadable genesis is a problem.
+async fn ensure_genesis(
+    ctx: &Context,
+    network: &BesuNetwork,
+    stored_genesis: Option<&str>,
+    validators: Option<&[Address]>,
+    problems: &mut Vec<(&'static str, String)>,
+) -> Result<Option<String>, Error> {
+    let ns = network.namespace().unwrap_or_default();
+    let genesis_name = genesis_config_map_name(&network.name_any());
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut checksum: Option<String> = None;
+    match (stored_genesis, validators) {
+        (Some(json), Some(validators)) => {
+            // Frozen: never rewritten. It must still match this spec, or it belongs to an
+            // earlier network of the same name.
+            // Compared by meaning, not bytes: a release that renders genesis differently
+            // must still recognise the one it wrote (review C3).
+            let meanings = genesis_for(network, validators).and_then(|(expected, _)| {
+                let want = genesis_meaning(&expected).map_err(|e| e.to_string())?;
+                let have = genesis_meaning(json)
+                    .map_err(|e| format!("genesis ConfigMap {genesis_name} cannot be read: {e}"))?;
+                Ok((want, have))
+            });
+            match meanings {
+                Ok((want, have)) if want == have => {
+                    checksum = Some(genesis_sha256(json));
+                }
+                Ok((want, have)) => problems.push((
+                    "GenesisMismatch",
+                    format!(
+                        "genesis ConfigMap {genesis_name} differs from this network's spec in: {}. It was written by an earlier network of this name, or a genesis field of the spec was changed; the operator leaves it as it is and starts no node. Restore the spec that matches it (kubectl get configmap {genesis_name} -o yaml shows it)",
+                        want.differences(&have).join(", ")
+                    ),
+                )),
+                Err(e) => problems.push(("GenesisInvalid", e)),
+            }
+        }
+        (None, Some(validators)) => match genesis_for(network, validators) {
+            Ok((json, written)) => {
+                let cm = desired_genesis_config_map(network, &json, &written)?;
+                let (live, created) = create_once(&config_maps, &cm).await?;
+                if created {
+                    ctx.event(
+                        network,
+                        EventType::Normal,
+                        "GenesisWritten",
+                        format!(
+                            "genesis with {} validators, checksum {written}",
+                            validators.len()
+                        ),
+                    )
+                    .await;
+                }
+                checksum = live
+                    .annotations()
+                    .get(GENESIS_CHECKSUM_ANNOTATION)
+                    .cloned()
+                    .or(Some(written));
+            }
+            Err(e) => problems.push(("GenesisInvalid", e)),
+        },
+        (_, None) => {}
+    }
+    Ok(checksum)
+}
+
 /// Whether the operator may generate a key for a slot whose Secret does not exist.
 /// Never for a node that has existed (its BesuNode or data volume is there) or for a
 /// validator named in genesis: such a key was lost, and regenerating it would silently
@@ -204,7 +442,6 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
         Api::namespaced(client.clone(), &ns);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     // Read from the caches (the network controller's and the node controller's), each
@@ -274,152 +511,15 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             ordinal,
         });
     let key_slots: Vec<Slot> = slots.iter().copied().chain(extra_validators).collect();
-    let mut keys: BTreeMap<Slot, KeyIdentity> = BTreeMap::new();
-    let mut generated = 0usize;
-    // The generated key Secrets (they carry the network label) from the node controller's
-    // cache, or one list; a get only for a name they lack (an imported Secret, a missing
-    // one, or one created since the cache was filled): a key is never minted on a
-    // cache's word. Metadata only: a key's identity is in its Secret's annotations
-    // (key_identity).
-    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = match node_stores
-        .as_ref()
-        .map(|s| &s.secrets)
-        .filter(|s| synced(s))
-    {
-        Some(store) => of_network_in(store, &ns, &name)
-            .map(|s| (s.name_any(), PartialObjectMeta::clone(&s)))
-            .collect(),
-        None => secrets
-            .list_metadata(&of_network)
-            .await?
-            .into_iter()
-            .map(|s| (s.name_any(), s))
-            .collect(),
-    };
-    // The reads the loop below may need, at once: Secrets the list lacks (imported or
-    // missing), then the data volumes of slots still without one (a key is only minted
-    // where no volume holds an identity already).
-    let unlisted: Vec<String> = key_slots
-        .iter()
-        .map(|slot| key_secret_for(&network, slot.node_type, slot.ordinal))
-        .filter(|n| !labelled.contains_key(n))
-        .collect();
-    let fetched =
-        futures::future::try_join_all(unlisted.iter().map(|n| secrets.get_metadata_opt(n))).await?;
-    let mut absent = BTreeSet::new();
-    for (n, meta) in unlisted.into_iter().zip(fetched) {
-        match meta {
-            Some(meta) => {
-                labelled.insert(n, meta);
-            }
-            None => {
-                absent.insert(n);
-            }
-        }
-    }
-    let keyless: Vec<String> = key_slots
-        .iter()
-        .filter(|slot| {
-            !labelled.contains_key(&key_secret_for(&network, slot.node_type, slot.ordinal))
-        })
-        .map(|slot| data_claim_name(&node_name(&name, slot.node_type, slot.ordinal)))
-        .collect();
-    let volumes = futures::future::try_join_all(keyless.iter().map(|c| pvcs.get_opt(c))).await?;
-    let volume_exists_at: BTreeMap<String, bool> = keyless
-        .into_iter()
-        .zip(volumes)
-        .map(|(c, v)| (c, v.is_some()))
-        .collect();
-    let mut retired = retired_validators(&network);
-    for slot in &key_slots {
-        let secret_name = key_secret_for(&network, slot.node_type, slot.ordinal);
-        let imported = secret_name
-            != crate::render::network::key_secret_name(&name, slot.node_type, slot.ordinal);
-        let node = node_name(&name, slot.node_type, slot.ordinal);
-        let found = match labelled.remove(&secret_name) {
-            Some(secret) => Some(secret),
-            None if absent.contains(&secret_name) => None,
-            None => secrets.get_metadata_opt(&secret_name).await?,
-        };
-        let identity = match &found {
-            Some(meta) => {
-                ctx.key_identities
-                    .identity(&secrets, meta, KEY_FIELD)
-                    .await?
-            }
-            None => None,
-        };
-        let state = match identity {
-            Some(identity) => identity,
-            None => {
-                let claim = data_claim_name(&node);
-                let volume_exists = match volume_exists_at.get(&claim) {
-                    Some(exists) => *exists,
-                    None => pvcs.get_opt(&claim).await?.is_some(),
-                };
-                let retired_slot =
-                    slot.node_type == NodeType::Validator && retired.contains(&slot.ordinal);
-                // The node's absence is read live too: a cache's word is never why an
-                // identity is minted.
-                let node_exists = existing_nodes.contains_key(&node)
-                    || (!imported && !volume_exists && nodes_api.get_opt(&node).await?.is_some());
-                if may_generate_key(
-                    *slot,
-                    imported,
-                    stored_validators.as_ref().map(Vec::len),
-                    node_exists,
-                    volume_exists,
-                    retired_slot,
-                ) {
-                    let key = NodeKey::generate();
-                    let desired = desired_key_secret(&network, slot.node_type, slot.ordinal, &key)?;
-                    let (live, created) = create_once(&secrets, &desired).await?;
-                    if created {
-                        generated += 1;
-                    }
-                    if retired_slot {
-                        // The new identity exists: from now on this key is as precious
-                        // as any other, so the exception ends.
-                        retired.remove(&slot.ordinal);
-                        set_retired_validators(&ctx, &networks, &name, &retired).await?;
-                        ctx.event(
-                            network.as_ref(),
-                            EventType::Normal,
-                            "ValidatorKeyRegenerated",
-                            format!(
-                                "{node} was voted out earlier and its key deleted (deletionPolicy: Delete); it starts with a new key and is voted in as a new validator"
-                            ),
-                        )
-                        .await;
-                    }
-                    if created {
-                        KeyIdentity::Valid(key.public_key(), key.address())
-                    } else {
-                        key_identity::of_secret(&live, KEY_FIELD)
-                    }
-                } else if imported {
-                    KeyIdentity::Invalid(format!(
-                        "imported key Secret {secret_name} for {node} not found; create it with the node's key under data key '{KEY_FIELD}'"
-                    ))
-                } else {
-                    KeyIdentity::Invalid(format!(
-                        "key Secret {secret_name} of {node} is missing. The operator never regenerates a key: restore the Secret from your backup"
-                    ))
-                }
-            }
-        };
-        keys.insert(*slot, state);
-    }
-    if generated > 0 {
-        info!(generated, "generated node keys");
-        ctx.event(
-            network.as_ref(),
-            EventType::Normal,
-            "KeysGenerated",
-            format!("generated {generated} node key Secret(s)"),
-        )
-        .await;
-    }
+    let keys = ensure_keys(
+        &ctx,
+        &network,
+        &key_slots,
+        &existing_nodes,
+        stored_validators.as_ref().map(Vec::len),
+        node_stores.as_ref(),
+    )
+    .await?;
     let key_problems: Vec<String> = keys
         .values()
         .filter_map(|k| match k {
@@ -458,59 +558,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             .then_some(addrs)
         }
     };
-    let mut genesis_checksum: Option<String> = None;
-    match (&stored_genesis, &validator_addresses) {
-        (Some(json), Some(validators)) => {
-            // Frozen: never rewritten. It must still match this spec, or it belongs to an
-            // earlier network of the same name.
-            // Compared by meaning, not bytes: a release that renders genesis differently
-            // must still recognise the one it wrote (review C3).
-            let meanings = genesis_for(&network, validators).and_then(|(expected, _)| {
-                let want = genesis_meaning(&expected).map_err(|e| e.to_string())?;
-                let have = genesis_meaning(json)
-                    .map_err(|e| format!("genesis ConfigMap {genesis_name} cannot be read: {e}"))?;
-                Ok((want, have))
-            });
-            match meanings {
-                Ok((want, have)) if want == have => {
-                    genesis_checksum = Some(genesis_sha256(json));
-                }
-                Ok((want, have)) => problems.push((
-                    "GenesisMismatch",
-                    format!(
-                        "genesis ConfigMap {genesis_name} differs from this network's spec in: {}. It was written by an earlier network of this name, or a genesis field of the spec was changed; the operator leaves it as it is and starts no node. Restore the spec that matches it (kubectl get configmap {genesis_name} -o yaml shows it)",
-                        want.differences(&have).join(", ")
-                    ),
-                )),
-                Err(e) => problems.push(("GenesisInvalid", e)),
-            }
-        }
-        (None, Some(validators)) => match genesis_for(&network, validators) {
-            Ok((json, checksum)) => {
-                let cm = desired_genesis_config_map(&network, &json, &checksum)?;
-                let (live, created) = create_once(&config_maps, &cm).await?;
-                if created {
-                    ctx.event(
-                        network.as_ref(),
-                        EventType::Normal,
-                        "GenesisWritten",
-                        format!(
-                            "genesis with {} validators, checksum {checksum}",
-                            validators.len()
-                        ),
-                    )
-                    .await;
-                }
-                genesis_checksum = live
-                    .annotations()
-                    .get(GENESIS_CHECKSUM_ANNOTATION)
-                    .cloned()
-                    .or(Some(checksum));
-            }
-            Err(e) => problems.push(("GenesisInvalid", e)),
-        },
-        (_, None) => {}
-    }
+    let genesis_checksum = ensure_genesis(
+        &ctx,
+        &network,
+        stored_genesis.as_deref(),
+        validator_addresses.as_deref(),
+        &mut problems,
+    )
+    .await?;
     conditions.push(match &genesis_checksum {
         Some(c) => DesiredCondition::new(
             "GenesisReady",
@@ -661,8 +716,9 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     };
     let g = &network.spec.genesis;
     let period = u64::try_from(g.block_period_seconds).unwrap_or(1).max(1);
-    let stall_window = Duration::from_secs(
-        (3 * period).max(2 * period + u64::try_from(g.request_timeout_seconds).unwrap_or(1)) + 2,
+    let stall_window = decide::stall_window(
+        period,
+        u64::try_from(g.request_timeout_seconds).unwrap_or(1),
     );
     // At rest the chain observer's view serves (read at most a poll ago from the same
     // nodes); while anything is changing, the chain is read now (day-2 decisions need
@@ -1052,43 +1108,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         network.metadata.generation,
         Timestamp::now(),
     );
-    // An out-of-band validator: a Warning the first time it is seen (whatever the
-    // condition's status was before).
-    let reason_of = |list: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
-        list.iter()
-            .find(|c| c.type_ == "ValidatorSetConverged")
-            .map(|c| (c.reason.clone(), c.message.clone()))
-    };
-    if let Some((reason, message)) = reason_of(&merged)
-        && reason == "UnknownValidator"
-        && reason_of(&previous.conditions).map(|r| r.1) != Some(message.clone())
-    {
-        ctx.event(
-            network.as_ref(),
-            EventType::Warning,
-            "UnknownValidator",
-            message,
-        )
-        .await;
-    }
-    for c in transitions(&previous.conditions, &merged) {
-        if c.type_ == "Degraded" && c.status == "True" {
-            ctx.event(
-                network.as_ref(),
-                EventType::Warning,
-                &c.reason,
-                c.message.clone(),
-            )
-            .await;
-        } else if c.status == "True" && c.type_ != "Degraded" {
-            ctx.event(
-                network.as_ref(),
-                EventType::Normal,
-                &c.type_,
-                c.message.clone(),
-            )
-            .await;
-        }
+    for (kind, reason, message) in conditions::events(&previous.conditions, &merged) {
+        ctx.event(network.as_ref(), kind, &reason, message).await;
     }
     let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let mut addresses: Vec<String> = validator_addresses

@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use besu_operator_api::{NetworkPhase, NodeType};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::events::EventType;
 
 use super::decide::Gates;
 use crate::chain::quorum::{commit_quorum, fault_tolerance};
 use crate::controller::day2::ScalingStep;
-use crate::controller::status::DesiredCondition;
+use crate::controller::status::{DesiredCondition, transitions};
 use crate::render::network::node_name;
 
 /// `ValidatorSetConverged`: whether the on-chain validator set is the desired one, from
@@ -211,6 +213,36 @@ pub fn readiness(
         NetworkPhase::Pending
     };
     (out, phase)
+}
+
+/// The Events a status change announces, as (type, reason, note): a Warning when an
+/// out-of-band validator is first reported (whatever the condition said before), a
+/// Warning when Degraded turns True (its reason), and a Normal Event named after any
+/// other condition that turns True.
+pub fn events(previous: &[Condition], merged: &[Condition]) -> Vec<(EventType, String, String)> {
+    let mut out = Vec::new();
+    let reason_of = |list: &[Condition]| {
+        list.iter()
+            .find(|c| c.type_ == "ValidatorSetConverged")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) = reason_of(merged)
+        && reason == "UnknownValidator"
+        && reason_of(previous).map(|r| r.1) != Some(message.clone())
+    {
+        out.push((EventType::Warning, "UnknownValidator".to_string(), message));
+    }
+    for c in transitions(previous, merged) {
+        if c.status != "True" {
+            continue;
+        }
+        if c.type_ == "Degraded" {
+            out.push((EventType::Warning, c.reason.clone(), c.message.clone()));
+        } else {
+            out.push((EventType::Normal, c.type_.clone(), c.message.clone()));
+        }
+    }
+    out
 }
 
 /// A sentence for the ValidatorSetConverged condition.

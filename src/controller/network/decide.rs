@@ -183,6 +183,17 @@ pub fn permit_within_budget(nodes: &[RolloutNode], node: &str) -> bool {
     others_down < max_unavailable_validators(validators.len())
 }
 
+/// How long the head may stay at one height before the chain counts as stalled: three
+/// block periods, or two and one round timeout (`requestTimeoutSeconds`) when that is
+/// longer, since a round change is not a stall; plus 2 s for the poll.
+pub fn stall_window(
+    block_period_seconds: u64,
+    request_timeout_seconds: u64,
+) -> std::time::Duration {
+    let period = block_period_seconds.max(1);
+    std::time::Duration::from_secs((3 * period).max(2 * period + request_timeout_seconds) + 2)
+}
+
 /// How long a step may wait for its nodes before the rollout reports itself stalled:
 /// 15 block periods, at least a minute.
 pub fn step_stall_after(block_period_seconds: u64) -> u64 {

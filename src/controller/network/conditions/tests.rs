@@ -209,3 +209,87 @@ fn fault_tolerance_and_production_are_reported_in_figures() {
     assert!(stalled.message.contains("for 8 s"), "{}", stalled.message);
     assert_eq!(producing(None, window).reason, "Unknown");
 }
+
+fn condition(t: &str, status: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: t.to_string(),
+        status: if status { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: Some(1),
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ),
+    }
+}
+
+#[test]
+fn a_condition_turning_true_is_announced_once() {
+    let before = [
+        condition("Ready", false, "Creating", "bringing nodes up"),
+        condition("Degraded", false, "AsExpected", "no problem found"),
+        condition("ValidatorSetConverged", true, "Converged", "the 4"),
+    ];
+    let after = [
+        condition("Ready", true, "AllNodesReady", "every node is Ready"),
+        condition("Degraded", true, "KeyMissing", "key Secret x is missing"),
+        condition("ValidatorSetConverged", true, "Converged", "the 4"),
+    ];
+    let got = events(&before, &after);
+    assert_eq!(
+        got,
+        vec![
+            (
+                EventType::Normal,
+                "Ready".to_string(),
+                "every node is Ready".to_string()
+            ),
+            (
+                EventType::Warning,
+                "KeyMissing".to_string(),
+                "key Secret x is missing".to_string()
+            ),
+        ]
+    );
+    // Nothing changed: nothing announced. A condition turning False is not announced.
+    assert!(events(&after, &after).is_empty());
+    assert!(events(&after, &before).is_empty());
+}
+
+#[test]
+fn an_out_of_band_validator_is_warned_about_once_per_message() {
+    let converged = [condition(
+        "ValidatorSetConverged",
+        true,
+        "Converged",
+        "the 4",
+    )];
+    let foreign = |m: &str| {
+        [condition(
+            "ValidatorSetConverged",
+            false,
+            "UnknownValidator",
+            m,
+        )]
+    };
+    let first = events(&converged, &foreign("0xaa is on-chain"));
+    assert_eq!(
+        first,
+        vec![(
+            EventType::Warning,
+            "UnknownValidator".to_string(),
+            "0xaa is on-chain".to_string()
+        )]
+    );
+    // Still the same validator: no second Warning, although the condition stays False.
+    assert!(events(&foreign("0xaa is on-chain"), &foreign("0xaa is on-chain")).is_empty());
+    // Another one appears: a Warning again, the status unchanged.
+    assert_eq!(
+        events(
+            &foreign("0xaa is on-chain"),
+            &foreign("0xaa, 0xbb are on-chain")
+        )
+        .len(),
+        1
+    );
+}

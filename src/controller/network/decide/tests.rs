@@ -490,3 +490,16 @@ fn proposals_that_serve_no_step_are_discarded_and_say_whether_they_happened() {
     let d = discards(None, &removed, &reachable(&["n-validator-0"]), &onchain);
     assert!(d[0].done);
 }
+
+#[test]
+fn the_chain_counts_as_stalled_after_three_periods_or_a_round_change() {
+    let s = std::time::Duration::from_secs;
+    // (block period, request timeout, window)
+    for (period, timeout, window) in [(2, 4, s(10)), (1, 1, s(5)), (5, 4, s(17)), (0, 0, s(5))] {
+        assert_eq!(
+            stall_window(period, timeout),
+            window,
+            "{period} s, {timeout} s"
+        );
+    }
+}
