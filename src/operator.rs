@@ -350,8 +350,20 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     };
     let mut controllers = Vec::new();
     for scope in &scopes {
-        controllers.push(network_controller(&client, scope.as_deref(), ctx.clone()).boxed());
-        controllers.push(node_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+        // One watch of the operator's pods per scope: its store serves both controllers,
+        // and its readiness changes wake the networks only once the store holds them.
+        let (pods, pods_stream) = stored::<Pod>(&client, scope.as_deref(), managed());
+        controllers.push(
+            network_controller(
+                &client,
+                scope.as_deref(),
+                ctx.clone(),
+                pods.clone(),
+                pod_readiness(pods_stream),
+            )
+            .boxed(),
+        );
+        controllers.push(node_controller(&client, scope.as_deref(), ctx.clone(), pods).boxed());
         if run_ethereum {
             controllers.push(ethereum_controller(&client, scope.as_deref(), ctx.clone()).boxed());
         }
@@ -511,7 +523,13 @@ fn managed() -> watcher::Config {
     watcher::Config::default().labels("app.kubernetes.io/managed-by=besu-operator")
 }
 
-async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+async fn network_controller(
+    client: &Client,
+    ns: Option<&str>,
+    ctx: Arc<Context>,
+    pods: kube::runtime::reflector::Store<Pod>,
+    pod_wakes: impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
+) {
     // The network-level children it owns, cached: a network at rest reads neither
     // (network::reconcile compares with the cached copy), and a change to one (an edit
     // by hand, a deletion) wakes its network, which applies it again. Caches it can do
@@ -531,6 +549,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         controller::NetworkStores {
             networks: store.clone(),
             nodes,
+            pods,
             budgets,
             policies,
         },
@@ -563,7 +582,7 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
         .owns_stream(waiting_after_refusal(budgets_stream, FORBIDDEN_RETRY))
         .owns_stream(waiting_after_refusal(policies_stream, FORBIDDEN_RETRY))
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
-        .watches_stream(pod_readiness(client, ns), network_of)
+        .watches_stream(pod_wakes, network_of)
         // A deleted or changed key Secret or genesis ConfigMap wakes its network.
         .watches_stream(secret_metadata(client, ns), network_of)
         .watches(scoped::<ConfigMap>(client, ns), managed(), network_of)
@@ -581,10 +600,10 @@ async fn network_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>
 
 /// The operator's pods, passed on only when one appears, goes, or its Ready condition
 /// flips: the network controller's stage gates wait on pod readiness, and nothing else
-/// about a pod wakes a network. Nothing is stored but a hash per pod.
+/// about a pod wakes a network. `pods` is the pod watch after its store took each
+/// change, so a network woken reads the change from the store.
 fn pod_readiness(
-    client: &Client,
-    ns: Option<&str>,
+    pods: impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
 ) -> impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static {
     use kube::runtime::PredicateConfig;
     use kube::runtime::WatchStreamExt as _;
@@ -595,10 +614,7 @@ fn pod_readiness(
         (pod.uid(), ready, pod.metadata.deletion_timestamp.is_some()).hash(&mut h);
         Some(h.finish())
     };
-    watcher(scoped::<Pod>(client, ns), managed())
-        .backoff(WatchBackoff::default())
-        .touched_objects()
-        .predicate_filter(readiness, PredicateConfig::default())
+    pods.predicate_filter(readiness, PredicateConfig::default())
 }
 
 /// The operator's Secrets as metadata only (`PartialObjectMetadata`): a key Secret's
@@ -616,14 +632,18 @@ fn secret_metadata(
         .touched_objects()
 }
 
-async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+async fn node_controller(
+    client: &Client,
+    ns: Option<&str>,
+    ctx: Arc<Context>,
+    pods: kube::runtime::reflector::Store<Pod>,
+) {
     // The watches feed the caches a node reconcile reads its children from
     // (controller::NodeStores); claims and pods only fill their stores.
     let (sets, sets_stream) = stored::<StatefulSet>(client, ns, managed());
     let (services, services_stream) = stored::<Service>(client, ns, managed());
     let (config_maps, config_maps_stream) = stored::<ConfigMap>(client, ns, managed());
     let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
-    let (pods, pods_stream) = stored::<Pod>(client, ns, managed());
     let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
     ctx.node_stores.add(
         ns,
@@ -643,7 +663,6 @@ async fn node_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
         .owns(scoped::<Deployment>(client, ns), managed())
         .watches_stream(secrets_stream, node_of)
         .watches_stream(claims_stream, |_| None::<ObjectRef<BesuNode>>)
-        .watches_stream(pods_stream, |_| None::<ObjectRef<BesuNode>>)
         .reconcile_all_on(resync_ticks(ctx.resync))
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()

@@ -5,7 +5,8 @@
 //! Figures are printed, never compared with a time or size limit. What it does assert
 //! is behaviour: every network reaches Ready, and the operator writes nothing at rest.
 //! Bounded: `BENCH_NETWORKS` networks (default 10, at most 100) of 1 bootnode and 4
-//! validators each (5 pods, so 10 networks are 50 pods on the 3 fake nodes), a 900 s
+//! validators each (5 pods with small requests, so 100 networks are 500 pods on the 3
+//! fake nodes of 256 pods each), a 900 s
 //! bring-up deadline and a 60 s observation window (`BENCH_REST_SECONDS`). The operator runs with its default
 //! resync (300 s) and chain poll (15 s), as users get it; `BENCH_RESYNC_SECONDS` changes
 //! the resync (the integration tests use 5 s).
@@ -176,6 +177,12 @@ async fn measure_scale(
         net.metadata.name = Some(format!("bench-{i}"));
         net.metadata.namespace = Some(ns.name.clone());
         net.spec.members = 0;
+        // Shrunk so that 100 networks (500 pods) fit on the fake nodes.
+        net.spec.node_template.resources = Some(serde_json::from_value(serde_json::json!({
+            "requests": {"cpu": "50m", "memory": "128Mi"},
+            "limits": {"memory": "1Gi"},
+        }))?);
+        net.spec.node_template.storage.size = "1Gi".to_string();
         networks.create(&PostParams::default(), &net).await?;
     }
     let first_ready = std::sync::Mutex::new(None::<Duration>);

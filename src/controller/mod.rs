@@ -2,7 +2,21 @@
 //!
 //! Two controllers run in one process: the network controller turns a `BesuNetwork` into
 //! keys, genesis and `BesuNode`s; the node controller turns a `BesuNode` into its
-//! StatefulSet and Services.
+//! StatefulSet and Services. A third turns an `EthereumNode` into its clients.
+//!
+//! Where a behaviour lives:
+//! - `network`: the network reconcile, in stages: observe (caches, read-your-writes
+//!   through `freshness`), keys and genesis (`ensure_keys`, `ensure_genesis`, the only
+//!   writes before decisions), bring-up, the chain's validator set, the rollout, the
+//!   network-level children, status.
+//! - `network::decide`: its decisions as pure functions (stage gates, the rollout step and
+//!   its memory, votes and discards, the stall window), table-tested.
+//! - `network::conditions`: its conditions, phase and the Events they announce.
+//! - `day2`: the scaling and rollout rules themselves (quorum budget, vote order).
+//! - `chain`: reading the chain over JSON-RPC, the per-network observer, stall detection.
+//! - `node`, `monitoring`, `ethereum`: the node, monitoring-node and EthereumNode
+//!   reconciles; `key_identity`: a key's identity without holding the key; `status`:
+//!   condition bookkeeping shared by all.
 
 pub mod chain;
 pub mod day2;
@@ -143,7 +157,7 @@ pub struct NodeStores {
     pub config_maps: Store<k8s_openapi::api::core::v1::ConfigMap>,
     /// The nodes' data volume claims.
     pub claims: Store<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
-    /// Pods.
+    /// Pods (one store per scope, fed by the network controller's pod watch).
     pub pods: Store<k8s_openapi::api::core::v1::Pod>,
     /// Key Secrets, as metadata (no key material is held).
     pub secrets: Store<kube::api::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>,
@@ -157,6 +171,8 @@ pub struct NetworkStores {
     pub networks: Store<besu_operator_api::BesuNetwork>,
     /// The operator's BesuNodes.
     pub nodes: Store<besu_operator_api::BesuNode>,
+    /// The operator's pods (the node controller reads the same store).
+    pub pods: Store<k8s_openapi::api::core::v1::Pod>,
     /// The validators' PodDisruptionBudgets.
     pub budgets: Store<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     /// The networks' NetworkPolicies.

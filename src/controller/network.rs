@@ -676,7 +676,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         opened_bootnodes,
     ) = futures::try_join!(
         observe_pods(
-            node_stores.as_ref().map(|s| &s.pods),
+            stores.as_ref().map(|s| &s.pods),
             &pods,
             &ns,
             &name,
@@ -1347,8 +1347,8 @@ async fn heal_isolated(
     }
 }
 
-/// The network's pods, from the node controller's cache (or one list while it is not
-/// filled): where to reach the Ready ones, and which have been down for a while. Pods
+/// The network's pods, from the cache whose changes wake the network (or one list while
+/// it is not filled): where to reach the Ready ones, and which have been down for a while. Pods
 /// are written by others only, so a cache a moment behind shows what a list made a
 /// moment earlier would have (controller::freshness).
 async fn observe_pods(
