@@ -141,7 +141,8 @@ chaos: tools build
 
 # Benchmarks (tests/bench_scale.rs, #[ignore]d in make test): figures are printed, never
 # compared with limits. They run the release build of the operator, as users get it.
-#   scale:    BENCH_NETWORKS=N (default 10, at most 40) networks of 5 nodes, then at rest.
+#   scale:    BENCH_NETWORKS=N (default 10, at most 100) networks of 5 nodes, then at rest;
+#             BENCH_BASELINE_BIN=<another build> runs it first, side by side, with ratios.
 #   bring-up: BENCH_ROUNDS=N (default 10) rounds of 1 network and of BENCH_BRINGUP_NETWORKS
 #             (default 10) networks at once, each next to the same objects applied with kubectl
 #             (the limit) and created in the operator's three stages by a client (the floor).

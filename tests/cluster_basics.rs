@@ -95,7 +95,7 @@ async fn three_fake_nodes_are_ready_with_capacity_and_loopback_pod_cidrs() -> an
         ] {
             assert_eq!(resources["cpu"].0, "16", "{name} {what} cpu");
             assert_eq!(resources["memory"].0, "64Gi", "{name} {what} memory");
-            assert_eq!(resources["pods"].0, "110", "{name} {what} pods");
+            assert_eq!(resources["pods"].0, "256", "{name} {what} pods");
         }
         let pod_cidr = node
             .spec

@@ -476,6 +476,14 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         return Ok(Action::await_change());
     };
     let network = Arc::new(fresh);
+    if network.metadata.deletion_timestamp.is_some() {
+        // Being deleted (a foreground deletion keeps it while its children go): the
+        // children leave with it through their owner references, and nothing is created,
+        // rolled out or voted for meanwhile. Acting on it would re-create the BesuNodes
+        // the garbage collector has just deleted.
+        ctx.chains.forget(&chain_key);
+        return Ok(Action::await_change());
+    }
     let mut problems: Vec<(&'static str, String)> = Vec::new();
     let mut conditions: Vec<DesiredCondition> = Vec::new();
 

@@ -734,11 +734,16 @@ fn dns_rules_for_enode_host_names() {
             })
         },
     );
-    let peers = a.call("admin_peers", json!([])).unwrap();
-    assert!(
-        peers.to_string().contains(&key(14).public_key().to_hex()),
-        "{peers}"
-    );
+    // A lists the connection once its side of the handshake is done, which can be a
+    // moment after B4 counts it.
+    wait_until("A to list B4 as a peer", Duration::from_secs(10), || {
+        let peers = a.call("admin_peers", json!([]))?;
+        if peers.to_string().contains(&key(14).public_key().to_hex()) {
+            Ok(())
+        } else {
+            Err(peers.to_string())
+        }
+    });
 }
 
 /// Health, allowlist, JSON-RPC errors, metrics and the fault knobs on single nodes.
