@@ -482,6 +482,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         // rolled out or voted for meanwhile. Acting on it would re-create the BesuNodes
         // the garbage collector has just deleted.
         ctx.chains.forget(&chain_key);
+        ctx.writes.forget(&chain_key);
         return Ok(Action::await_change());
     }
     let mut problems: Vec<(&'static str, String)> = Vec::new();
