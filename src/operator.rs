@@ -566,7 +566,7 @@ async fn network_controller(
             let live = store
                 .state()
                 .iter()
-                .map(|n| format!("{}/{}", n.namespace().unwrap_or_default(), n.name_any()))
+                .map(|n| controller::network::scope_of(n))
                 .collect();
             pruned.chains.retain(&live);
             let dropped = pruned

@@ -3,7 +3,10 @@
 //! A reconcile that decides from a reflector store sees the cluster as it was a moment
 //! ago. For objects others write (pods, a node's status) that is no worse than a list
 //! made a moment earlier: the store only ever moves forward through the states the API
-//! server had. The hazard is the reconcile's own writes. A store that has not yet seen a
+//! server had. Nor can it cost quorum: while anything changes, the network reconcile
+//! reads the chain itself, and a validator counts as up for the rollout's budget only
+//! when its own JSON-RPC answers in sync with the head now. The hazard is the
+//! reconcile's own writes. A store that has not yet seen a
 //! rollout permit it granted, or a node it created or deleted, would have the next
 //! reconcile decide as if that write had not happened, and repeat or contradict it (a
 //! second permit is a second validator down).

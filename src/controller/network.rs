@@ -109,9 +109,9 @@ async fn set_retired_validators(
     Ok(())
 }
 
-/// The key under which a network's writes are recorded (controller::freshness), and its
-/// chain observed: `namespace/name`.
-fn scope_of(network: &BesuNetwork) -> String {
+/// The key under which a network's writes are recorded (controller::freshness), its
+/// chain observed and its gauges kept: `namespace/name`.
+pub fn scope_of(network: &BesuNetwork) -> String {
     format!(
         "{}/{}",
         network.namespace().unwrap_or_default(),
@@ -145,21 +145,18 @@ async fn ensure_keys(
     // one, or one created since the cache was filled): a key is never minted on a
     // cache's word. Metadata only: a key's identity is in its Secret's annotations
     // (key_identity).
-    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> = match node_stores
-        .as_ref()
-        .map(|s| &s.secrets)
-        .filter(|s| synced(s))
-    {
-        Some(store) => of_network_in(store, &ns, &name)
-            .map(|s| (s.name_any(), PartialObjectMeta::clone(&s)))
-            .collect(),
-        None => secrets
-            .list_metadata(&of_network)
-            .await?
-            .into_iter()
-            .map(|s| (s.name_any(), s))
-            .collect(),
-    };
+    let mut labelled: BTreeMap<String, PartialObjectMeta<Secret>> =
+        match node_stores.map(|s| &s.secrets).filter(|s| synced(s)) {
+            Some(store) => of_network_in(store, &ns, &name)
+                .map(|s| (s.name_any(), PartialObjectMeta::clone(&s)))
+                .collect(),
+            None => secrets
+                .list_metadata(&of_network)
+                .await?
+                .into_iter()
+                .map(|s| (s.name_any(), s))
+                .collect(),
+        };
     // The reads the loop below may need, at once: Secrets the list lacks (imported or
     // missing), then the data volumes of slots still without one (a key is only minted
     // where no volume holds an identity already).
@@ -470,21 +467,16 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
             &genesis_name
         ),
     )?;
-    let Some(fresh) = fresh else {
+    // Gone, or being deleted (a foreground deletion keeps it while its children go): the
+    // children leave with it through their owner references, and nothing is created,
+    // rolled out or voted for meanwhile. Acting on it would re-create the BesuNodes the
+    // garbage collector has just deleted.
+    let Some(fresh) = fresh.filter(|n| n.metadata.deletion_timestamp.is_none()) else {
         ctx.chains.forget(&chain_key);
         ctx.writes.forget(&chain_key);
         return Ok(Action::await_change());
     };
     let network = Arc::new(fresh);
-    if network.metadata.deletion_timestamp.is_some() {
-        // Being deleted (a foreground deletion keeps it while its children go): the
-        // children leave with it through their owner references, and nothing is created,
-        // rolled out or voted for meanwhile. Acting on it would re-create the BesuNodes
-        // the garbage collector has just deleted.
-        ctx.chains.forget(&chain_key);
-        ctx.writes.forget(&chain_key);
-        return Ok(Action::await_change());
-    }
     let mut problems: Vec<(&'static str, String)> = Vec::new();
     let mut conditions: Vec<DesiredCondition> = Vec::new();
 
