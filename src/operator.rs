@@ -225,6 +225,21 @@ pub struct RunOptions {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Apply the CRDs at start ([`install_crds`]).
     pub install_crds: bool,
+    /// Reconciles each controller runs at once, per watched scope
+    /// ([`DEFAULT_CONCURRENT_RECONCILES`]).
+    pub concurrent_reconciles: u16,
+}
+
+/// Reconciles each controller runs at once by default. Unbounded, a bring-up of 100
+/// networks ran about 500 node reconciles at once: their futures (about 50 KiB each)
+/// and the API connections they opened made most of the operator's 196 MiB heap peak
+/// (heaptrack), which the allocator then kept. Reconciles wait on the API server, not on
+/// these 2 cores, so a bounded number keeps it as busy.
+pub const DEFAULT_CONCURRENT_RECONCILES: u16 = 16;
+
+/// The settings every controller runs with.
+fn controller_config(concurrent_reconciles: u16) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(concurrent_reconciles.max(1))
 }
 
 /// The longest one reconcile may take; then it is stopped and retried. A reconcile
@@ -352,9 +367,11 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
     for scope in &scopes {
         // One watch of the operator's pods per scope: its store serves both controllers,
         // and its readiness changes wake the networks only once the store holds them.
-        let (pods, pods_stream) = stored::<Pod>(&client, scope.as_deref(), managed());
+        let (pods, pods_stream) =
+            stored_trimmed::<Pod>(&client, scope.as_deref(), managed(), controller::trim_pod);
         controllers.push(
             network_controller(
+                opts.concurrent_reconciles,
                 &client,
                 scope.as_deref(),
                 ctx.clone(),
@@ -363,9 +380,26 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
             )
             .boxed(),
         );
-        controllers.push(node_controller(&client, scope.as_deref(), ctx.clone(), pods).boxed());
+        controllers.push(
+            node_controller(
+                opts.concurrent_reconciles,
+                &client,
+                scope.as_deref(),
+                ctx.clone(),
+                pods,
+            )
+            .boxed(),
+        );
         if run_ethereum {
-            controllers.push(ethereum_controller(&client, scope.as_deref(), ctx.clone()).boxed());
+            controllers.push(
+                ethereum_controller(
+                    opts.concurrent_reconciles,
+                    &client,
+                    scope.as_deref(),
+                    ctx.clone(),
+                )
+                .boxed(),
+            );
         }
     }
     ready.store(true, Ordering::Relaxed);
@@ -524,6 +558,7 @@ fn managed() -> watcher::Config {
 }
 
 async fn network_controller(
+    concurrency: u16,
     client: &Client,
     ns: Option<&str>,
     ctx: Arc<Context>,
@@ -590,6 +625,7 @@ async fn network_controller(
         // A network's chain observer wakes it when its chain changed in a way a decision
         // rests on (controller::chain): at rest, nothing else does before the resync.
         .reconcile_on(chain_wakes)
+        .with_config(controller_config(concurrency))
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile_network, network_error_policy, ctx)
@@ -633,6 +669,7 @@ fn secret_metadata(
 }
 
 async fn node_controller(
+    concurrency: u16,
     client: &Client,
     ns: Option<&str>,
     ctx: Arc<Context>,
@@ -640,9 +677,12 @@ async fn node_controller(
 ) {
     // The watches feed the caches a node reconcile reads its children from
     // (controller::NodeStores); claims and pods only fill their stores.
-    let (sets, sets_stream) = stored::<StatefulSet>(client, ns, managed());
-    let (services, services_stream) = stored::<Service>(client, ns, managed());
-    let (config_maps, config_maps_stream) = stored::<ConfigMap>(client, ns, managed());
+    let (sets, sets_stream) =
+        stored_trimmed::<StatefulSet>(client, ns, managed(), controller::trim_statefulset);
+    let (services, services_stream) =
+        stored_trimmed::<Service>(client, ns, managed(), controller::trim_service);
+    let (config_maps, config_maps_stream) =
+        stored_trimmed::<ConfigMap>(client, ns, managed(), controller::trim_config_map);
     let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
     let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
     ctx.node_stores.add(
@@ -663,6 +703,7 @@ async fn node_controller(
         .owns(scoped::<Deployment>(client, ns), managed())
         .watches_stream(secrets_stream, node_of)
         .watches_stream(claims_stream, |_| None::<ObjectRef<BesuNode>>)
+        .with_config(controller_config(concurrency))
         .reconcile_all_on(resync_ticks(ctx.resync))
         .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
@@ -696,23 +737,52 @@ where
         + Sync
         + 'static,
 {
+    stored_trimmed(client, ns, config, |_| {})
+}
+
+/// [`stored`], each object also trimmed by `trim` before the store keeps it.
+fn stored_trimmed<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();
     let stream = watcher(scoped::<K>(client, ns), config)
         .backoff(WatchBackoff::default())
-        .modify(|obj: &mut K| {
+        .modify(move |obj: &mut K| {
             obj.meta_mut().managed_fields = None;
+            trim(obj);
         })
         .reflect(writer)
         .touched_objects();
     (store, stream)
 }
 
-async fn ethereum_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context>) {
+async fn ethereum_controller(
+    concurrency: u16,
+    client: &Client,
+    ns: Option<&str>,
+    ctx: Arc<Context>,
+) {
     let (sets, sets_stream) = stored::<StatefulSet>(client, ns, ethereum_children());
     let (services, services_stream) = stored::<Service>(client, ns, ethereum_children());
     let (ingresses, ingresses_stream) = stored::<Ingress>(client, ns, ethereum_children());
-    let (pods, pods_stream) = stored::<Pod>(client, ns, ethereum_children());
+    let (pods, pods_stream) =
+        stored_trimmed::<Pod>(client, ns, ethereum_children(), controller::trim_pod);
     let (secrets, secrets_stream) =
         stored::<PartialObjectMeta<Secret>>(client, ns, ethereum_children());
     let caches = controller::ethereum::Caches {
@@ -733,6 +803,7 @@ async fn ethereum_controller(client: &Client, ns: Option<&str>, ctx: Arc<Context
     // A pod appearing, going or changing (Ready, restarted) updates the node's status.
     .watches_stream(pods_stream, ethereum_node_of)
     .owns_stream(secrets_stream)
+    .with_config(controller_config(concurrency))
     .reconcile_all_on(resync_ticks(ctx.resync))
     .trigger_backoff(WatchBackoff::default())
     .shutdown_on_signal()

@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// manifests/rbac/crd-installer.yaml bound to the operator's ServiceAccount.
     #[arg(long, env = "BESU_OPERATOR_INSTALL_CRDS", num_args = 0..=1, default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub install_crds: bool,
+    /// Reconciles each controller runs at once (per watched namespace). More lets a large
+    /// bring-up queue less; each running reconcile holds its state and API connections.
+    #[arg(long, env = "BESU_OPERATOR_CONCURRENT_RECONCILES", default_value_t = besu_operator::operator::DEFAULT_CONCURRENT_RECONCILES, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrent_reconciles: u16,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -152,6 +156,7 @@ pub fn run(args: RunArgs) -> ExitCode {
                     }),
                 metrics,
                 install_crds: args.install_crds,
+                concurrent_reconciles: args.concurrent_reconciles,
             },
         )
         .await?;

@@ -504,6 +504,67 @@ pub fn pod_ready_condition(
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
 }
 
+/// Trims a cached pod to what a reconcile reads of it: its metadata, its status, and each
+/// container's name and resources (node::oom_fact reports an OOM-killed container's
+/// memory limit). The rest of the spec (Besu's command line, probes, volumes: most of a
+/// pod's size) is dropped before the pod enters a store.
+pub fn trim_pod(pod: &mut k8s_openapi::api::core::v1::Pod) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            containers: spec
+                .containers
+                .into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    resources: c.resources,
+                    ..Container::default()
+                })
+                .collect(),
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// Trims a cached StatefulSet to what the node controller reads of it: metadata (the
+/// applied hash, the template revision), status, replicas, selector, claim templates,
+/// and its pod template's metadata and each container's name and image (the image the
+/// node runs). The rest of the pod template, most of its size, is dropped; nothing is
+/// applied from a cached copy but its claim templates (node::reconcile).
+pub fn trim_statefulset(sts: &mut k8s_openapi::api::apps::v1::StatefulSet) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    if let Some(pod) = sts.spec.template.spec.take() {
+        sts.spec.template.spec = Some(PodSpec {
+            containers: pod
+                .containers
+                .into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    image: c.image,
+                    ..Container::default()
+                })
+                .collect(),
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// Trims a cached Service of the node controller to its metadata and status: a
+/// reconcile compares only the applied hash (an annotation) with the desired Service.
+pub fn trim_service(service: &mut k8s_openapi::api::core::v1::Service) {
+    service.spec = None;
+}
+
+/// Trims a cached ConfigMap of the operator's to the data a reconcile reads: a genesis
+/// (network::reconcile reads its validators). Of the others (a node's config, static
+/// nodes) only the applied hash, an annotation, is compared.
+pub fn trim_config_map(config_map: &mut k8s_openapi::api::core::v1::ConfigMap) {
+    if let Some(data) = config_map.data.as_mut() {
+        data.retain(|key, _| key == besu_operator_api::GENESIS_FIELD);
+    }
+    config_map.binary_data = None;
+}
+
 /// Creates `obj` unless an object of that name exists; never overwrites. Returns the
 /// live object and whether this call created it.
 pub async fn create_once<K>(api: &Api<K>, obj: &K) -> Result<(K, bool), Error>
@@ -541,5 +602,158 @@ pub fn first_retry(remedy: &Remedy) -> Duration {
     match remedy {
         Remedy::Retry => Duration::from_secs(1),
         Remedy::UserChange { .. } => Duration::from_secs(30),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    /// A Besu pod as the API server returns it: spec, status, an OOM-killed container.
+    fn besu_pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n-validator-0-0", "namespace": "ns", "uid": "u1",
+                         "labels": {"besu.nodeops.dev/network": "n"},
+                         "creationTimestamp": "2026-11-29T00:00:00Z"},
+            "spec": {
+                "containers": [{
+                    "name": "besu", "image": "hyperledger/besu:25.10.0",
+                    "args": ["--data-path=/data", "--genesis-file=/etc/genesis/genesis.json"],
+                    "env": [{"name": "JAVA_OPTS", "value": "-Xmx1g"}],
+                    "resources": {"limits": {"memory": "2Gi"}, "requests": {"cpu": "100m"}},
+                    "readinessProbe": {"httpGet": {"path": "/readiness", "port": 8545}},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+                }],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                "nodeName": "node-1"
+            },
+            "status": {
+                "podIP": "198.18.0.7",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{
+                    "name": "besu", "ready": true, "restartCount": 2,
+                    "image": "hyperledger/besu:25.10.0", "imageID": "",
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                    "state": {"running": {}}
+                }]
+            }
+        }))
+        .unwrap_or_default()
+    }
+
+    /// What the node controller reads of a StatefulSet survives the trim: readiness, the
+    /// running image, replicas, claim templates, annotations.
+    #[test]
+    fn a_trimmed_statefulset_keeps_what_the_node_controller_reads() {
+        let node: besu_operator_api::BesuNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "besu.nodeops.dev/v1alpha1",
+            "kind": "BesuNode",
+            "metadata": {"name": "v", "namespace": "ns", "uid": "u1"},
+            "spec": {
+                "type": "validator",
+                "consensus": "qbft",
+                "image": "hyperledger/besu:26.3.0",
+                "keySecretRef": {"name": "v-key"},
+                "genesisConfigMapRef": {"name": "g"},
+                "storage": {"dataStorageFormat": "FOREST"},
+            },
+        }))
+        .unwrap_or_else(|e| panic!("test node: {e}"));
+        let mut sts = crate::render::node::desired_statefulset(&node, 1)
+            .unwrap_or_else(|e| panic!("render: {e}"));
+        sts.metadata.generation = Some(2);
+        sts.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
+            observed_generation: Some(2),
+            current_revision: Some("r1".into()),
+            update_revision: Some("r1".into()),
+            ready_replicas: Some(1),
+            replicas: 1,
+            ..Default::default()
+        });
+        let mut trimmed = sts.clone();
+        super::trim_statefulset(&mut trimmed);
+        assert!(crate::controller::node::statefulset_ready(&trimmed));
+        assert_eq!(trimmed.metadata, sts.metadata);
+        let (spec, full) = (trimmed.spec.clone(), sts.spec.clone());
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.selector, full.selector);
+        assert_eq!(spec.volume_claim_templates, full.volume_claim_templates);
+        assert_eq!(spec.template.metadata, full.template.metadata);
+        let images =
+            |s: &k8s_openapi::api::apps::v1::StatefulSetSpec| -> Vec<(String, Option<String>)> {
+                s.template
+                    .spec
+                    .iter()
+                    .flat_map(|p| &p.containers)
+                    .map(|c| (c.name.clone(), c.image.clone()))
+                    .collect()
+            };
+        assert_eq!(images(&spec), images(&full));
+        assert!(
+            images(&spec)
+                .iter()
+                .any(|(n, i)| n == "besu" && i.as_deref() == Some("hyperledger/besu:26.3.0"))
+        );
+        let pod = spec.template.spec.unwrap_or_default();
+        assert!(pod.volumes.is_none() && pod.init_containers.is_none());
+        assert!(
+            pod.containers
+                .iter()
+                .all(|c| c.args.is_none() && c.readiness_probe.is_none())
+        );
+    }
+
+    /// A genesis keeps its data through the trim; a node's config and static nodes keep
+    /// their metadata only; a Service its metadata.
+    #[test]
+    fn trimmed_config_maps_keep_a_genesis_and_services_their_metadata() {
+        use k8s_openapi::api::core::v1::{ConfigMap, Service};
+        let genesis_field = besu_operator_api::GENESIS_FIELD;
+        let cm = |key: &str| -> ConfigMap {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "c", "annotations": {"besu.nodeops.dev/applied-hash": "h"}},
+                "data": {key: "{}"},
+            }))
+            .unwrap_or_else(|e| panic!("test ConfigMap: {e}"))
+        };
+        let mut genesis = cm(genesis_field);
+        super::trim_config_map(&mut genesis);
+        assert_eq!(genesis, cm(genesis_field));
+        let mut config = cm("config.toml");
+        super::trim_config_map(&mut config);
+        assert_eq!(config.metadata, cm("config.toml").metadata);
+        assert!(config.data.unwrap_or_default().is_empty());
+        let mut service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "annotations": {"besu.nodeops.dev/applied-hash": "h"}},
+            "spec": {"clusterIP": "None", "ports": [{"port": 30303}]},
+        }))
+        .unwrap_or_else(|e| panic!("test Service: {e}"));
+        let metadata = service.metadata.clone();
+        super::trim_service(&mut service);
+        assert_eq!(service.metadata, metadata);
+        assert!(service.spec.is_none());
+    }
+
+    /// What the controllers read of a pod survives the trim; the rest of the spec goes.
+    #[test]
+    fn a_trimmed_pod_keeps_what_reconciles_read() {
+        let pod = besu_pod();
+        let mut trimmed = pod.clone();
+        super::trim_pod(&mut trimmed);
+        assert_eq!(trimmed.metadata, pod.metadata);
+        assert_eq!(trimmed.status, pod.status);
+        let oom = crate::controller::node::oom_fact(&trimmed);
+        assert_eq!(oom, crate::controller::node::oom_fact(&pod));
+        assert_eq!(oom.and_then(|f| f.limit).as_deref(), Some("2Gi"));
+        assert!(super::pod_ready_condition(&trimmed).is_some());
+        let spec = trimmed.spec.clone().unwrap_or_default();
+        assert_eq!(spec.containers.len(), 1);
+        assert!(spec.containers[0].args.is_none() && spec.containers[0].env.is_none());
+        assert!(spec.volumes.is_none() && spec.node_name.is_none());
+        let (before, after) = (
+            serde_json::to_string(&pod).map_or(0, |s| s.len()),
+            serde_json::to_string(&trimmed).map_or(0, |s| s.len()),
+        );
+        assert!(after < before, "trimmed {after} bytes, untrimmed {before}");
     }
 }

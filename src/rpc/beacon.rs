@@ -56,6 +56,8 @@ impl BeaconClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .pool_idle_timeout(super::IDLE_CONNECTION)
+            .pool_max_idle_per_host(1)
             .no_proxy()
             .build()
             .unwrap_or_default();

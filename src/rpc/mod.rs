@@ -101,6 +101,14 @@ pub struct RpcClient {
 /// At most this many JSON-RPC requests in flight per operator.
 pub const MAX_IN_FLIGHT: usize = 32;
 
+/// How long a connection to a node may sit idle before it is closed, and at most one is
+/// kept per node. A chain observer reads every node once per poll (15 s by default), so a
+/// connection lasts one round instead of living on in the pool: with 500 nodes, three
+/// connections each (a round's reads run at once), the pooled connections' buffers were
+/// among the largest items of the operator's heap (heaptrack, 100-network bench). A new
+/// connection per node and round costs one TCP handshake.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(2);
+
 impl Default for RpcClient {
     fn default() -> Self {
         RpcClient::new(Duration::from_secs(3), 3)
@@ -126,6 +134,8 @@ impl RpcClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .pool_idle_timeout(IDLE_CONNECTION)
+            .pool_max_idle_per_host(1)
             .no_proxy()
             .build()
             .unwrap_or_default();
