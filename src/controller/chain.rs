@@ -247,6 +247,10 @@ struct PerNetwork {
     decided: Option<Decisive>,
     /// What the observer last woke the reconcile for (one wake per change).
     woken_for: Option<Decisive>,
+    /// The generation of the latest targets a reconcile handed over, and of the ones the
+    /// published metrics were computed with (see [`Shared::publish`]).
+    targets_generation: u64,
+    published_generation: u64,
 }
 
 /// A network controller's wake channel, and the namespace it watches (`None`: all).
@@ -291,6 +295,30 @@ impl Shared {
         (view, advancing)
     }
 
+    /// Publishes `figures` for `network`, computed with the targets of `generation`,
+    /// unless metrics from later targets are already out. An observer's read can outlast
+    /// a reconcile (slow or silent nodes): its figures then rest on the Ready nodes and
+    /// validators of before, and once showed a fault tolerance of -2 just after a
+    /// reconcile had published the right one.
+    fn publish(
+        &self,
+        key: &str,
+        network: &ObjectRef<BesuNetwork>,
+        generation: u64,
+        figures: &NetworkFigures,
+    ) {
+        self.with(key, |n| {
+            if generation >= n.published_generation {
+                n.published_generation = generation;
+                self.metrics.set_network(
+                    network.namespace.as_deref().unwrap_or_default(),
+                    &network.name,
+                    figures,
+                );
+            }
+        });
+    }
+
     /// Wakes `network` in the controller that watches its namespace.
     fn wake(&self, network: &ObjectRef<BesuNetwork>) {
         let Ok(subscribers) = self.subscribers.lock() else {
@@ -305,7 +333,8 @@ impl Shared {
 }
 
 struct Observer {
-    targets: tokio::sync::watch::Sender<Targets>,
+    /// The latest targets, with their generation.
+    targets: tokio::sync::watch::Sender<(u64, Targets)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -374,19 +403,35 @@ impl ChainObservers {
         });
     }
 
-    /// Keeps observing `network` with `targets` (starts its observer on the first call).
-    pub fn keep_observing(&self, network: ObjectRef<BesuNetwork>, targets: Targets) {
+    /// Keeps observing `network` with `targets` (starts its observer on the first call),
+    /// and publishes `figures`, the network's metrics as the reconcile that hands over
+    /// these targets computed them; no observer's read begun with older targets
+    /// publishes over them.
+    pub fn keep_observing(
+        &self,
+        network: ObjectRef<BesuNetwork>,
+        targets: Targets,
+        figures: &NetworkFigures,
+    ) {
         let key = key_of(&network);
+        let generation = self
+            .shared
+            .with(&key, |n| {
+                n.targets_generation += 1;
+                n.targets_generation
+            })
+            .unwrap_or_default();
+        self.shared.publish(&key, &network, generation, figures);
         let Ok(mut tasks) = self.tasks.lock() else {
             return;
         };
         if let Some(o) = tasks.get(&key)
             && !o.task.is_finished()
         {
-            o.targets.send_replace(targets);
+            o.targets.send_replace((generation, targets));
             return;
         }
-        let (tx, rx) = tokio::sync::watch::channel(targets);
+        let (tx, rx) = tokio::sync::watch::channel((generation, targets));
         let task = tokio::spawn(run(self.shared.clone(), network, key.clone(), rx));
         tasks.insert(key, Observer { targets: tx, task });
     }
@@ -450,14 +495,13 @@ async fn run(
     shared: Arc<Shared>,
     network: ObjectRef<BesuNetwork>,
     key: String,
-    targets: tokio::sync::watch::Receiver<Targets>,
+    targets: tokio::sync::watch::Receiver<(u64, Targets)>,
 ) {
     let mut tick = tokio::time::interval(shared.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let ns = network.namespace.clone().unwrap_or_default();
     loop {
         tick.tick().await;
-        let t = targets.borrow().clone();
+        let (generation, t) = targets.borrow().clone();
         if t.endpoints.is_empty() {
             continue;
         }
@@ -472,9 +516,7 @@ async fn run(
             continue;
         }
         let (view, advancing) = shared.read(&key, &t).await;
-        shared
-            .metrics
-            .set_network(&ns, &network.name, &figures(&t, &view, advancing));
+        shared.publish(&key, &network, generation, &figures(&t, &view, advancing));
         let now = Decisive::of(&view, advancing);
         let wake = shared
             .with(&key, |n| {
@@ -508,6 +550,60 @@ mod tests {
             heights,
             onchain: Some(onchain.iter().map(|b| address(*b)).collect()),
             ..ChainView::default()
+        }
+    }
+
+    /// Figures computed with older targets (an observer's read that outlasted a
+    /// reconcile) never replace those of later ones; the same or later ones do.
+    #[tokio::test]
+    async fn an_observer_read_begun_before_a_reconcile_publishes_nothing_over_it() {
+        let metrics = Arc::new(Metrics::new());
+        let observers = ChainObservers::new(
+            RpcClient::default(),
+            metrics.clone(),
+            Duration::from_secs(3600),
+        );
+        let network = ObjectRef::<BesuNetwork>::new("n").within("ns");
+        let key = key_of(&network);
+        let figures = |ready: usize, down: usize| NetworkFigures {
+            desired: 4,
+            onchain: Some(4),
+            ready,
+            down,
+            head: Some(10),
+            producing: Some(true),
+            nodes: BTreeMap::new(),
+        };
+        let fault_tolerance = || {
+            let text = metrics.encode();
+            text.lines()
+                .find(|l| l.starts_with("besu_network_fault_tolerance{"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        // An observer starts a read with the targets of generation 1 (3 of 4 down)...
+        observers.shared.with(&key, |n| n.targets_generation = 1);
+        // ...a reconcile hands over generation 2 and publishes its figures (none down)...
+        observers.keep_observing(network.clone(), targets(), &figures(4, 0));
+        assert_eq!(fault_tolerance(), Some(1.0));
+        // ...then the observer's read ends: its figures are not published.
+        observers.shared.publish(&key, &network, 1, &figures(1, 3));
+        assert_eq!(fault_tolerance(), Some(1.0));
+        // A read with the current targets publishes.
+        observers.shared.publish(&key, &network, 2, &figures(3, 1));
+        assert_eq!(fault_tolerance(), Some(0.0));
+    }
+
+    fn targets() -> Targets {
+        Targets {
+            consensus: Consensus::Qbft,
+            endpoints: BTreeMap::new(),
+            validators: BTreeSet::new(),
+            stall_window: Duration::from_secs(10),
+            desired: 4,
+            ready: 4,
+            up: BTreeSet::new(),
+            nodes: Vec::new(),
         }
     }
 

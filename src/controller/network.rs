@@ -780,16 +780,13 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         })
         .collect();
     targets.up = views.iter().filter(|v| v.up).map(|v| v.address).collect();
-    ctx.metrics.set_network(
-        &ns,
-        &name,
-        &super::chain::figures(&targets, &chain, advancing),
-    );
     // From here on the observer reads these nodes every poll and wakes this controller
-    // when the chain changes in a way that matters.
+    // when the chain changes in a way that matters; the metrics are this reconcile's.
+    let figures = super::chain::figures(&targets, &chain, advancing);
     ctx.chains.keep_observing(
         kube::runtime::reflector::ObjectRef::from_obj(network.as_ref()),
         targets,
+        &figures,
     );
     let scaling = match (&chain.onchain, chain.head) {
         (Some(onchain), Some(head)) => Some(next_scaling_step(
