@@ -718,6 +718,29 @@ fn ethereum_children() -> watcher::Config {
     watcher::Config::default().labels(controller::ethereum::CHILD_SELECTOR)
 }
 
+/// A namespaced kind a watch can feed into a store.
+trait Cached:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Cached for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A watch of one kind with `config` feeding a store (without managed fields, which no
 /// reconcile reads): (the store, the stream the controller polls).
 fn stored<K>(
@@ -729,13 +752,7 @@ fn stored<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Cached,
 {
     stored_trimmed(client, ns, config, |_| {})
 }
@@ -751,13 +768,7 @@ fn stored_trimmed<K>(
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Cached,
 {
     use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();

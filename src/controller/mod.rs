@@ -509,21 +509,13 @@ pub fn pod_ready_condition(
 /// memory limit). The rest of the spec (Besu's command line, probes, volumes: most of a
 /// pod's size) is dropped before the pod enters a store.
 pub fn trim_pod(pod: &mut k8s_openapi::api::core::v1::Pod) {
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            containers: spec
-                .containers
-                .into_iter()
-                .map(|c| Container {
-                    name: c.name,
-                    resources: c.resources,
-                    ..Container::default()
-                })
-                .collect(),
-            ..PodSpec::default()
-        });
-    }
+    pod.spec = pod.spec.take().map(|spec| {
+        containers_only(spec, |c| k8s_openapi::api::core::v1::Container {
+            name: c.name,
+            resources: c.resources,
+            ..Default::default()
+        })
+    });
 }
 
 /// Trims a cached StatefulSet to what the node controller reads of it: metadata (the
@@ -532,20 +524,24 @@ pub fn trim_pod(pod: &mut k8s_openapi::api::core::v1::Pod) {
 /// node runs). The rest of the pod template, most of its size, is dropped; nothing is
 /// applied from a cached copy but its claim templates (node::reconcile).
 pub fn trim_statefulset(sts: &mut k8s_openapi::api::apps::v1::StatefulSet) {
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
-    if let Some(pod) = sts.spec.template.spec.take() {
-        sts.spec.template.spec = Some(PodSpec {
-            containers: pod
-                .containers
-                .into_iter()
-                .map(|c| Container {
-                    name: c.name,
-                    image: c.image,
-                    ..Container::default()
-                })
-                .collect(),
-            ..PodSpec::default()
-        });
+    let template = &mut sts.spec.template;
+    template.spec = template.spec.take().map(|spec| {
+        containers_only(spec, |c| k8s_openapi::api::core::v1::Container {
+            name: c.name,
+            image: c.image,
+            ..Default::default()
+        })
+    });
+}
+
+/// A pod spec of `spec`'s containers alone, each reduced by `keep`.
+fn containers_only(
+    spec: k8s_openapi::api::core::v1::PodSpec,
+    keep: impl Fn(k8s_openapi::api::core::v1::Container) -> k8s_openapi::api::core::v1::Container,
+) -> k8s_openapi::api::core::v1::PodSpec {
+    k8s_openapi::api::core::v1::PodSpec {
+        containers: spec.containers.into_iter().map(keep).collect(),
+        ..Default::default()
     }
 }
 
@@ -645,20 +641,7 @@ mod tests {
     /// running image, replicas, claim templates, annotations.
     #[test]
     fn a_trimmed_statefulset_keeps_what_the_node_controller_reads() {
-        let node: besu_operator_api::BesuNode = serde_json::from_value(serde_json::json!({
-            "apiVersion": "besu.nodeops.dev/v1alpha1",
-            "kind": "BesuNode",
-            "metadata": {"name": "v", "namespace": "ns", "uid": "u1"},
-            "spec": {
-                "type": "validator",
-                "consensus": "qbft",
-                "image": "hyperledger/besu:26.3.0",
-                "keySecretRef": {"name": "v-key"},
-                "genesisConfigMapRef": {"name": "g"},
-                "storage": {"dataStorageFormat": "FOREST"},
-            },
-        }))
-        .unwrap_or_else(|e| panic!("test node: {e}"));
+        let node = crate::render::node::test_validator();
         let mut sts = crate::render::node::desired_statefulset(&node, 1)
             .unwrap_or_else(|e| panic!("render: {e}"));
         sts.metadata.generation = Some(2);

@@ -797,6 +797,28 @@ pub fn desired_rpc_service(node: &BesuNode) -> Result<Service, RenderError> {
     })
 }
 
+/// A validator with every reference set (key, genesis, static nodes, a bootnode), for
+/// tests.
+#[cfg(test)]
+pub(crate) fn test_validator() -> BesuNode {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "besu.nodeops.dev/v1alpha1",
+        "kind": "BesuNode",
+        "metadata": {"name": "v", "namespace": "ns"},
+        "spec": {
+            "type": "validator",
+            "consensus": "qbft",
+            "image": "hyperledger/besu:26.3.0",
+            "keySecretRef": {"name": "v-key"},
+            "genesisConfigMapRef": {"name": "g"},
+            "staticNodesConfigMapRef": {"name": "s", "key": "static-nodes.json"},
+            "bootnodes": [format!("enode://{}@b-0.b.ns.svc:30303", "a".repeat(128))],
+            "storage": {"dataStorageFormat": "FOREST"},
+        },
+    }))
+    .unwrap_or_else(|e| panic!("test node: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -868,22 +890,7 @@ mod tests {
     /// user argument can repeat (Besu refuses) or override it.
     #[test]
     fn admission_refuses_every_option_the_operator_sets() {
-        let node: BesuNode = serde_json::from_value(serde_json::json!({
-            "apiVersion": "besu.nodeops.dev/v1alpha1",
-            "kind": "BesuNode",
-            "metadata": {"name": "v", "namespace": "ns"},
-            "spec": {
-                "type": "validator",
-                "consensus": "qbft",
-                "image": "hyperledger/besu:26.3.0",
-                "keySecretRef": {"name": "v-key"},
-                "genesisConfigMapRef": {"name": "g"},
-                "staticNodesConfigMapRef": {"name": "s", "key": "static-nodes.json"},
-                "bootnodes": [format!("enode://{}@b-0.b.ns.svc:30303", "a".repeat(128))],
-                "storage": {"dataStorageFormat": "FOREST"},
-            },
-        }))
-        .unwrap_or_else(|e| panic!("test node: {e}"));
+        let node = test_validator();
         for arg in besu_args(&node) {
             assert!(
                 besu_operator_api::operator_option(&arg).is_some(),
