@@ -369,6 +369,15 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
         // and its readiness changes wake the networks only once the store holds them.
         let (pods, pods_stream) =
             stored_trimmed::<Pod>(&client, scope.as_deref(), managed(), controller::trim_pod);
+        // One watch and one store of BesuNodes for both controllers: the node controller
+        // reconciles each, and a network is woken by its own (a deletion too).
+        let (nodes, node_events) = reflected::<BesuNode>(
+            &client,
+            scope.as_deref(),
+            watcher::Config::default(),
+            |_| {},
+        );
+        let [network_node_events, node_node_events] = fan_out("BesuNode", node_events);
         controllers.push(
             network_controller(
                 opts.concurrent_reconciles,
@@ -377,6 +386,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
                 ctx.clone(),
                 pods.clone(),
                 pod_readiness(pods_stream),
+                (nodes.clone(), network_node_events),
             )
             .boxed(),
         );
@@ -387,6 +397,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), RunError> {
                 scope.as_deref(),
                 ctx.clone(),
                 pods,
+                (nodes, node_node_events),
             )
             .boxed(),
         );
@@ -564,7 +575,12 @@ async fn network_controller(
     ctx: Arc<Context>,
     pods: kube::runtime::reflector::Store<Pod>,
     pod_wakes: impl futures::Stream<Item = Result<Pod, watcher::Error>> + Send + 'static,
+    (nodes, node_events): (
+        kube::runtime::reflector::Store<BesuNode>,
+        impl futures::Stream<Item = Result<watcher::Event<BesuNode>, watcher::Error>> + Send + 'static,
+    ),
 ) {
+    use kube::runtime::WatchStreamExt as _;
     // The network-level children it owns, cached: a network at rest reads neither
     // (network::reconcile compares with the cached copy), and a change to one (an edit
     // by hand, a deletion) wakes its network, which applies it again. Caches it can do
@@ -573,12 +589,9 @@ async fn network_controller(
     let (policies, policies_stream) = stored::<NetworkPolicy>(client, ns, managed());
     // Its BesuNodes and the networks themselves are decided from their caches once these
     // show the reconciles' own writes (controller::freshness).
-    let (nodes, nodes_stream) = stored::<BesuNode>(client, ns, managed());
-    let controller = Controller::new(
-        scoped::<BesuNetwork>(client, ns),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
+    let (store, network_events) =
+        reflected::<BesuNetwork>(client, ns, watcher::Config::default(), |_| {});
+    let controller = Controller::for_stream(network_events.applied_objects(), store.clone());
     ctx.network_stores.add(
         ns,
         controller::NetworkStores {
@@ -613,7 +626,7 @@ async fn network_controller(
         }
     });
     controller
-        .owns_stream(nodes_stream)
+        .owns_stream(node_events.touched_objects())
         .owns_stream(waiting_after_refusal(budgets_stream, FORBIDDEN_RETRY))
         .owns_stream(waiting_after_refusal(policies_stream, FORBIDDEN_RETRY))
         // A pod turning Ready (or not) opens the next stage at once (network::reconcile).
@@ -674,7 +687,12 @@ async fn node_controller(
     ns: Option<&str>,
     ctx: Arc<Context>,
     pods: kube::runtime::reflector::Store<Pod>,
+    (nodes, node_events): (
+        kube::runtime::reflector::Store<BesuNode>,
+        impl futures::Stream<Item = Result<watcher::Event<BesuNode>, watcher::Error>> + Send + 'static,
+    ),
 ) {
+    use kube::runtime::WatchStreamExt as _;
     // The watches feed the caches a node reconcile reads its children from
     // (controller::NodeStores); claims and pods only fill their stores.
     let (sets, sets_stream) =
@@ -683,7 +701,8 @@ async fn node_controller(
         stored_trimmed::<Service>(client, ns, managed(), controller::trim_service);
     let (config_maps, config_maps_stream) =
         stored_trimmed::<ConfigMap>(client, ns, managed(), controller::trim_config_map);
-    let (claims, claims_stream) = stored::<PersistentVolumeClaim>(client, ns, managed());
+    let (claims, claims_stream) =
+        stored_trimmed::<PersistentVolumeClaim>(client, ns, managed(), controller::trim_claim);
     let (secrets, secrets_stream) = stored::<PartialObjectMeta<Secret>>(client, ns, managed());
     ctx.node_stores.add(
         ns,
@@ -696,7 +715,7 @@ async fn node_controller(
             secrets,
         },
     );
-    Controller::new(scoped::<BesuNode>(client, ns), watcher::Config::default())
+    Controller::for_stream(node_events.applied_objects(), nodes)
         .owns_stream(sets_stream)
         .owns_stream(services_stream)
         .owns_stream(config_maps_stream)
@@ -771,16 +790,70 @@ where
     K: Cached,
 {
     use kube::runtime::WatchStreamExt as _;
+    let (store, events) = reflected(client, ns, config, trim);
+    (store, events.touched_objects())
+}
+
+/// The events of a watch of one kind with `config`, each object trimmed before the store
+/// returned keeps it: its managed fields (no reconcile reads them, and they are most of
+/// a small object's size) and whatever `trim` drops.
+fn reflected<K>(
+    client: &Client,
+    ns: Option<&str>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Cached,
+{
+    use kube::runtime::WatchStreamExt as _;
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = watcher(scoped::<K>(client, ns), config)
+    let events = watcher(scoped::<K>(client, ns), config)
         .backoff(WatchBackoff::default())
         .modify(move |obj: &mut K| {
             obj.meta_mut().managed_fields = None;
             trim(obj);
         })
-        .reflect(writer)
-        .touched_objects();
-    (store, stream)
+        .reflect(writer);
+    (store, events)
+}
+
+/// Events a [`fan_out`] consumer may lag behind the other before it holds it back.
+const FAN_OUT_BUFFER: usize = 64;
+
+/// The events of one watch for two consumers (a `Controller` takes its input streams by
+/// value, and kube's shared streams pass on no deletion): a task drives `events` and
+/// hands every event to both streams returned, in order. A watch error is logged here
+/// (the watch retries by its backoff). The task ends once a consumer is gone.
+fn fan_out<K>(
+    kind: &'static str,
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> [impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static; 2]
+where
+    K: Clone + Send + Sync + 'static,
+{
+    use futures::SinkExt as _;
+    let (mut first, first_rx) = futures::channel::mpsc::channel(FAN_OUT_BUFFER);
+    let (mut second, second_rx) = futures::channel::mpsc::channel(FAN_OUT_BUFFER);
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    if first.send(Ok(event.clone())).await.is_err()
+                        || second.send(Ok(event)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => warn!(error = %e, "watch of {kind} failed; retrying"),
+            }
+        }
+    });
+    [first_rx, second_rx]
 }
 
 async fn ethereum_controller(
@@ -803,24 +876,23 @@ async fn ethereum_controller(
         pods,
         secrets,
     };
+    use kube::runtime::WatchStreamExt as _;
     let ectx = controller::ethereum::EthContext::new(ctx.clone(), caches);
-    Controller::new(
-        scoped::<EthereumNode>(client, ns),
-        watcher::Config::default(),
-    )
-    .owns_stream(sets_stream)
-    .owns_stream(services_stream)
-    .owns_stream(ingresses_stream)
-    // A pod appearing, going or changing (Ready, restarted) updates the node's status.
-    .watches_stream(pods_stream, ethereum_node_of)
-    .owns_stream(secrets_stream)
-    .with_config(controller_config(concurrency))
-    .reconcile_all_on(resync_ticks(ctx.resync))
-    .trigger_backoff(WatchBackoff::default())
-    .shutdown_on_signal()
-    .run(reconcile_ethereum, ethereum_error_policy, ectx)
-    .for_each(|res| async move { log_failure("ethereum", res) })
-    .await;
+    let (store, events) = reflected::<EthereumNode>(client, ns, watcher::Config::default(), |_| {});
+    Controller::for_stream(events.applied_objects(), store)
+        .owns_stream(sets_stream)
+        .owns_stream(services_stream)
+        .owns_stream(ingresses_stream)
+        // A pod appearing, going or changing (Ready, restarted) updates the node's status.
+        .watches_stream(pods_stream, ethereum_node_of)
+        .owns_stream(secrets_stream)
+        .with_config(controller_config(concurrency))
+        .reconcile_all_on(resync_ticks(ctx.resync))
+        .trigger_backoff(WatchBackoff::default())
+        .shutdown_on_signal()
+        .run(reconcile_ethereum, ethereum_error_policy, ectx)
+        .for_each(|res| async move { log_failure("ethereum", res) })
+        .await;
 }
 
 fn ethereum_node_of<K: ResourceExt>(obj: K) -> Option<ObjectRef<EthereumNode>> {

@@ -48,6 +48,15 @@ impl Consensus {
     }
 }
 
+impl From<besu_operator_api::ConsensusProtocol> for Consensus {
+    fn from(protocol: besu_operator_api::ConsensusProtocol) -> Self {
+        match protocol {
+            besu_operator_api::ConsensusProtocol::Qbft => Consensus::Qbft,
+            besu_operator_api::ConsensusProtocol::Ibft2 => Consensus::Ibft2,
+        }
+    }
+}
+
 impl fmt::Display for Consensus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.genesis_key())

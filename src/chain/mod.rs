@@ -7,6 +7,11 @@
 //! - [`quorum`]: [`commit_quorum`], [`fault_tolerance`], [`vote_threshold`].
 //! - [`rlp`]: the strict RLP codec underneath extraData.
 
+/// Blocks a node may trail the head and still count as in sync: the figure the node's
+/// readiness probe gives Besu's `/readiness?maxBlocksBehind=` (render::node), and the
+/// one the rollout counts a node in sync by (controller::network).
+pub const IN_SYNC_BLOCKS: u64 = 2;
+
 pub mod enode;
 pub mod extradata;
 pub mod genesis;

@@ -26,9 +26,7 @@ use crate::chain::key::Address;
 use crate::metrics::{Metrics, NetworkFigures};
 use crate::rpc::{Endpoint, RpcClient};
 
-/// Blocks a node may trail the head and still count as in sync (what Besu's
-/// `/readiness` checks).
-pub const IN_SYNC_BLOCKS: u64 = 2;
+use crate::chain::IN_SYNC_BLOCKS;
 
 /// What the chain looks like from the network's nodes.
 #[derive(Clone, Debug, Default)]

@@ -5,13 +5,13 @@
 //! StatefulSet and Services. A third turns an `EthereumNode` into its clients.
 //!
 //! Where a behaviour lives:
-//! - `network`: the network reconcile, in stages: observe (caches, read-your-writes
-//!   through `freshness`), keys and genesis (`ensure_keys`, `ensure_genesis`, the only
-//!   writes before decisions), bring-up, the chain's validator set, the rollout, the
-//!   network-level children, status.
-//! - `network::decide`: its decisions as pure functions (stage gates, the rollout step and
-//!   its memory, votes and discards, the stall window), table-tested.
-//! - `network::conditions`: its conditions, phase and the Events they announce.
+//! - `network`: the network reconcile as a pipeline, one module per step:
+//!   `network::observe` (caches, read-your-writes through `freshness`, the chain: an
+//!   `Observed`), `network::keys` and `network::genesis` (the only writes before
+//!   decisions), `network::decide` (pure: the bring-up stages' new nodes, then a `Plan`
+//!   of votes, discards, removals, the rollout, the network-level children and the
+//!   requeue; table-tested), `network::apply` (executes them, with Events) and
+//!   `network::conditions` (the status, its conditions and the Events they announce).
 //! - `day2`: the scaling and rollout rules themselves (quorum budget, vote order).
 //! - `chain`: reading the chain over JSON-RPC, the per-network observer, stall detection.
 //! - `node`, `monitoring`, `ethereum`: the node, monitoring-node and EthereumNode
@@ -504,6 +504,17 @@ pub fn pod_ready_condition(
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
 }
 
+/// Whether a StatefulSet's one replica is Ready on its current spec and revision.
+pub fn statefulset_ready(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> bool {
+    let Some(status) = &sts.status else {
+        return false;
+    };
+    let generation_seen = status.observed_generation >= sts.metadata.generation;
+    let on_current_revision =
+        status.current_revision.is_some() && status.current_revision == status.update_revision;
+    generation_seen && on_current_revision && status.ready_replicas.unwrap_or(0) >= 1
+}
+
 /// Trims a cached pod to what a reconcile reads of it: its metadata, its status, and each
 /// container's name and resources (node::oom_fact reports an OOM-killed container's
 /// memory limit). The rest of the spec (Besu's command line, probes, volumes: most of a
@@ -549,6 +560,13 @@ fn containers_only(
 /// reconcile compares only the applied hash (an annotation) with the desired Service.
 pub fn trim_service(service: &mut k8s_openapi::api::core::v1::Service) {
     service.spec = None;
+}
+
+/// Trims a cached data volume claim to its metadata: a node reconcile reads only whether
+/// the claim exists and its owner references (node::ensure_data_claim).
+pub fn trim_claim(claim: &mut k8s_openapi::api::core::v1::PersistentVolumeClaim) {
+    claim.spec = None;
+    claim.status = None;
 }
 
 /// Trims a cached ConfigMap of the operator's to the data a reconcile reads: a genesis
@@ -655,7 +673,7 @@ mod tests {
         });
         let mut trimmed = sts.clone();
         super::trim_statefulset(&mut trimmed);
-        assert!(crate::controller::node::statefulset_ready(&trimmed));
+        assert!(super::statefulset_ready(&trimmed));
         assert_eq!(trimmed.metadata, sts.metadata);
         let (spec, full) = (trimmed.spec.clone(), sts.spec.clone());
         assert_eq!(spec.replicas, Some(1));
@@ -715,6 +733,19 @@ mod tests {
         super::trim_service(&mut service);
         assert_eq!(service.metadata, metadata);
         assert!(service.spec.is_none());
+        let mut claim: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "data-n-0", "ownerReferences": [
+                    {"apiVersion": "besu.nodeops.dev/v1alpha1", "kind": "BesuNode", "name": "n", "uid": "u"}
+                ]},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                "status": {"phase": "Bound"},
+            }))
+            .unwrap_or_else(|e| panic!("test claim: {e}"));
+        let metadata = claim.metadata.clone();
+        super::trim_claim(&mut claim);
+        assert_eq!(claim.metadata, metadata);
+        assert!(claim.spec.is_none() && claim.status.is_none());
     }
 
     /// What the controllers read of a pod survives the trim; the rest of the spec goes.

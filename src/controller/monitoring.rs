@@ -123,7 +123,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
             }
             sts.get_opt(&name)
                 .await?
-                .is_some_and(|s| super::node::statefulset_ready(&s))
+                .is_some_and(|s| super::statefulset_ready(&s))
         }
         _ => {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);

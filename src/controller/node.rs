@@ -304,16 +304,6 @@ async fn ensure_data_claim(
     Ok(true)
 }
 
-pub(crate) fn statefulset_ready(sts: &StatefulSet) -> bool {
-    let Some(status) = &sts.status else {
-        return false;
-    };
-    let generation_seen = status.observed_generation >= sts.metadata.generation;
-    let on_current_revision =
-        status.current_revision.is_some() && status.current_revision == status.update_revision;
-    generation_seen && on_current_revision && status.ready_replicas.unwrap_or(0) >= 1
-}
-
 /// A reconcile of `node` failed in a way only a person can fix: `Degraded` says so in
 /// status with the API server's words, and a Warning Event the first time.
 pub async fn report_blocked(
@@ -506,7 +496,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         let pod = cached_or_get(stores.map(|s| &s.pods), &pods, &ns, &pod_name).await?;
         (live, pod)
     };
-    let pod_ready = live.as_ref().is_some_and(statefulset_ready);
+    let pod_ready = live.as_ref().is_some_and(super::statefulset_ready);
     let template_revision = live
         .as_ref()
         .and_then(|l| l.annotations().get(TEMPLATE_REVISION_ANNOTATION).cloned());

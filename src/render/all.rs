@@ -28,9 +28,9 @@ use super::monitoring::{
     grafana_objects, prometheus_objects,
 };
 use super::network::{
-    bootnode_enode, desired_besu_node, desired_genesis_config_map, desired_key_secret,
-    desired_network_policy, desired_static_nodes_config_map, key_secret_for, key_secret_name,
-    node_enode, node_name,
+    Slot, bootnode_enode, desired_besu_node, desired_genesis_config_map, desired_key_secret,
+    desired_network_policy, desired_static_nodes_config_map, is_imported_key, node_enode,
+    node_name, slots,
 };
 use super::node::{
     RenderError, desired_config_map, desired_data_claim, desired_headless_service,
@@ -359,15 +359,6 @@ pub fn render_all(
     Ok(out)
 }
 
-/// The Besu roles of a network with their counts, in start-up order.
-fn roles(network: &BesuNetwork) -> [(NodeType, i32); 3] {
-    [
-        (NodeType::Bootnode, network.spec.bootnodes),
-        (NodeType::Validator, network.spec.validators),
-        (NodeType::Member, network.spec.members),
-    ]
-}
-
 fn render_network(
     network: &BesuNetwork,
     keys: &mut dyn KeySource,
@@ -381,29 +372,25 @@ fn render_network(
 
     // Key Secrets: one per node, unless the user imported that node's key (then the
     // operator reads the user's Secret and creates none).
-    for (node_type, count) in roles(network) {
-        for ordinal in 0..count {
-            let node = node_name(&name, node_type, ordinal);
-            let key = keys.key_for(&node)?;
-            if node_type == NodeType::Bootnode {
-                bootnode_enodes.push(bootnode_enode(network, ordinal, &key.public_key()));
+    for Slot { node_type, ordinal } in slots(network) {
+        let node = node_name(&name, node_type, ordinal);
+        let key = keys.key_for(&node)?;
+        if node_type == NodeType::Bootnode {
+            bootnode_enodes.push(bootnode_enode(network, ordinal, &key.public_key()));
+        }
+        if node_type == NodeType::Validator {
+            validators.push(key.address());
+        }
+        if matches!(node_type, NodeType::Bootnode | NodeType::Validator) {
+            static_enodes.push(node_enode(network, node_type, ordinal, &key.public_key()));
+        }
+        if !is_imported_key(network, node_type, ordinal) {
+            let secret = desired_key_secret(network, node_type, ordinal, &key)?;
+            let mut value = to_json(&secret, || format!("Secret for {node}"))?;
+            if !options.show_secrets {
+                redact_secret(&mut value);
             }
-            if node_type == NodeType::Validator {
-                validators.push(key.address());
-            }
-            if matches!(node_type, NodeType::Bootnode | NodeType::Validator) {
-                static_enodes.push(node_enode(network, node_type, ordinal, &key.public_key()));
-            }
-            let imported = key_secret_for(network, node_type, ordinal)
-                != key_secret_name(&name, node_type, ordinal);
-            if !imported {
-                let secret = desired_key_secret(network, node_type, ordinal, &key)?;
-                let mut value = to_json(&secret, || format!("Secret for {node}"))?;
-                if !options.show_secrets {
-                    redact_secret(&mut value);
-                }
-                out.push(value);
-            }
+            out.push(value);
         }
     }
 
@@ -420,12 +407,10 @@ fn render_network(
     let policy = desired_network_policy(network)?;
     out.push(to_json(&policy, || format!("NetworkPolicy of {name}"))?);
 
-    for (node_type, count) in roles(network) {
-        for ordinal in 0..count {
-            let node = desired_besu_node(network, node_type, ordinal, &bootnode_enodes)?;
-            out.push(to_json(&node, || format!("BesuNode {}", node.name_any()))?);
-            render_node_children(&node, options, out)?;
-        }
+    for Slot { node_type, ordinal } in slots(network) {
+        let node = desired_besu_node(network, node_type, ordinal, &bootnode_enodes)?;
+        out.push(to_json(&node, || format!("BesuNode {}", node.name_any()))?);
+        render_node_children(&node, options, out)?;
     }
 
     // Monitoring last, as the network controller creates it.

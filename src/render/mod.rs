@@ -15,6 +15,8 @@ use besu_operator_api::{LABEL_NETWORK, LABEL_NODE, LABEL_NODE_TYPE, NodeType};
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "besu-operator";
+/// The label naming what manages an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// `app.kubernetes.io/managed-by` value of every child.
 pub const MANAGED_BY: &str = "besu-operator";
 
@@ -39,10 +41,7 @@ pub fn node_labels(
             "app.kubernetes.io/component".to_string(),
             node_type.as_str().to_string(),
         ),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            MANAGED_BY.to_string(),
-        ),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (LABEL_NODE.to_string(), node_name.to_string()),
         (LABEL_NODE_TYPE.to_string(), node_type.as_str().to_string()),
     ]);
@@ -62,10 +61,7 @@ pub fn network_labels(network: &str) -> BTreeMap<String, String> {
             network.to_string(),
         ),
         ("app.kubernetes.io/part-of".to_string(), network.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            MANAGED_BY.to_string(),
-        ),
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (LABEL_NETWORK.to_string(), network.to_string()),
     ])
 }

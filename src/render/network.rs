@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use besu_operator_api::{
-    BesuNetwork, BesuNode, BesuNodeSpec, ConfigMapKeyRef, ConsensusProtocol, DeletionPolicy,
-    GENESIS_FIELD, KEY_FIELD, LABEL_ORDINAL, NodeType, PortsSpec, SecretKeyRef, StorageSpec,
+    BesuNetwork, BesuNode, BesuNodeSpec, ConfigMapKeyRef, DeletionPolicy, GENESIS_FIELD, KEY_FIELD,
+    LABEL_ORDINAL, NodeType, PortsSpec, SecretKeyRef, StorageSpec,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -32,6 +32,26 @@ pub const ADDRESS_ANNOTATION: &str = "besu.nodeops.dev/address";
 pub const PUBLIC_KEY_ANNOTATION: &str = "besu.nodeops.dev/public-key";
 /// Annotation on the genesis ConfigMap holding the SHA-256 of genesis.json.
 pub const GENESIS_CHECKSUM_ANNOTATION: &str = "besu.nodeops.dev/genesis-checksum";
+
+/// One node slot of a network: role and ordinal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    /// Role.
+    pub node_type: NodeType,
+    /// Index within the role.
+    pub ordinal: i32,
+}
+
+/// Every Besu node slot the spec asks for, in bring-up order: bootnodes, validators,
+/// members.
+pub fn slots(network: &BesuNetwork) -> Vec<Slot> {
+    let s = &network.spec;
+    let role = |node_type, n: i32| (0..n.max(0)).map(move |ordinal| Slot { node_type, ordinal });
+    role(NodeType::Bootnode, s.bootnodes)
+        .chain(role(NodeType::Validator, s.validators))
+        .chain(role(NodeType::Member, s.members))
+        .collect()
+}
 
 /// Name of the `BesuNode` for a role and ordinal: `<network>-<role>-<ordinal>`, or
 /// `<network>-<role>` for the monitoring singletons.
@@ -68,6 +88,13 @@ pub fn key_secret_for(network: &BesuNetwork, node_type: NodeType, ordinal: i32) 
             .cloned()
     });
     imported.unwrap_or_else(|| key_secret_name(&network.name_any(), node_type, ordinal))
+}
+
+/// Whether a slot's key is the user's (`spec.importedKeys`): the operator reads that
+/// Secret and never creates or deletes it.
+pub fn is_imported_key(network: &BesuNetwork, node_type: NodeType, ordinal: i32) -> bool {
+    key_secret_for(network, node_type, ordinal)
+        != key_secret_name(&network.name_any(), node_type, ordinal)
 }
 
 fn namespace(network: &BesuNetwork) -> Result<String, RenderError> {
@@ -284,10 +311,7 @@ pub fn desired_besu_node(
 pub fn genesis_spec(network: &BesuNetwork, validators: &[Address]) -> Result<GenesisSpec, String> {
     let spec = &network.spec;
     let g = &spec.genesis;
-    let consensus = match spec.consensus {
-        ConsensusProtocol::Qbft => Consensus::Qbft,
-        ConsensusProtocol::Ibft2 => Consensus::Ibft2,
-    };
+    let consensus = Consensus::from(spec.consensus);
     let chain_id = u64::try_from(spec.chain_id)
         .map_err(|_| format!("spec.chainId {} must be positive", spec.chain_id))?;
     let positive = |field: &str, v: i64| {

@@ -596,8 +596,9 @@ pub fn desired_statefulset(node: &BesuNode, replicas: i32) -> Result<StatefulSet
         resources: Some(resources),
         readiness_probe: Some(http_probe(
             &format!(
-                "/readiness?minPeers={}&maxBlocksBehind=2",
-                readiness_min_peers(node)
+                "/readiness?minPeers={}&maxBlocksBehind={}",
+                readiness_min_peers(node),
+                crate::chain::IN_SYNC_BLOCKS
             ),
             ports.rpc_http,
             10,

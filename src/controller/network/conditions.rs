@@ -5,15 +5,21 @@
 
 use std::time::Duration;
 
-use besu_operator_api::{NetworkPhase, NodeType};
+use besu_operator_api::{
+    BesuNetworkStatus, NetworkPhase, NodeType, RoleStatus, ValidatorChange, ValidatorSetStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 
-use super::decide::Gates;
+use super::apply::Applied;
+use super::decide::{Gates, Plan, rollout_conditions, upgrade_status};
+use super::keys::key_problems;
+use super::observe::Observed;
 use crate::chain::quorum::{commit_quorum, fault_tolerance};
 use crate::controller::day2::ScalingStep;
-use crate::controller::status::{DesiredCondition, transitions};
-use crate::render::network::node_name;
+use crate::controller::status::{DesiredCondition, merge_conditions, transitions};
+use crate::render::network::{genesis_config_map_name, node_name};
 
 /// `ValidatorSetConverged`: whether the on-chain validator set is the desired one, from
 /// the scaling step decided (None: the chain could not be read, for `chain_error`).
@@ -284,6 +290,128 @@ pub fn describe_step(step: &ScalingStep, network: &str) -> String {
             if addresses.len() == 1 { "is" } else { "are" },
             if addresses.len() == 1 { "it" } else { "them" },
         ),
+    }
+}
+
+/// The network's status after `plan` was applied (`applied`), from what the reconcile
+/// observed; `problems` are what only a person can fix, in the order found. Conditions
+/// are merged with the previous status's (a transition keeps its time otherwise).
+pub fn network_status(
+    o: &Observed,
+    plan: &Plan,
+    applied: &Applied,
+    problems: &[(&'static str, String)],
+    now: Timestamp,
+) -> BesuNetworkStatus {
+    let network = &o.network;
+    let name = o.name();
+    let genesis_name = genesis_config_map_name(&name);
+    let key_problems = key_problems(&o.keys);
+    let mut conditions = vec![
+        if key_problems.is_empty() {
+            DesiredCondition::new(
+                "KeysReady",
+                true,
+                "KeysPresent",
+                format!("{} node keys present", o.keys.len()),
+            )
+        } else {
+            DesiredCondition::new("KeysReady", false, "KeyMissing", key_problems.join("; "))
+        },
+        match &o.genesis_checksum {
+            Some(c) => DesiredCondition::new(
+                "GenesisReady",
+                true,
+                "GenesisWritten",
+                format!("genesis ConfigMap {genesis_name}, checksum {c}"),
+            ),
+            None => DesiredCondition::new(
+                "GenesisReady",
+                false,
+                "WaitingForKeys",
+                "genesis is written once every validator key exists",
+            ),
+        },
+        validator_set(
+            plan.scaling.as_ref(),
+            o.chain.error.as_deref(),
+            network.spec.validators,
+            &name,
+        ),
+        fault_tolerant(network.spec.validators),
+        producing(o.advancing, o.stall_window()),
+    ];
+    conditions.extend(rollout_conditions(
+        &plan.rollout,
+        &network.spec.image,
+        o.block_period(),
+        now,
+    ));
+    let upgrade = upgrade_status(
+        &plan.rollout,
+        &plan.rollout_nodes,
+        network.status.as_ref().and_then(|s| s.upgrade.as_ref()),
+        &network.spec.image,
+    );
+    let role = |t| (o.ready(t), o.wanted(t));
+    let roles = Roles {
+        bootnodes: role(NodeType::Bootnode),
+        validators: role(NodeType::Validator),
+        members: role(NodeType::Member),
+    };
+    let (readiness, phase) = readiness(&roles, &o.gates(), o.genesis_checksum.is_some(), problems);
+    conditions.extend(readiness);
+    let previous = network
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| &s.conditions[..]);
+    let conditions = merge_conditions(previous, &conditions, network.metadata.generation, now);
+    let to_i32 = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let mut addresses: Vec<String> = o
+        .validator_addresses()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    addresses.sort();
+    let (v_ready, v_want) = roles.validators;
+    let role_status = |(ready, desired): (usize, usize)| RoleStatus {
+        desired: to_i32(desired),
+        ready: to_i32(ready),
+    };
+    BesuNetworkStatus {
+        phase,
+        observed_generation: network.metadata.generation,
+        conditions,
+        bootnodes: role_status(roles.bootnodes),
+        validators: ValidatorSetStatus {
+            desired: to_i32(v_want),
+            ready: to_i32(v_ready),
+            summary: format!("{v_ready}/{v_want}"),
+            addresses,
+            on_chain: o
+                .chain
+                .onchain
+                .as_ref()
+                .map(|set| set.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            pending: plan
+                .votes
+                .iter()
+                .map(|v| ValidatorChange {
+                    address: v.address.to_string(),
+                    ordinal: v.ordinal,
+                    action: if v.add { "add" } else { "remove" }.to_string(),
+                    votes: to_i32(applied.holding),
+                    needed: to_i32(v.needed),
+                })
+                .collect(),
+        },
+        members: role_status(roles.members),
+        bootnode_enodes: o.bootnode_enodes(),
+        genesis_checksum: o.genesis_checksum.clone(),
+        genesis_config_map: Some(genesis_name),
+        upgrade,
     }
 }
 

@@ -1,22 +1,35 @@
-//! The network reconcile's decisions, as pure functions of what it observed and the
-//! time: which bring-up stages are open and which nodes they create, and the rollout's
-//! next step with its memory (the step in progress, the settle height, when the step
-//! started) and the conditions that report it. `network.rs` observes, applies what is
-//! decided here, and writes the status; the tests below cover each branch from fixtures.
+//! The network reconcile's decisions, as pure functions of what it observed
+//! (`observe::Observed`) and the time: the bring-up stages' new nodes (`stage_nodes`,
+//! with the gates), and everything else in one `Plan` (`plan`): the validator set's next
+//! step with its votes and discards, the removal of a voted-out validator, the rollout's
+//! step and memory, the scale-up, the network-level children, monitoring, the nodes no
+//! longer wanted; and when to look again (`requeue`). `apply` executes them; the tests
+//! cover each branch from fixtures, without an API server.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use besu_operator_api::{NodeType, UpgradeStatus};
+use besu_operator_api::{BesuNode, DeletionPolicy, NetworkPhase, NodeType, UpgradeStatus};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
-use super::Slot;
+use super::observe::{Observed, on_permitted_template, template_held};
+use crate::chain::IN_SYNC_BLOCKS;
 use crate::chain::key::Address;
 use crate::chain::quorum::commit_quorum;
 use crate::controller::day2::{
     RolloutNode, RolloutStep, ScalingStep, max_unavailable_validators, next_rollout_step,
+    next_scaling_step,
 };
 use crate::controller::status::DesiredCondition;
-use crate::render::network::node_name;
+use crate::controller::{Error, is_applied};
+use crate::render::monitoring::desired_monitoring_node;
+use crate::render::network::{
+    Slot, desired_besu_node, desired_network_policy, desired_validator_pdb, is_imported_key,
+    key_secret_for, node_name,
+};
 
 /// The bring-up gates: how many nodes of each role are wanted, and how many pass their
 /// gate (a Ready BesuNode, or a Ready pod seen before the node's status says so).
@@ -378,6 +391,339 @@ pub fn discards<E>(
                 })
         })
         .collect()
+}
+
+/// The votes a scaling step asks for now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VotePlan {
+    /// Ordinal of the validator being added or removed.
+    pub ordinal: i32,
+    /// Its address.
+    pub address: Address,
+    /// Add (true) or remove (false).
+    pub add: bool,
+    /// How many voters the step needs.
+    pub needed: usize,
+    /// Reachable validators holding the proposal already.
+    pub holding: usize,
+    /// Validators asked to propose it now.
+    pub ask: Vec<String>,
+}
+
+/// A validator voted out: its node goes, and with `deletionPolicy: Delete` its generated
+/// key too (recorded first, so that a later scale-up may give the ordinal a new key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// Ordinal of the validator.
+    pub ordinal: i32,
+    /// Its BesuNode.
+    pub node: String,
+    /// Its key Secret, when the operator deletes it.
+    pub key_secret: Option<String>,
+}
+
+/// Everything a network reconcile does after its keys and genesis are in place, decided
+/// from what it observed: `apply` executes it in order and `conditions::network_status`
+/// reports it.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The validator set's next step (None: the chain could not be read).
+    pub scaling: Option<ScalingStep>,
+    /// Votes to ask for.
+    pub votes: Option<VotePlan>,
+    /// Proposals to withdraw (only on a fresh read of the chain: the observer's view may
+    /// still list proposals discarded since).
+    pub discards: Vec<Discard>,
+    /// A validator voted out, whose node goes.
+    pub removal: Option<Removal>,
+    /// The rollout's view of each existing Besu node the spec wants.
+    pub rollout_nodes: Vec<RolloutNode>,
+    /// The rollout's step and memory.
+    pub rollout: RolloutDecision,
+    /// BesuNodes applied now: the rollout step's.
+    pub update: Vec<BesuNode>,
+    /// Nodes permitted to roll out the pod template they hold back.
+    pub permit: Vec<String>,
+    /// The validator a scale-up step creates.
+    pub scale_up: Vec<BesuNode>,
+    /// The validators' PodDisruptionBudget (None: no validator wanted).
+    pub budget: Option<PodDisruptionBudget>,
+    /// The network's NetworkPolicy.
+    pub policy: NetworkPolicy,
+    /// Monitoring nodes switched on: applied.
+    pub monitoring: Vec<BesuNode>,
+    /// Monitoring nodes switched off: deleted.
+    pub monitoring_off: Vec<String>,
+    /// Bootnodes and members the spec no longer asks for: deleted (validators go only
+    /// once voted out, `removal`).
+    pub remove: Vec<String>,
+}
+
+/// The new nodes of the bring-up stages among `roles` (the caller passes open ones):
+/// not there yet, with a valid key, and for a validator named in genesis (one beyond it
+/// joins by a scaling step). They depend on the keys, the genesis and the gates alone,
+/// never on the chain, so they are created before the chain is read.
+pub fn stage_nodes(observed: &Observed, roles: &[NodeType]) -> Result<Vec<BesuNode>, Error> {
+    if !observed.bring_up() {
+        return Ok(Vec::new());
+    }
+    let enodes = observed.bootnode_enodes();
+    bring_up_slots(
+        &observed.slots,
+        roles,
+        observed.genesis_count(),
+        |s| observed.nodes.contains_key(&observed.node_of(s)),
+        |s| observed.has_key(s),
+    )
+    .into_iter()
+    .map(|s| {
+        Ok(desired_besu_node(
+            &observed.network,
+            s.node_type,
+            s.ordinal,
+            &enodes,
+        )?)
+    })
+    .collect()
+}
+
+/// The plan of a reconcile, from what it observed (with the chain) at `now`.
+pub fn plan(o: &Observed, now: Timestamp) -> Result<Plan, Error> {
+    let network = &o.network;
+    let name = o.name();
+    let endpoints = &o.pods.endpoints;
+    let chain = &o.chain;
+    let views = o.validator_views();
+    let scaling = match (&chain.onchain, chain.head) {
+        (Some(onchain), Some(head)) => Some(next_scaling_step(
+            network.spec.validators,
+            onchain,
+            &views,
+            head,
+        )),
+        _ => None,
+    };
+    let votes = match (&scaling, &chain.onchain) {
+        (
+            Some(
+                step @ ScalingStep::Vote {
+                    ordinal,
+                    address,
+                    add,
+                    voters,
+                },
+            ),
+            Some(_),
+        ) => {
+            let v = votes(&name, step, &chain.pending, endpoints);
+            Some(VotePlan {
+                ordinal: *ordinal,
+                address: *address,
+                add: *add,
+                needed: voters.len(),
+                holding: v.holding.len(),
+                ask: v.ask,
+            })
+        }
+        _ => None,
+    };
+    let discards = match &chain.onchain {
+        Some(onchain) if o.fresh_chain => {
+            discards(scaling.as_ref(), &chain.pending, endpoints, onchain)
+        }
+        _ => Vec::new(),
+    };
+    let removal = match &scaling {
+        Some(ScalingStep::RemoveNode { ordinal }) => Some(Removal {
+            ordinal: *ordinal,
+            node: node_name(&name, NodeType::Validator, *ordinal),
+            key_secret: (network.spec.deletion_policy == DeletionPolicy::Delete
+                && !is_imported_key(network, NodeType::Validator, *ordinal))
+            .then(|| key_secret_for(network, NodeType::Validator, *ordinal)),
+        }),
+        _ => None,
+    };
+
+    // Desired nodes, and the rollout of changes to existing ones.
+    let mut desired_nodes: Vec<(Slot, BesuNode)> = Vec::new();
+    if o.bring_up() {
+        let enodes = o.bootnode_enodes();
+        for slot in o.key_slots.iter().filter(|s| o.has_key(s)) {
+            let node = desired_besu_node(network, slot.node_type, slot.ordinal, &enodes)?;
+            desired_nodes.push((*slot, node));
+        }
+    }
+    // In sync, for the rollout: when the chain's height is known, the node's JSON-RPC
+    // says it is within IN_SYNC_BLOCKS of the head (what Besu's /readiness checks). With
+    // no height known at all (no node answered), nobody is known to be in sync: the
+    // rollout then takes no Ready validator down.
+    let in_sync = |node: &str| chain.follows_head(node, IN_SYNC_BLOCKS);
+    // Back in service after a rollout step: Ready, caught up with the head (a node still
+    // syncing takes no part in consensus yet), and running the pod template the rollout
+    // permitted, with none held back.
+    let in_service = |node: &str| {
+        o.is_ready(node)
+            && chain.follows_head(node, 1)
+            && o.nodes.get(node).is_some_and(on_permitted_template)
+    };
+    let mut rollout_nodes = Vec::new();
+    for (_, desired) in &desired_nodes {
+        let node = desired.name_any();
+        if let Some(live) = o.nodes.get(&node) {
+            rollout_nodes.push(RolloutNode {
+                outdated: !is_applied(live, desired)? || template_held(live),
+                ready: o.is_ready(&node),
+                in_sync: in_sync(&node),
+                down_settled: o.pods.down_settled.contains(&node),
+                node_type: desired.spec.node_type,
+                name: node,
+            });
+        }
+    }
+    let previous_upgrade = network.status.as_ref().and_then(|s| s.upgrade.as_ref());
+    let rollout = decide_rollout(
+        &rollout_nodes,
+        previous_upgrade,
+        in_service,
+        chain.head,
+        o.advancing,
+        now,
+    );
+    let gates = o.gates();
+    let genesis_count = o.genesis_count();
+    let mut update = Vec::new();
+    let mut permit = Vec::new();
+    let mut scale_up = Vec::new();
+    for (slot, desired) in desired_nodes {
+        let node = desired.name_any();
+        if o.nodes.contains_key(&node) {
+            if rollout.permit.contains(&node) {
+                permit.push(node.clone());
+            }
+            if rollout.update.contains(&node) {
+                update.push(desired);
+            }
+            continue;
+        }
+        // A new node of a bring-up stage is created before the chain is read
+        // (`stage_nodes`); the one new node left is the validator a scale-up step adds.
+        let adds = slot.node_type == NodeType::Validator
+            && gates.open(NodeType::Validator)
+            && slot.ordinal < network.spec.validators
+            && usize::try_from(slot.ordinal).is_ok_and(|o| o >= genesis_count)
+            && scaling
+                == Some(ScalingStep::CreateNode {
+                    ordinal: slot.ordinal,
+                });
+        if adds {
+            scale_up.push(desired);
+        }
+    }
+    let v_want = o.wanted(NodeType::Validator);
+    let budget = if v_want > 0 {
+        let max = max_unavailable_validators(v_want);
+        Some(desired_validator_pdb(
+            network,
+            i32::try_from(max).unwrap_or(1),
+        )?)
+    } else {
+        None
+    };
+    let policy = desired_network_policy(network)?;
+    let m = &network.spec.monitoring;
+    let mut monitoring = Vec::new();
+    let mut monitoring_off = Vec::new();
+    for (node_type, enabled) in [
+        (NodeType::Prometheus, m.prometheus.enabled),
+        (NodeType::Grafana, m.grafana.enabled),
+    ] {
+        let node = node_name(&name, node_type, 0);
+        if enabled {
+            monitoring.push(desired_monitoring_node(network, node_type)?);
+        } else if o.nodes.contains_key(&node) {
+            monitoring_off.push(node);
+        }
+    }
+    let wanted: BTreeSet<String> = o.key_slots.iter().map(|s| o.node_of(s)).collect();
+    let remove = o
+        .nodes
+        .iter()
+        .filter(|(node, n)| {
+            !wanted.contains(*node)
+                && n.spec.node_type.is_besu()
+                && n.spec.node_type != NodeType::Validator
+        })
+        .map(|(node, _)| node.clone())
+        .collect();
+    Ok(Plan {
+        scaling,
+        votes,
+        discards,
+        removal,
+        rollout_nodes,
+        rollout,
+        update,
+        permit,
+        scale_up,
+        budget,
+        policy,
+        monitoring,
+        monitoring_off,
+        remove,
+    })
+}
+
+/// While only node readiness is outstanding, the longest a network waits without a
+/// watch event: a safety net, never the way a stage opens.
+pub const NODE_WAIT_SAFETY_NET: Duration = Duration::from_secs(60);
+
+/// While the chain itself is awaited (a vote, a rollout step's settling, a new
+/// validator catching up), how often it is read.
+pub const CHAIN_WAIT: Duration = Duration::from_secs(15);
+
+/// How long a node's container must have run with no peer before the operator asks it
+/// to dial the network's nodes: longer than a start-up's own discovery and static-node
+/// dialling takes.
+pub const HEAL_AFTER: Duration = Duration::from_secs(45);
+
+/// When the network is looked at again without a watch event, once `plan` is applied
+/// and the network is in `phase` (see [`requeue_after`]).
+pub fn requeue(o: &Observed, plan: &Plan, phase: NetworkPhase, at_rest: Duration) -> Duration {
+    // Only node readiness outstanding (a bring-up, or nodes coming back): every change
+    // it waits for arrives as a watch event (a pod's readiness, a BesuNode's status).
+    let waits_on_nodes_only = matches!(plan.scaling, None | Some(ScalingStep::Converged))
+        && !plan.rollout.rolling(&plan.rollout_nodes)
+        && plan.votes.is_none();
+    let heal_due_in = o
+        .pods
+        .running
+        .iter()
+        .filter(|(node, _)| !o.pods.endpoints.contains_key(*node))
+        .map(|(_, (_, ran))| HEAL_AFTER.saturating_sub(*ran))
+        .min();
+    requeue_after(phase, waits_on_nodes_only, heal_due_in, at_rest)
+}
+
+/// When a network is looked at again without a watch event. Ready: at the chain poll
+/// (metrics follow the chain) or the resync, whichever is sooner (`at_rest`). Degraded:
+/// every minute. Coming up with only node readiness outstanding
+/// (`waits_on_nodes_only`): the safety net, or sooner when a running node becomes due
+/// for a peering heal (`heal_due_in`). Otherwise the chain is awaited: [`CHAIN_WAIT`].
+pub fn requeue_after(
+    phase: NetworkPhase,
+    waits_on_nodes_only: bool,
+    heal_due_in: Option<Duration>,
+    at_rest: Duration,
+) -> Duration {
+    match phase {
+        NetworkPhase::Ready => at_rest,
+        NetworkPhase::Degraded => Duration::from_secs(60),
+        NetworkPhase::Pending | NetworkPhase::Creating if waits_on_nodes_only => heal_due_in
+            .map_or(NODE_WAIT_SAFETY_NET, |d| {
+                d.max(Duration::from_secs(1)).min(NODE_WAIT_SAFETY_NET)
+            }),
+        NetworkPhase::Pending | NetworkPhase::Creating => CHAIN_WAIT,
+    }
 }
 
 #[cfg(test)]

@@ -503,3 +503,329 @@ fn the_chain_counts_as_stalled_after_three_periods_or_a_round_change() {
         );
     }
 }
+
+/// Every branch of the network's requeue: only the chain, a heal or the safety net
+/// wakes a network that a watch event would not.
+#[test]
+fn a_network_sleeps_on_timers_only_where_no_watch_event_can_wake_it() {
+    use NetworkPhase::*;
+    let rest = Duration::from_secs(15);
+    let s = Duration::from_secs;
+    let cases = [
+        // (phase, only nodes awaited, heal due in, expected)
+        (Ready, true, None, rest),
+        (Ready, false, Some(s(3)), rest),
+        (Degraded, true, None, s(60)),
+        (Creating, true, None, NODE_WAIT_SAFETY_NET),
+        (Pending, true, None, NODE_WAIT_SAFETY_NET),
+        (Creating, true, Some(s(20)), s(20)),
+        (Creating, true, Some(s(0)), s(1)),
+        (Creating, true, Some(s(90)), NODE_WAIT_SAFETY_NET),
+        (Creating, false, None, CHAIN_WAIT),
+        (Pending, false, Some(s(5)), CHAIN_WAIT),
+    ];
+    for (phase, only_nodes, heal, want) in cases {
+        assert_eq!(
+            requeue_after(phase, only_nodes, heal, rest),
+            want,
+            "{phase:?} only_nodes={only_nodes} heal={heal:?}"
+        );
+    }
+}
+
+// The plan, from an `Observed` built here: the sample network (2 bootnodes, 4
+// validators, 1 member, Prometheus and Grafana) with every key valid and its genesis
+// written, unless a test says otherwise.
+
+mod plan {
+    use std::sync::Arc;
+
+    use besu_operator_api::{BesuNetwork, BesuNodeStatus, NodePhase};
+    use kube::ResourceExt;
+
+    use super::super::*;
+    use super::at;
+    use crate::chain::key::NodeKey;
+    use crate::controller::chain::ChainView;
+    use crate::controller::key_identity::KeyIdentity;
+    use crate::controller::network::keys::key_slots;
+    use crate::controller::network::observe::{Observed, PodsSeen};
+    use crate::render::network::slots;
+    use crate::rpc::Endpoint;
+
+    fn network(validators: i32, members: i32) -> BesuNetwork {
+        let root = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let text =
+            std::fs::read_to_string(format!("{root}/samples/qbft-network.yaml")).expect("sample");
+        let mut net: BesuNetwork = serde_yaml::from_str(&text).expect("yaml");
+        net.metadata.namespace = Some("ns".into());
+        net.metadata.uid = Some("uid-1".into());
+        net.metadata.generation = Some(1);
+        net.spec.validators = validators;
+        net.spec.members = members;
+        net
+    }
+
+    /// A fixed key per slot: bootnodes 1.., validators 11.., members 21...
+    fn key_of(slot: &Slot) -> NodeKey {
+        let base = match slot.node_type {
+            NodeType::Bootnode => 1,
+            NodeType::Validator => 11,
+            _ => 21,
+        };
+        let byte = u8::try_from(base + slot.ordinal).expect("small");
+        NodeKey::from_bytes(&[byte; 32]).expect("key")
+    }
+
+    fn address(ordinal: i32) -> Address {
+        key_of(&Slot {
+            node_type: NodeType::Validator,
+            ordinal,
+        })
+        .address()
+    }
+
+    /// The network with keys and genesis (of `genesis` validators), no node yet.
+    fn observed(net: BesuNetwork, genesis: i32) -> Observed {
+        let nodes = BTreeMap::new();
+        let key_slots = key_slots(&net, &nodes);
+        let keys = key_slots
+            .iter()
+            .map(|s| {
+                let k = key_of(s);
+                (*s, KeyIdentity::Valid(k.public_key(), k.address()))
+            })
+            .collect();
+        Observed {
+            slots: slots(&net),
+            network: Arc::new(net),
+            key_slots,
+            keys,
+            genesis_validators: Some((0..genesis).map(address).collect()),
+            genesis_checksum: Some("abc".into()),
+            nodes,
+            pods: PodsSeen::default(),
+            chain: ChainView::default(),
+            advancing: Some(true),
+            fresh_chain: true,
+        }
+    }
+
+    /// Adds the node of `slot`, as desired now, Ready and reachable at `height`.
+    fn with_node(o: &mut Observed, node_type: NodeType, ordinal: i32, height: u64) {
+        let enodes = o.bootnode_enodes();
+        let mut node = match node_type {
+            NodeType::Prometheus | NodeType::Grafana => {
+                crate::render::monitoring::desired_monitoring_node(&o.network, node_type)
+                    .expect("render")
+            }
+            _ => desired_besu_node(&o.network, node_type, ordinal, &enodes).expect("render"),
+        };
+        let hash = crate::controller::applied_hash(&node).expect("hash");
+        node.annotations_mut()
+            .insert(crate::controller::APPLIED_HASH_ANNOTATION.into(), hash);
+        node.status = Some(BesuNodeStatus {
+            phase: NodePhase::Ready,
+            ..BesuNodeStatus::default()
+        });
+        let name = node.name_any();
+        o.pods
+            .endpoints
+            .insert(name.clone(), Endpoint::new(&name, "198.18.0.9", 8545));
+        o.chain.heights.insert(name.clone(), height);
+        o.chain.head = o.chain.head.max(Some(height));
+        o.key_slots = key_slots(&o.network, &o.nodes);
+        o.nodes.insert(name, node);
+        // A node beyond the spec is a key slot too.
+        o.key_slots = key_slots(&o.network, &o.nodes);
+        for s in &o.key_slots {
+            let k = key_of(s);
+            o.keys
+                .entry(*s)
+                .or_insert_with(|| KeyIdentity::Valid(k.public_key(), k.address()));
+        }
+    }
+
+    fn all_nodes(o: &mut Observed, validators: i32, height: u64) {
+        for b in 0..2 {
+            with_node(o, NodeType::Bootnode, b, height);
+        }
+        for v in 0..validators {
+            with_node(o, NodeType::Validator, v, height);
+        }
+    }
+
+    fn names(nodes: &[besu_operator_api::BesuNode]) -> Vec<String> {
+        nodes.iter().map(ResourceExt::name_any).collect()
+    }
+
+    #[test]
+    fn the_stages_create_nothing_before_genesis_and_then_only_open_missing_nodes() {
+        let mut o = observed(network(4, 1), 4);
+        o.genesis_checksum = None;
+        assert!(
+            stage_nodes(&o, &[NodeType::Bootnode])
+                .expect("plan")
+                .is_empty()
+        );
+        o.genesis_checksum = Some("abc".into());
+        assert_eq!(
+            names(&stage_nodes(&o, &[NodeType::Bootnode]).expect("plan")),
+            ["qbft-bootnode-0", "qbft-bootnode-1"]
+        );
+        with_node(&mut o, NodeType::Bootnode, 0, 0);
+        assert_eq!(
+            names(&stage_nodes(&o, &[NodeType::Bootnode, NodeType::Member]).expect("plan")),
+            ["qbft-bootnode-1", "qbft-member-0"]
+        );
+        // A bootnode key missing: nothing is created (every node needs its enode).
+        o.keys.insert(
+            Slot {
+                node_type: NodeType::Bootnode,
+                ordinal: 1,
+            },
+            KeyIdentity::Invalid("gone".into()),
+        );
+        assert!(
+            stage_nodes(&o, &[NodeType::Member])
+                .expect("plan")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_new_validator_is_created_then_voted_in_by_the_chosen_voters() {
+        // Genesis had 4; the spec wants 5.
+        let mut o = observed(network(5, 0), 4);
+        all_nodes(&mut o, 4, 100);
+        o.chain.onchain = Some((0..4).map(address).collect());
+        let p = plan(&o, at(0)).expect("plan");
+        assert_eq!(p.scaling, Some(ScalingStep::CreateNode { ordinal: 4 }));
+        assert_eq!(names(&p.scale_up), ["qbft-validator-4"]);
+        assert!(p.votes.is_none());
+
+        // Once it runs and follows the head: 3 of the 4 vote (validators 0-2); 0 holds
+        // the proposal already, and holds another one no step wants.
+        with_node(&mut o, NodeType::Validator, 4, 100);
+        let v0 = "qbft-validator-0".to_string();
+        o.chain.pending.insert(
+            v0.clone(),
+            [(address(4), true), (address(9), false)]
+                .into_iter()
+                .collect(),
+        );
+        for v in 1..4 {
+            o.chain
+                .pending
+                .insert(format!("qbft-validator-{v}"), BTreeMap::new());
+        }
+        let p = plan(&o, at(0)).expect("plan");
+        let votes = p.votes.expect("votes");
+        assert_eq!(
+            (votes.address, votes.add, votes.needed),
+            (address(4), true, 3)
+        );
+        assert_eq!(votes.holding, 1);
+        assert_eq!(votes.ask, ["qbft-validator-1", "qbft-validator-2"]);
+        assert!(p.scale_up.is_empty());
+        assert_eq!(p.discards.len(), 1);
+        assert_eq!(
+            (p.discards[0].node.as_str(), p.discards[0].done),
+            (v0.as_str(), true)
+        );
+
+        // The observer's view at rest: nothing is discarded on it.
+        o.fresh_chain = false;
+        assert!(plan(&o, at(0)).expect("plan").discards.is_empty());
+    }
+
+    #[test]
+    fn a_voted_out_validator_goes_and_its_key_only_under_delete() {
+        let mut o = observed(network(4, 0), 5);
+        all_nodes(&mut o, 5, 100);
+        o.chain.onchain = Some((0..4).map(address).collect());
+        let removal = |o: &Observed| plan(o, at(0)).expect("plan").removal;
+        let mut net = (*o.network).clone();
+        net.spec.deletion_policy = besu_operator_api::DeletionPolicy::Retain;
+        o.network = Arc::new(net.clone());
+        assert_eq!(
+            removal(&o),
+            Some(Removal {
+                ordinal: 4,
+                node: "qbft-validator-4".into(),
+                key_secret: None,
+            })
+        );
+        net.spec.deletion_policy = besu_operator_api::DeletionPolicy::Delete;
+        o.network = Arc::new(net);
+        assert_eq!(
+            removal(&o).and_then(|r| r.key_secret),
+            Some(crate::render::network::key_secret_name(
+                "qbft",
+                NodeType::Validator,
+                4
+            ))
+        );
+        // Still on-chain: voted out first (validators 0-2 vote), the node stays.
+        o.chain.onchain = Some((0..5).map(address).collect());
+        let p = plan(&o, at(0)).expect("plan");
+        assert!(p.removal.is_none());
+        assert_eq!(p.votes.map(|v| (v.ordinal, v.add)), Some((4, false)));
+        assert!(p.remove.is_empty());
+    }
+
+    #[test]
+    fn members_and_monitoring_no_longer_wanted_go_at_once() {
+        let mut o = observed(network(4, 1), 4);
+        all_nodes(&mut o, 4, 100);
+        with_node(&mut o, NodeType::Member, 0, 100);
+        with_node(&mut o, NodeType::Prometheus, 0, 100);
+        o.chain.onchain = Some((0..4).map(address).collect());
+        let mut net = (*o.network).clone();
+        net.spec.members = 0;
+        net.spec.monitoring.prometheus.enabled = false;
+        net.spec.monitoring.grafana.enabled = true;
+        o.network = Arc::new(net);
+        o.slots = slots(&o.network);
+        o.key_slots = key_slots(&o.network, &o.nodes);
+        let p = plan(&o, at(0)).expect("plan");
+        assert_eq!(p.remove, ["qbft-member-0"]);
+        assert_eq!(p.monitoring_off, ["qbft-prometheus"]);
+        assert_eq!(names(&p.monitoring), ["qbft-grafana"]);
+        assert_eq!(p.scaling, Some(ScalingStep::Converged));
+        assert!(p.update.is_empty() && p.permit.is_empty());
+        assert!(p.budget.is_some());
+    }
+
+    #[test]
+    fn a_changed_spec_is_rolled_out_one_step_at_a_time() {
+        let mut o = observed(network(4, 1), 4);
+        all_nodes(&mut o, 4, 100);
+        with_node(&mut o, NodeType::Member, 0, 100);
+        o.chain.onchain = Some((0..4).map(address).collect());
+        let p = plan(&o, at(0)).expect("plan");
+        assert!(
+            p.update.is_empty(),
+            "nothing outdated: {:?}",
+            names(&p.update)
+        );
+        assert!(!p.rollout.rolling(&p.rollout_nodes));
+        let mut net = (*o.network).clone();
+        net.spec.image = "hyperledger/besu:26.4.0".into();
+        o.network = Arc::new(net);
+        let p = plan(&o, at(0)).expect("plan");
+        assert!(p.rollout.rolling(&p.rollout_nodes));
+        assert_eq!(names(&p.update), p.rollout.update);
+        let validators = p
+            .update
+            .iter()
+            .filter(|n| n.spec.node_type == NodeType::Validator)
+            .count();
+        assert!(!p.update.is_empty() && p.update.len() < 7);
+        assert!(validators <= max_unavailable_validators(4));
+        // A requeue while a rollout runs reads the chain again; at rest the resync does.
+        let rest = Duration::from_secs(300);
+        assert_eq!(requeue(&o, &p, NetworkPhase::Creating, rest), CHAIN_WAIT);
+    }
+}
