@@ -617,6 +617,9 @@ async fn network_controller(
                 .map(|n| controller::network::scope_of(n))
                 .collect();
             pruned.chains.retain(&live);
+            if pruned.events.forget_expired() {
+                tracing::debug!("dropped the Event recorder's expired series");
+            }
             let dropped = pruned
                 .metrics
                 .forget_networks_except(scope.as_deref(), &live);

@@ -240,7 +240,7 @@ pub struct Context {
     /// The API client.
     pub client: Client,
     /// Publishes Events.
-    pub recorder: Recorder,
+    pub events: Events,
     /// How often a settled object is reconciled again.
     pub resync: Duration,
     /// Talks to the nodes' JSON-RPC.
@@ -307,7 +307,7 @@ impl Context {
         };
         let rpc = crate::rpc::RpcClient::default();
         Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), reporter),
             client,
             resync,
             chains: chain::ChainObservers::new(rpc.clone(), metrics.clone(), chain_poll),
@@ -367,9 +367,75 @@ impl Context {
             action: reason.to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.events.publish(&ev, &obj.object_ref(&())).await {
             warn!(error = %e, reason, "cannot publish event");
         }
+    }
+}
+
+/// Publishes Events through kube's `Recorder`, which counts a repeated Event into a
+/// series for 6 minutes (kube-runtime's `CACHE_TTL`) and keeps every Event it published
+/// to do so. It drops expired ones only when it publishes the next, so after a bring-up
+/// of 100 networks an operator at rest held 5.6 MiB of old Events (heaptrack, issue
+/// 15). Once no Event was published for [`EVENT_QUIET`], the recorder is replaced by an
+/// empty one: an Event repeated after such a pause starts a series of its own (a new
+/// Event object) instead of counting into the old one.
+pub struct Events {
+    client: Client,
+    reporter: Reporter,
+    recorder: std::sync::RwLock<Arc<Recorder>>,
+    /// When the last Event was published, if one was since the recorder was new.
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long without an Event before the recorder's memory of past Events is dropped.
+pub const EVENT_QUIET: Duration = Duration::from_secs(60);
+
+impl Events {
+    /// A publisher reporting as `reporter`.
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Events {
+            recorder: std::sync::RwLock::new(Arc::new(Recorder::new(
+                client.clone(),
+                reporter.clone(),
+            ))),
+            client,
+            reporter,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Publishes `ev` about `reference`.
+    pub async fn publish(
+        &self,
+        ev: &Event,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+    ) -> Result<(), kube::Error> {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(std::time::Instant::now());
+        }
+        let recorder = match self.recorder.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        recorder.publish(ev, reference).await
+    }
+
+    /// Replaces the recorder by an empty one once nothing was published for
+    /// [`EVENT_QUIET`]. Returns whether it did.
+    pub fn forget_expired(&self) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        if !last.is_some_and(|l| l.elapsed() >= EVENT_QUIET) {
+            return false;
+        }
+        let Ok(mut recorder) = self.recorder.write() else {
+            return false;
+        };
+        *recorder = Arc::new(Recorder::new(self.client.clone(), self.reporter.clone()));
+        *last = None;
+        true
     }
 }
 
@@ -515,18 +581,52 @@ pub fn statefulset_ready(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> bool 
     generation_seen && on_current_revision && status.ready_replicas.unwrap_or(0) >= 1
 }
 
-/// Trims a cached pod to what a reconcile reads of it: its metadata, its status, and each
-/// container's name and resources (node::oom_fact reports an OOM-killed container's
-/// memory limit). The rest of the spec (Besu's command line, probes, volumes: most of a
-/// pod's size) is dropped before the pod enters a store.
+/// Trims a cached pod to what a reconcile reads of it: its metadata and status, each
+/// container status without its image and ids. The spec (Besu's command line, probes,
+/// volumes: most of a pod's size, and each container a 2.3 KB struct) is dropped; the
+/// one thing read of it, a container's limits (node::oom_fact reports an OOM-killed
+/// container's memory limit), is kept where the kubelet itself reports the limits it
+/// applied: the container status's `resources`.
 pub fn trim_pod(pod: &mut k8s_openapi::api::core::v1::Pod) {
-    pod.spec = pod.spec.take().map(|spec| {
-        containers_only(spec, |c| k8s_openapi::api::core::v1::Container {
-            name: c.name,
-            resources: c.resources,
-            ..Default::default()
-        })
-    });
+    let spec = pod.spec.take();
+    let limits = |name: &str| {
+        spec.as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == name))
+            .and_then(|c| c.resources.as_ref())
+            .and_then(|r| r.limits.clone())
+    };
+    let Some(status) = pod.status.as_mut() else {
+        return;
+    };
+    let trim = |c: &mut k8s_openapi::api::core::v1::ContainerStatus| {
+        c.image = String::new();
+        c.image_id = String::new();
+        c.container_id = None;
+        c.volume_mounts = None;
+        c.allocated_resources = None;
+        c.allocated_resources_status = None;
+        c.user = None;
+        if c.resources.as_ref().is_none_or(|r| r.limits.is_none())
+            && let Some(limits) = limits(&c.name)
+        {
+            c.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+                limits: Some(limits),
+                ..Default::default()
+            });
+        }
+    };
+    status
+        .container_statuses
+        .iter_mut()
+        .flatten()
+        .for_each(trim);
+    status
+        .init_container_statuses
+        .iter_mut()
+        .flatten()
+        .for_each(trim);
+    status.host_ips = None;
+    status.pod_ips = None;
 }
 
 /// Trims a cached StatefulSet to what the node controller reads of it: metadata (the
@@ -622,6 +722,42 @@ pub fn first_retry(remedy: &Remedy) -> Duration {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::Pod;
+
+    use super::{Client, Duration, EVENT_QUIET, Events, Reporter};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_event_recorder_is_renewed_only_after_a_quiet_minute() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let reporter = Reporter {
+            controller: "test".into(),
+            instance: None,
+        };
+        let events = Events::new(client, reporter);
+        // Nothing published yet: nothing to forget.
+        assert!(!events.forget_expired());
+        let set_last = |ago: Duration| {
+            let at = std::time::Instant::now().checked_sub(ago).expect("instant");
+            *events.last.lock().expect("lock") = Some(at);
+        };
+        let recorder = || {
+            events
+                .recorder
+                .read()
+                .map(|r| Arc::as_ptr(&r))
+                .expect("lock")
+        };
+        let before = recorder();
+        set_last(EVENT_QUIET - Duration::from_secs(5));
+        assert!(!events.forget_expired());
+        assert_eq!(recorder(), before);
+        set_last(EVENT_QUIET);
+        assert!(events.forget_expired());
+        assert_ne!(recorder(), before);
+        // Once renewed, not again until an Event is published and expires.
+        assert!(!events.forget_expired());
+    }
 
     /// A Besu pod as the API server returns it: spec, status, an OOM-killed container.
     fn besu_pod() -> Pod {
@@ -755,15 +891,16 @@ mod tests {
         let mut trimmed = pod.clone();
         super::trim_pod(&mut trimmed);
         assert_eq!(trimmed.metadata, pod.metadata);
-        assert_eq!(trimmed.status, pod.status);
         let oom = crate::controller::node::oom_fact(&trimmed);
         assert_eq!(oom, crate::controller::node::oom_fact(&pod));
         assert_eq!(oom.and_then(|f| f.limit).as_deref(), Some("2Gi"));
         assert!(super::pod_ready_condition(&trimmed).is_some());
-        let spec = trimmed.spec.clone().unwrap_or_default();
-        assert_eq!(spec.containers.len(), 1);
-        assert!(spec.containers[0].args.is_none() && spec.containers[0].env.is_none());
-        assert!(spec.volumes.is_none() && spec.node_name.is_none());
+        assert!(trimmed.spec.is_none());
+        let status = trimmed.status.clone().unwrap_or_default();
+        assert_eq!(status.pod_ip.as_deref(), Some("198.18.0.7"));
+        let besu = &status.container_statuses.unwrap_or_default()[0];
+        assert_eq!((besu.restart_count, besu.image.as_str()), (2, ""));
+        assert!(besu.last_state.is_some() && besu.state.is_some());
         let (before, after) = (
             serde_json::to_string(&pod).map_or(0, |s| s.len()),
             serde_json::to_string(&trimmed).map_or(0, |s| s.len()),

@@ -150,13 +150,17 @@ pub(crate) fn oom_fact(pod: &Pod) -> Option<OomFact> {
     if !(oom(now) || (now.is_none() && oom(last))) {
         return None;
     }
-    let limit = pod
+    // The limit the kubelet reports it applied (a cached pod keeps only that,
+    // controller::trim_pod), else the spec's.
+    let from_spec = pod
         .spec
         .as_ref()
         .and_then(|s| s.containers.iter().find(|c| c.name == "besu"))
-        .and_then(|c| c.resources.as_ref())
-        .and_then(|r| r.limits.as_ref())
-        .and_then(|l| l.get("memory"))
+        .and_then(|c| c.resources.as_ref());
+    let limit = [c.resources.as_ref(), from_spec]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.limits.as_ref()?.get("memory"))
         .map(|q| q.0.clone());
     Some(OomFact {
         pod: pod.name_any(),
