@@ -830,7 +830,8 @@ const FAN_OUT_BUFFER: usize = 64;
 /// The events of one watch for two consumers (a `Controller` takes its input streams by
 /// value, and kube's shared streams pass on no deletion): a task drives `events` and
 /// hands every event to both streams returned, in order. A watch error is logged here
-/// (the watch retries by its backoff). The task ends once a consumer is gone.
+/// (the watch retries by its backoff). The task ends at the first event after a consumer
+/// is gone (controllers stop only when the process exits).
 fn fan_out<K>(
     kind: &'static str,
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,

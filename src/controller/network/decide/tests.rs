@@ -828,4 +828,89 @@ mod plan {
         let rest = Duration::from_secs(300);
         assert_eq!(requeue(&o, &p, NetworkPhase::Creating, rest), CHAIN_WAIT);
     }
+
+    #[test]
+    fn the_status_reports_what_was_observed_planned_and_applied() {
+        use crate::controller::network::apply::Applied;
+        use crate::controller::network::conditions::network_status;
+        let condition = |s: &besu_operator_api::BesuNetworkStatus, t: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        // A vote under way: 1 voter held the proposal, the plan asked 2, 1 answered.
+        let mut o = observed(network(5, 0), 4);
+        all_nodes(&mut o, 4, 100);
+        with_node(&mut o, NodeType::Validator, 4, 100);
+        o.chain.onchain = Some((0..4).map(address).collect());
+        o.chain.pending.insert(
+            "qbft-validator-0".into(),
+            [(address(4), true)].into_iter().collect(),
+        );
+        for v in 1..4 {
+            o.chain
+                .pending
+                .insert(format!("qbft-validator-{v}"), BTreeMap::new());
+        }
+        let p = plan(&o, at(0)).expect("plan");
+        let applied = Applied {
+            holding: 2,
+            ..Applied::default()
+        };
+        let s = network_status(&o, &p, &applied, &[], at(0));
+        let pending = &s.validators.pending;
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (
+                pending[0].ordinal,
+                pending[0].action.as_str(),
+                pending[0].votes,
+                pending[0].needed
+            ),
+            (4, "add", 2, 3)
+        );
+        assert_eq!(
+            condition(&s, "ValidatorSetConverged"),
+            Some(("False".into(), "Changing".into()))
+        );
+        assert_eq!((s.validators.desired, s.validators.ready), (5, 5));
+        assert_eq!(s.validators.on_chain.len(), 4);
+        assert_eq!(s.bootnode_enodes.len(), 2);
+        assert_eq!(s.genesis_checksum.as_deref(), Some("abc"));
+        assert_eq!(s.phase, NetworkPhase::Ready);
+
+        // A missing key: KeysReady False, and the problem makes the network Degraded.
+        o.keys.insert(
+            Slot {
+                node_type: NodeType::Validator,
+                ordinal: 3,
+            },
+            KeyIdentity::Invalid("key Secret qbft-validator-3-key is missing".into()),
+        );
+        let problems = [(
+            "KeyMissing",
+            "key Secret qbft-validator-3-key is missing".to_string(),
+        )];
+        let s = network_status(&o, &p, &Applied::default(), &problems, at(0));
+        assert_eq!(
+            condition(&s, "KeysReady"),
+            Some(("False".into(), "KeyMissing".into()))
+        );
+        assert_eq!(
+            condition(&s, "Degraded"),
+            Some(("True".into(), "KeyMissing".into()))
+        );
+        assert_eq!(s.phase, NetworkPhase::Degraded);
+        assert!(s.validators.pending.iter().all(|c| c.votes == 0));
+
+        // No genesis yet: Pending, and GenesisReady says what it waits for.
+        o.genesis_checksum = None;
+        let s = network_status(&o, &p, &Applied::default(), &[], at(0));
+        assert_eq!(
+            condition(&s, "GenesisReady"),
+            Some(("False".into(), "WaitingForKeys".into()))
+        );
+        assert_eq!(s.phase, NetworkPhase::Pending);
+    }
 }
