@@ -617,8 +617,8 @@ async fn network_controller(
                 .map(|n| controller::network::scope_of(n))
                 .collect();
             pruned.chains.retain(&live);
-            if pruned.events.forget_expired() {
-                tracing::debug!("dropped the Event recorder's expired series");
+            if pruned.events.renew_when_quiet() {
+                tracing::debug!("renewed the Event recorder after a quiet spell");
             }
             let dropped = pruned
                 .metrics

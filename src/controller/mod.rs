@@ -423,7 +423,7 @@ impl Events {
 
     /// Replaces the recorder by an empty one once nothing was published for
     /// [`EVENT_QUIET`]. Returns whether it did.
-    pub fn forget_expired(&self) -> bool {
+    pub fn renew_when_quiet(&self) -> bool {
         let Ok(mut last) = self.last.lock() else {
             return false;
         };
@@ -736,7 +736,7 @@ mod tests {
         };
         let events = Events::new(client, reporter);
         // Nothing published yet: nothing to forget.
-        assert!(!events.forget_expired());
+        assert!(!events.renew_when_quiet());
         let set_last = |ago: Duration| {
             let at = std::time::Instant::now().checked_sub(ago).expect("instant");
             *events.last.lock().expect("lock") = Some(at);
@@ -750,13 +750,13 @@ mod tests {
         };
         let before = recorder();
         set_last(EVENT_QUIET - Duration::from_secs(5));
-        assert!(!events.forget_expired());
+        assert!(!events.renew_when_quiet());
         assert_eq!(recorder(), before);
         set_last(EVENT_QUIET);
-        assert!(events.forget_expired());
+        assert!(events.renew_when_quiet());
         assert_ne!(recorder(), before);
-        // Once renewed, not again until an Event is published and expires.
-        assert!(!events.forget_expired());
+        // Once renewed, not again until an Event is published and a quiet minute passes.
+        assert!(!events.renew_when_quiet());
     }
 
     /// A Besu pod as the API server returns it: spec, status, an OOM-killed container.
