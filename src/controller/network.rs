@@ -37,8 +37,8 @@ mod keys;
 mod observe;
 
 pub use decide::NODE_WAIT_SAFETY_NET;
-pub use keys::{RETIRED_VALIDATORS_ANNOTATION, may_generate_key};
-pub use observe::{Observed, PodsSeen};
+pub use keys::RETIRED_VALIDATORS_ANNOTATION;
+use observe::{Observed, PodsSeen};
 
 /// The key under which a network's writes are recorded (controller::freshness), its
 /// chain observed and its gauges kept: `namespace/name`.
@@ -241,7 +241,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         &ctx,
         &scope,
         &observed,
-        plan.clone(),
+        &plan,
         apply::Applied {
             created,
             ..apply::Applied::default()

@@ -63,7 +63,7 @@ pub(super) async fn execute(
     ctx: &Context,
     scope: &str,
     o: &Observed,
-    plan: Plan,
+    plan: &Plan,
     mut applied: Applied,
 ) -> Result<Applied, Error> {
     let network = o.network.as_ref();
@@ -164,9 +164,9 @@ pub(super) async fn execute(
 
     // The rollout: the step's nodes applied, the step in progress permitted to roll out
     // the pod template each holds back (a new spec's, or a new release's rendering).
-    for desired in plan.update {
+    for desired in &plan.update {
         let node = desired.name_any();
-        if apply_node(ctx, scope, &nodes_api, desired, o.nodes.get(&node)).await? {
+        if apply_node(ctx, scope, &nodes_api, desired.clone(), o.nodes.get(&node)).await? {
             applied.updated.push(node);
         }
     }
@@ -180,9 +180,9 @@ pub(super) async fn execute(
     if !plan.rollout.withheld.is_empty() {
         info!(nodes = ?plan.rollout.withheld, "rollout step called off: the validator budget is used up");
     }
-    for desired in plan.scale_up {
+    for desired in &plan.scale_up {
         let node = desired.name_any();
-        if apply_node(ctx, scope, &nodes_api, desired, None).await? {
+        if apply_node(ctx, scope, &nodes_api, desired.clone(), None).await? {
             applied.created.push(node);
         }
     }
@@ -212,7 +212,7 @@ pub(super) async fn execute(
     // Compared with the network controller's cached copies (a stale one costs an
     // idempotent apply, never a wrong decision: nothing is decided on them).
     let stores = ctx.network_stores.get(&ns);
-    if let Some(budget) = plan.budget {
+    if let Some(budget) = plan.budget.clone() {
         let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), &ns);
         apply_if_changed_cached(stores.as_ref().map(|s| &s.budgets), &api, &ns, budget).await?;
     }
@@ -221,13 +221,13 @@ pub(super) async fn execute(
         stores.as_ref().map(|s| &s.policies),
         &policies,
         &ns,
-        plan.policy,
+        plan.policy.clone(),
     )
     .await?;
 
-    for desired in plan.monitoring {
+    for desired in &plan.monitoring {
         let node = desired.name_any();
-        apply_node(ctx, scope, &nodes_api, desired, o.nodes.get(&node)).await?;
+        apply_node(ctx, scope, &nodes_api, desired.clone(), o.nodes.get(&node)).await?;
     }
     for node in &plan.monitoring_off {
         delete_node(ctx, scope, &nodes_api, node).await?;

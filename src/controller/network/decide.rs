@@ -28,7 +28,7 @@ use crate::controller::{Error, is_applied};
 use crate::render::monitoring::desired_monitoring_node;
 use crate::render::network::{
     Slot, desired_besu_node, desired_network_policy, desired_validator_pdb, is_imported_key,
-    key_secret_for, node_name,
+    key_secret_name, node_name,
 };
 
 /// The bring-up gates: how many nodes of each role are wanted, and how many pass their
@@ -537,9 +537,10 @@ pub fn plan(o: &Observed, now: Timestamp) -> Result<Plan, Error> {
         Some(ScalingStep::RemoveNode { ordinal }) => Some(Removal {
             ordinal: *ordinal,
             node: node_name(&name, NodeType::Validator, *ordinal),
+            // The operator's own key only: an imported one is the user's.
             key_secret: (network.spec.deletion_policy == DeletionPolicy::Delete
                 && !is_imported_key(network, NodeType::Validator, *ordinal))
-            .then(|| key_secret_for(network, NodeType::Validator, *ordinal)),
+            .then(|| key_secret_name(&name, NodeType::Validator, *ordinal)),
         }),
         _ => None,
     };

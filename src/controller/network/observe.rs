@@ -386,7 +386,11 @@ impl Observed {
     /// has its enode.
     pub fn bring_up(&self) -> bool {
         self.genesis_checksum.is_some()
-            && self.bootnode_enodes().len() == self.wanted(NodeType::Bootnode)
+            && self
+                .slots
+                .iter()
+                .filter(|s| s.node_type == NodeType::Bootnode)
+                .all(|s| self.has_key(s))
     }
 
     /// The bring-up gates. A stage opens on the pods of the one before being Ready, as

@@ -635,7 +635,6 @@ mod plan {
             .insert(name.clone(), Endpoint::new(&name, "198.18.0.9", 8545));
         o.chain.heights.insert(name.clone(), height);
         o.chain.head = o.chain.head.max(Some(height));
-        o.key_slots = key_slots(&o.network, &o.nodes);
         o.nodes.insert(name, node);
         // A node beyond the spec is a key slot too.
         o.key_slots = key_slots(&o.network, &o.nodes);
