@@ -37,8 +37,9 @@ use support::{
 
 const BRING_UP: Duration = Duration::from_secs(180);
 
-/// Granted but not reached by this test, each with the code path that needs it.
-const NOT_EXERCISED: [(&str, &str, &str, &str); 5] = [
+/// Granted but not reached by this test (or not in every run of it), each with the code
+/// path that needs it.
+const NOT_EXERCISED: [(&str, &str, &str, &str); 6] = [
     (
         "events.k8s.io",
         "events",
@@ -56,6 +57,12 @@ const NOT_EXERCISED: [(&str, &str, &str, &str); 5] = [
         "besunetworks",
         "patch",
         "network::set_retired_validators marks a genesis validator voted out under deletionPolicy Delete (tests/day2.rs delete_policy_scale_down_and_up_gives_a_genesis_validator_a_new_key)",
+    ),
+    (
+        "besu.nodeops.dev",
+        "besunetworks",
+        "get",
+        "network::observe::observe_network reads the network live only when the cache does not yet show this operator's last status write; whether a reconcile starts in that window depends on the watch's latency (some runs do, some do not)",
     ),
     (
         "",
