@@ -85,7 +85,7 @@ export BESU_IMAGE_PROFILE ?= debug
 .PHONY: images
 images:
 	hack/real-node.sh deps
-	hack/build-tools.sh build kubernetes-node coredns geth prysm >/dev/null
+	hack/build-tools.sh build kubernetes-node coredns geth prysm external-snapshotter external-provisioner csi-driver >/dev/null
 	$(if $(filter release,$(BESU_IMAGE_PROFILE)),$(CARGO) build --release --locked -p besu-operator -p besu-sim --bin besu-operator --bin besu-standin,$(CARGO) test --workspace --locked --no-run)
 	hack/real-node.sh images
 

@@ -71,7 +71,7 @@ KWOK_FALLBACK_CIDR=127.127.0.0/16
 NODE_COUNT=3
 # The daemons `status` requires (down stops them, and besu-sim, in its own order).
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-[ "$REAL_NODE" = 0 ] || COMPONENTS+=(containerd kubelet kube-proxy volume-perms)
+[ "$REAL_NODE" = 0 ] || COMPONENTS+=(containerd kubelet kube-proxy volume-perms csi-driver csi-provisioner csi-snapshotter snapshot-controller)
 
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

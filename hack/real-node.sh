@@ -406,7 +406,89 @@ $(sed -e "s|@COREDNS_IMAGE@|$REAL_NODE_IMAGE_PREFIX/coredns:${COREDNS_VERSION#v}
       -e "s|@DOMAIN@|$REAL_NODE_CLUSTER_DOMAIN|" "$here/cluster/coredns.yaml")
 EOF
   wait_for "CoreDNS Ready on $REAL_NODE_NAME" 120 rn_coredns_ready
-  log "real node $REAL_NODE_NAME Ready with CoreDNS in $(( $(now_ms) - t0 )) ms"
+  real_node_snapshots_up
+  log "real node $REAL_NODE_NAME Ready with CoreDNS and VolumeSnapshots in $(( $(now_ms) - t0 )) ms"
+}
+
+# --- VolumeSnapshots ------------------------------------------------------------
+# The VolumeSnapshot CRDs and snapshot-controller (kubernetes-csi/external-snapshotter), and
+# a CSI driver that takes snapshots: the project's own (hack/csi-driver; the upstream
+# hostpath driver is not served by the module proxy) with the upstream csi-provisioner and
+# csi-snapshotter sidecars. All run as processes on this machine beside the kubelet, on
+# loopback to the API server (admin credentials: test infrastructure, not the product).
+# Volumes and snapshots are directories under $dir/real-node/csi; the kubelet bind-mounts
+# a volume into its pod through the driver and applies fsGroup (CSIDriver fsGroupPolicy).
+# StorageClass and VolumeSnapshotClass: $REAL_NODE_CSI_CLASS. The kwok-only cluster has
+# none of this, so the CRDs are missing there (the operator's "not served" case).
+REAL_NODE_CSI_DRIVER=hostpath.csi.nodeops.dev
+REAL_NODE_CSI_CLASS=nodeops-csi
+rn_csi_socket() { echo "$REAL_NODE_RUN/csi/csi.sock"; }
+rn_csi_registered() {
+  k get csinode "$REAL_NODE_NAME" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null | grep -qw "$REAL_NODE_CSI_DRIVER"
+}
+rn_snapshot_crds_established() {
+  local c
+  for c in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    [ "$(k get crd "$c.snapshot.storage.k8s.io" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] || return 1
+  done
+}
+# The snapshot CRDs of the locked external-snapshotter: its client module's config/crd.
+rn_snapshot_crd_dir() {
+  local repo; repo=$(rn_repo)
+  (cd "$repo/hack/tools/external-snapshotter" && GOFLAGS=-mod=readonly go mod download -json \
+    github.com/kubernetes-csi/external-snapshotter/client/v8 2>/dev/null) |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | sed 's|$|/config/crd|'
+}
+real_node_snapshots_up() {
+  local crds c
+  crds=$(rn_snapshot_crd_dir)
+  [ -f "$crds/snapshot.storage.k8s.io_volumesnapshots.yaml" ] ||
+    rn_die "the VolumeSnapshot CRDs are missing (${crds:-no client/v8 module}): run hack/build-tools.sh build external-snapshotter"
+  for c in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    k apply -f "$crds/snapshot.storage.k8s.io_$c.yaml" >/dev/null
+  done
+  wait_for "the VolumeSnapshot CRDs Established" 30 rn_snapshot_crds_established
+  for c in csi-driver/nodeops-csi external-provisioner/csi-provisioner external-snapshotter/csi-snapshotter external-snapshotter/snapshot-controller; do
+    [ -x "$bin/$c" ] || rn_die "$bin/$c is missing: run hack/build-tools.sh build external-snapshotter external-provisioner csi-driver (make test does)"
+  done
+  mkdir -p "$dir/real-node/csi" "$REAL_NODE_RUN/csi"
+  start csi-driver "$bin/csi-driver/nodeops-csi" --driver-name="$REAL_NODE_CSI_DRIVER" \
+    --node-id="$REAL_NODE_NAME" --state-dir="$dir/real-node/csi" --endpoint="$(rn_csi_socket)" \
+    --registration-dir="$dir/real-node/kubelet/plugins_registry"
+  wait_for "the CSI driver's socket" 30 test -S "$(rn_csi_socket)"
+  start csi-provisioner "$bin/external-provisioner/csi-provisioner" --csi-address="$(rn_csi_socket)" \
+    --kubeconfig="$dir/kubeconfig" --leader-election=false --timeout=60s --v=2
+  start csi-snapshotter "$bin/external-snapshotter/csi-snapshotter" --csi-address="$(rn_csi_socket)" \
+    --kubeconfig="$dir/kubeconfig" --leader-election=false --timeout=60s --v=2
+  start snapshot-controller "$bin/external-snapshotter/snapshot-controller" \
+    --kubeconfig="$dir/kubeconfig" --leader-election=false --v=2
+  k apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata:
+  name: $REAL_NODE_CSI_DRIVER
+spec:
+  attachRequired: false
+  podInfoOnMount: false
+  fsGroupPolicy: File
+  volumeLifecycleModes: [Persistent]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: $REAL_NODE_CSI_CLASS
+provisioner: $REAL_NODE_CSI_DRIVER
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata:
+  name: $REAL_NODE_CSI_CLASS
+driver: $REAL_NODE_CSI_DRIVER
+deletionPolicy: Delete
+EOF
+  wait_for "the CSI driver registered with the kubelet" 60 rn_csi_registered
 }
 
 # --- leave --------------------------------------------------------------------
@@ -436,8 +518,12 @@ real_node_leave() {
   if [ -n "$owner" ] && [ "$owner" != "$dir" ] && [ -d "$owner" ]; then
     return 0 # another cluster's node
   fi
+  stop_one snapshot-controller
+  stop_one csi-snapshotter
+  stop_one csi-provisioner
   stop_one kube-proxy
   stop_one kubelet
+  stop_one csi-driver
   if is_ours_alive "$(pid_of containerd)"; then
     local t
     for t in $(rn_ctr tasks ls -q 2>/dev/null); do rn_ctr tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
