@@ -70,7 +70,7 @@ print_summary() {
 # Then EXCLUSIVE, alone: a second, throwaway cluster. BESU_SIDE_CLUSTER=0 runs everything on
 # the run's cluster: the lanes (REAL included, but the install), then SIDE and the install
 # one at a time.
-REAL="tests/real_node_ethereum.rs tests/real_node_chain.rs tests/real_node_install.rs tests/real_node_basics.rs"
+REAL="tests/real_node_ethereum.rs tests/real_node_chain.rs tests/real_node_install.rs tests/real_node_basics.rs tests/real_node_backup.rs"
 SIDE="tests/fault_apiserver.rs tests/rbac_cluster.rs"
 EXCLUSIVE="tests/cluster_down.rs"
 if [ "${BESU_SIDE_CLUSTER:-1}" = 0 ]; then

@@ -39,7 +39,7 @@ const BRING_UP: Duration = Duration::from_secs(180);
 
 /// Granted but not reached by this test (or not in every run of it), each with the code
 /// path that needs it.
-const NOT_EXERCISED: [(&str, &str, &str, &str); 6] = [
+const NOT_EXERCISED: [(&str, &str, &str, &str); 10] = [
     (
         "events.k8s.io",
         "events",
@@ -63,6 +63,30 @@ const NOT_EXERCISED: [(&str, &str, &str, &str); 6] = [
         "besunetworks",
         "get",
         "network::observe::observe_network reads the network live only when the cache does not yet show this operator's last status write; whether a reconcile starts in that window depends on the watch's latency (some runs do, some do not)",
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "volumesnapshots",
+        "list",
+        "spec.backup and spec.restore only (controller::snapshots; tests/real_node_backup.rs, on the cluster that serves the API)",
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "volumesnapshots",
+        "get",
+        "spec.restore naming a snapshot without the network's label (network::observe_snapshots; tests/real_node_backup.rs)",
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "volumesnapshots",
+        "create",
+        "a spec.backup run (controller::snapshots::create; tests/real_node_backup.rs)",
+    ),
+    (
+        "snapshot.storage.k8s.io",
+        "volumesnapshots",
+        "delete",
+        "retention beyond spec.backup.keep (controller::snapshots::delete; tests/real_node_backup.rs)",
     ),
     (
         "",

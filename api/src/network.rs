@@ -43,6 +43,7 @@ pub const MAX_MEMBERS: i32 = 50;
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter"),
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.restore) == has(oldSelf.restore)").message("restore applies when the network is created: it cannot be added to or removed from an existing network"))]
 #[x_kube(validation = Rule::new("!has(self.importedKeys) || !has(self.importedKeys.validators) || size(self.importedKeys.validators) <= self.validators").message("importedKeys.validators lists more Secrets than spec.validators"))]
 #[x_kube(validation = Rule::new("!has(self.importedKeys) || !has(self.importedKeys.bootnodes) || size(self.importedKeys.bootnodes) <= self.bootnodes").message("importedKeys.bootnodes lists more Secrets than spec.bootnodes"))]
 pub struct BesuNetworkSpec {
@@ -107,6 +108,89 @@ pub struct BesuNetworkSpec {
     /// chain; `Delete` removes them.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Scheduled VolumeSnapshots of one node's data volume, taken with the node stopped
+    /// (a consistent copy), with retention, and used to start new nodes from. Needs the
+    /// cluster to serve `snapshot.storage.k8s.io/v1` (the VolumeSnapshot CRDs and a
+    /// snapshot controller) and a CSI driver that takes snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// Disaster recovery: every node of this network starts its data volume from a
+    /// VolumeSnapshot of the network (its `besu.nodeops.dev/network` label and genesis
+    /// checksum must match), validators no more than the fault budget at a time. Used with
+    /// the keys and genesis a `deletionPolicy: Retain` network left behind. Only at
+    /// creation: it cannot be added to or removed from a network that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("restore is immutable: it applies when the network is created"))]
+    pub restore: Option<RestoreSpec>,
+}
+
+/// Scheduled snapshots of a network's chain data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to take a snapshot: a cron expression in UTC, five fields (minute hour
+    /// day-of-month month day-of-week, as a Kubernetes CronJob), or six with a leading
+    /// seconds field. A run missed while the operator was down, or held back (a rollout,
+    /// a vote, a stalled chain, no node that may stop), is taken once it may be.
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+    /// The VolumeSnapshotClass of the snapshots (its driver must be the data volumes').
+    #[schemars(length(min = 1, max = 253))]
+    pub volume_snapshot_class_name: String,
+    /// How many ready snapshots of the network to keep; the oldest go first.
+    #[serde(default = "default_keep")]
+    #[schemars(range(min = 1, max = 100))]
+    pub keep: i32,
+    /// Which node to stop and snapshot: `auto` (a member if the network has one,
+    /// otherwise a validator), `member` or `validator`. A validator is stopped only when
+    /// the chain keeps a commit quorum without it (at most `n - ceil(2n/3)` validators
+    /// down, counting those already down), one at a time.
+    #[serde(default)]
+    pub source: BackupSource,
+    /// Start new nodes (a scale-up) from the newest ready snapshot, so that they sync only
+    /// the blocks since.
+    #[serde(default = "default_true")]
+    pub seed_new_nodes: bool,
+    /// How long the stopped node waits for its snapshot to become ready to use before it
+    /// is started again anyway (the attempt then fails).
+    #[serde(default = "default_ready_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub ready_timeout_seconds: i32,
+}
+
+fn default_keep() -> i32 {
+    3
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ready_timeout() -> i32 {
+    600
+}
+
+/// The node a scheduled snapshot stops.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupSource {
+    /// A member if there is one, otherwise a validator.
+    #[default]
+    Auto,
+    /// A member only.
+    Member,
+    /// A validator only, within the fault budget.
+    Validator,
+}
+
+/// Where a restored network's data comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// A VolumeSnapshot of this network in its namespace, or `latest` for the newest
+    /// ready one.
+    #[schemars(length(min = 1, max = 253))]
+    pub from_snapshot: String,
 }
 
 fn default_bootnodes() -> i32 {
@@ -386,4 +470,66 @@ pub struct BesuNetworkStatus {
     /// The rolling update in progress or last finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeStatus>,
+    /// Scheduled snapshots: the last one taken and the one in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+    /// The VolumeSnapshot a restored network's nodes start from (`spec.restore`, with
+    /// `latest` resolved once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
+}
+
+/// Scheduled snapshots of a network.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The last snapshot that became ready to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<SnapshotRecord>,
+    /// The scheduled time (RFC 3339) of the last run started: the next run is the
+    /// schedule's first time after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    /// The snapshot in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<BackupAttempt>,
+    /// Why the last attempt failed (empty once one succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+/// A snapshot taken.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRecord {
+    /// The VolumeSnapshot's name.
+    pub name: String,
+    /// The node whose data volume it copied.
+    pub node: String,
+    /// The chain height of that node when it was stopped (at least: the last height
+    /// read before its pod stopped).
+    pub height: i64,
+    /// When it was taken (RFC 3339).
+    pub time: String,
+}
+
+/// A snapshot in progress: stop the node, snapshot its volume, start it again.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupAttempt {
+    /// The node stopped for it.
+    pub node: String,
+    /// The VolumeSnapshot's name.
+    pub snapshot: String,
+    /// The node's chain height when it was stopped: the last height read before its pod
+    /// stopped, so the copy holds at least this many blocks.
+    pub height: i64,
+    /// When the node was stopped (RFC 3339).
+    pub started_at: String,
+    /// `Stopping` (waiting for the pod to go), `Snapshotting` (waiting for the snapshot
+    /// to be ready to use) or `Starting` (waiting for the node to be Ready again).
+    pub phase: String,
+    /// Why the attempt failed, once it did (the node is started again all the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }

@@ -139,6 +139,19 @@ pub struct BesuNodeSpec {
     /// What happens to the data volume when the node is deleted.
     #[serde(default)]
     pub deletion_policy: crate::common::DeletionPolicy,
+
+    /// Stop the node: its StatefulSet is scaled to zero and its pod deleted; the data
+    /// volume and key stay. A network sets it while it snapshots the node's volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+
+    /// A VolumeSnapshot (same namespace) the data volume starts from: the claim's
+    /// `dataSource` when the volume is created. Has no effect on a volume that exists. A
+    /// network sets it on the nodes it seeds or restores, and it records where their data
+    /// came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub from_snapshot: Option<String>,
 }
 
 /// Role of a node.

@@ -26,6 +26,7 @@ pub mod key_identity;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+pub mod snapshots;
 pub mod status;
 
 use std::sync::Arc;

@@ -26,10 +26,11 @@ use kube::{Api, ResourceExt};
 use tracing::{instrument, warn};
 
 use super::status::write_status_if_changed;
-use super::{Context, Error, apply_if_changed_cached, cached_or_get};
+use super::{Context, Error, apply_if_changed_cached, cached_or_get, snapshots};
 use crate::render::network::{desired_static_nodes_config_map, genesis_config_map_name, slots};
 
 mod apply;
+pub mod backup;
 pub mod conditions;
 pub mod decide;
 mod genesis;
@@ -169,6 +170,8 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         chain: Default::default(),
         advancing: None,
         fresh_chain: false,
+        snapshots: None,
+        restore: None,
     };
 
     // Stage 2: genesis, frozen once written. Its validators are the sorted addresses of
@@ -191,6 +194,16 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         desired_static_nodes_config_map(&network, &static_enodes)?,
     )
     .await?;
+
+    // The network's snapshots, when it takes them or is restored from one: new nodes may
+    // start from the newest, a restored network's from the one it names.
+    if network.spec.backup.is_some() || network.spec.restore.is_some() {
+        observed.snapshots = Some(observe_snapshots(&ctx, &network).await?);
+        match backup::restore_source(&observed) {
+            Ok(restore) => observed.restore = restore,
+            Err(why) => problems.push(("RestoreRefused", why)),
+        }
+    }
 
     // Stages 3-5: bootnodes, then validators once every bootnode is Ready, then members
     // once a commit quorum of validators is Ready. Only creation waits for its stage;
@@ -265,4 +278,28 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
         ctx.writes.wrote(&scope, &written);
     }
     Ok(Action::requeue(requeue))
+}
+
+/// The network's VolumeSnapshots (by its label), and the one `spec.restore` names if it
+/// lacks the label, so that what is wrong with it can be said.
+async fn observe_snapshots(
+    ctx: &Context,
+    network: &BesuNetwork,
+) -> Result<snapshots::Listed, Error> {
+    let ns = network.namespace().unwrap_or_default();
+    let mut listed = snapshots::list(&ctx.client, &ns, &network.name_any()).await?;
+    let pinned = network
+        .status
+        .as_ref()
+        .is_some_and(|s| s.restored_from.is_some());
+    if let (Some(restore), snapshots::Listed::Snapshots(found), false) =
+        (&network.spec.restore, &mut listed, pinned)
+        && restore.from_snapshot != "latest"
+        && !found.iter().any(|s| s.name == restore.from_snapshot)
+        && let snapshots::Listed::Snapshots(named) =
+            snapshots::get(&ctx.client, &ns, &restore.from_snapshot).await?
+    {
+        found.extend(named);
+    }
+    Ok(listed)
 }

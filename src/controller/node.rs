@@ -108,6 +108,8 @@ pub struct NodeFacts {
     pub pod_ready: bool,
     /// The Besu container's last termination was an OOMKill.
     pub oom: Option<OomFact>,
+    /// `spec.stopped`: the node must not run (a network snapshots its volume).
+    pub stopped: bool,
 }
 
 /// The `OOMKilled` condition: True while the Besu container's last termination was the
@@ -204,8 +206,12 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
             ),
         ));
     }
-    let replicas = if problems.is_empty() { 1 } else { 0 };
-    let ready = problems.is_empty() && facts.pod_ready;
+    let replicas = if problems.is_empty() && !facts.stopped {
+        1
+    } else {
+        0
+    };
+    let ready = problems.is_empty() && facts.pod_ready && !facts.stopped;
     let phase = if !problems.is_empty() {
         NodePhase::Degraded
     } else if ready {
@@ -219,7 +225,14 @@ pub fn decide(facts: &NodeFacts) -> NodeDecision {
         }
         None => DesiredCondition::new("Degraded", false, "AsExpected", "no problem found"),
     };
-    let ready_cond = if ready {
+    let ready_cond = if facts.stopped && problems.is_empty() {
+        DesiredCondition::new(
+            "Ready",
+            false,
+            "Stopped",
+            "spec.stopped: the node's pod is stopped (its data volume and key stay)",
+        )
+    } else if ready {
         DesiredCondition::new(
             "Ready",
             true,
@@ -408,6 +421,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         genesis_missing: genesis_missing.clone(),
         pod_ready: false,
         oom: None,
+        stopped: node.spec.stopped,
     })
     .replicas;
     let mut sts = desired_statefulset(&node, replicas)?;
@@ -511,6 +525,7 @@ pub async fn reconcile(node: Arc<BesuNode>, ctx: Arc<Context>) -> Result<Action,
         genesis_missing,
         pod_ready,
         oom,
+        stopped: node.spec.stopped,
     };
     let decision = decide(&facts);
 
@@ -622,6 +637,7 @@ mod tests {
             genesis_missing: None,
             pod_ready: true,
             oom: None,
+            stopped: false,
         });
         assert_eq!(d.replicas, 0);
         assert_eq!(d.phase, NodePhase::Degraded);
@@ -646,6 +662,7 @@ mod tests {
                     genesis_missing: None,
                     pod_ready,
                     oom: None,
+                    stopped: false,
                 })
                 .replicas
             };
@@ -660,6 +677,7 @@ mod tests {
             genesis_missing: None,
             pod_ready: false,
             oom: None,
+            stopped: false,
         });
         assert_eq!((pending.replicas, pending.phase), (1, NodePhase::Pending));
         let ready = decide(&NodeFacts {
@@ -667,6 +685,7 @@ mod tests {
             genesis_missing: None,
             pod_ready: true,
             oom: None,
+            stopped: false,
         });
         assert_eq!((ready.replicas, ready.phase), (1, NodePhase::Ready));
         let no_genesis = decide(&NodeFacts {
@@ -674,6 +693,7 @@ mod tests {
             genesis_missing: Some("g".into()),
             pod_ready: true,
             oom: None,
+            stopped: false,
         });
         assert_eq!(
             (no_genesis.replicas, no_genesis.phase),
@@ -701,6 +721,7 @@ mod tests {
             genesis_missing: None,
             pod_ready: true,
             oom: Some(oom),
+            stopped: false,
         });
         let c = d
             .conditions

@@ -152,6 +152,12 @@ pub fn rbac_rules() -> Vec<Rule> {
             used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim); watched into the node controller's cache (operator::node_controller)",
         },
         Rule {
+            api_group: "snapshot.storage.k8s.io",
+            resource: "volumesnapshots",
+            verbs: &["get", "list", "create", "delete"],
+            used_by: "spec.backup: a network's snapshots listed (seeding, retention, a run's readiness), created with the node stopped, the oldest beyond spec.backup.keep deleted; spec.restore: the snapshot read (controller::snapshots)",
+        },
+        Rule {
             api_group: "events.k8s.io",
             resource: "events",
             verbs: &["create", "patch"],

@@ -111,6 +111,8 @@ pub fn desired_monitoring_node(
             tolerations: network.spec.node_template.tolerations.clone(),
             affinity: None,
             deletion_policy: network.spec.deletion_policy,
+            stopped: false,
+            from_snapshot: None,
         },
         status: None,
     })

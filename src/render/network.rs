@@ -302,6 +302,8 @@ pub fn desired_besu_node(
             tolerations: t.tolerations.clone(),
             affinity: t.affinity.clone(),
             deletion_policy: spec.deletion_policy,
+            stopped: false,
+            from_snapshot: None,
         },
         status: None,
     })

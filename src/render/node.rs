@@ -49,8 +49,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    TypedLocalObjectReference, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -738,6 +738,15 @@ pub fn desired_data_claim(node: &BesuNode) -> Result<PersistentVolumeClaim, Rend
     meta.labels = claim.metadata.labels.take();
     meta.owner_references = data_claim_owner(node).map(|o| vec![o]);
     claim.metadata = meta;
+    if let (Some(snapshot), Some(spec)) = (&node.spec.from_snapshot, claim.spec.as_mut()) {
+        // Only read when the claim is created: a claim's dataSource is immutable, and a
+        // volume that exists keeps its data.
+        spec.data_source = Some(TypedLocalObjectReference {
+            api_group: Some("snapshot.storage.k8s.io".to_string()),
+            kind: "VolumeSnapshot".to_string(),
+            name: snapshot.clone(),
+        });
+    }
     Ok(claim)
 }
 

@@ -16,11 +16,14 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
+use super::backup::BackupPlan;
 use super::decide::{HEAL_AFTER, Plan};
 use super::keys::{retired_validators, set_retired_validators};
 use super::observe::Observed;
 use crate::chain::extradata::Consensus;
-use crate::controller::{Context, Error, applied, applied_hash, apply_if_changed_cached};
+use crate::controller::{
+    Context, Error, applied, applied_hash, apply_if_changed_cached, snapshots,
+};
 use crate::render::node::ROLLOUT_PERMIT_ANNOTATION;
 use crate::rpc::Endpoint;
 
@@ -242,6 +245,7 @@ pub(super) async fn execute(
         )
         .await;
     }
+    execute_backup(ctx, scope, o, &nodes_api, &plan.backup).await?;
     Ok(applied)
 }
 
@@ -381,4 +385,57 @@ async fn grant_rollout_permit(
         .await?;
     ctx.writes.wrote(scope, &written);
     Ok(true)
+}
+
+/// Carries out a backup plan: nodes stopped and started, the snapshot created, the
+/// excess pruned, the run's Events.
+async fn execute_backup(
+    ctx: &Context,
+    scope: &str,
+    o: &Observed,
+    nodes_api: &Api<BesuNode>,
+    plan: &BackupPlan,
+) -> Result<(), Error> {
+    let network = o.network.as_ref();
+    let ns = network.namespace().unwrap_or_default();
+    let stops = plan.stop.iter().map(|n| (n, true));
+    let starts = plan.start.iter().map(|n| (n, false));
+    for (node, stopped) in stops.chain(starts) {
+        let Some(live) = o.nodes.get(node) else {
+            continue;
+        };
+        if live.spec.stopped == stopped {
+            continue;
+        }
+        // A merge patch of the one field: the network's server-side apply of the node
+        // never names it, so it neither takes it away nor counts it as a change.
+        let patch = serde_json::json!({ "spec": { "stopped": if stopped { serde_json::Value::Bool(true) } else { serde_json::Value::Null } } });
+        let written = nodes_api
+            .patch(
+                node,
+                &crate::controller::patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        ctx.writes.wrote(scope, &written);
+        info!(node = %node, stopped, "backup: node {}", if stopped { "stopped" } else { "started" });
+    }
+    if let Some(new) = &plan.create {
+        snapshots::create(&ctx.client, &ns, new).await?;
+        info!(snapshot = %new.name, node = %new.node, height = new.height, "backup: snapshot created");
+    }
+    for name in &plan.prune {
+        snapshots::delete(&ctx.client, &ns, name).await?;
+        ctx.event(
+            network,
+            EventType::Normal,
+            "SnapshotPruned",
+            format!("deleted snapshot {name}: more than spec.backup.keep ready snapshots"),
+        )
+        .await;
+    }
+    for (kind, reason, message) in &plan.events {
+        ctx.event(network, *kind, reason, message.clone()).await;
+    }
+    Ok(())
 }

@@ -242,7 +242,7 @@ pub fn events(previous: &[Condition], merged: &[Condition]) -> Vec<(EventType, S
         if c.status != "True" {
             continue;
         }
-        if c.type_ == "Degraded" {
+        if c.type_ == "Degraded" || c.type_ == "BackupFailing" {
             out.push((EventType::Warning, c.reason.clone(), c.message.clone()));
         } else {
             out.push((EventType::Normal, c.type_.clone(), c.message.clone()));
@@ -361,6 +361,7 @@ pub fn network_status(
     };
     let (readiness, phase) = readiness(&roles, &o.gates(), o.genesis_checksum.is_some(), problems);
     conditions.extend(readiness);
+    conditions.extend(plan.backup.condition.clone());
     let previous = network
         .status
         .as_ref()
@@ -412,6 +413,13 @@ pub fn network_status(
         genesis_checksum: o.genesis_checksum.clone(),
         genesis_config_map: Some(genesis_name),
         upgrade,
+        backup: plan.backup.status.clone(),
+        restored_from: o.restore.clone().or_else(|| {
+            network
+                .status
+                .as_ref()
+                .and_then(|s| s.restored_from.clone())
+        }),
     }
 }
 

@@ -15,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::backup::{self, BackupPlan};
 use super::observe::{Observed, on_permitted_template, template_held};
 use crate::chain::IN_SYNC_BLOCKS;
 use crate::chain::key::Address;
@@ -457,6 +458,8 @@ pub struct Plan {
     /// Bootnodes and members the spec no longer asks for: deleted (validators go only
     /// once voted out, `removal`).
     pub remove: Vec<String>,
+    /// Scheduled snapshots (`spec.backup`).
+    pub backup: BackupPlan,
 }
 
 /// The new nodes of the bring-up stages among `roles` (the caller passes open ones):
@@ -464,10 +467,33 @@ pub struct Plan {
 /// joins by a scaling step). They depend on the keys, the genesis and the gates alone,
 /// never on the chain, so they are created before the chain is read.
 pub fn stage_nodes(observed: &Observed, roles: &[NodeType]) -> Result<Vec<BesuNode>, Error> {
-    if !observed.bring_up() {
+    if !observed.bring_up()
+        || (observed.network.spec.restore.is_some() && observed.restore.is_none())
+    {
         return Ok(Vec::new());
     }
     let enodes = observed.bootnode_enodes();
+    // A restore starts validators on restored data no more than the fault budget at a
+    // time (at least one): the next once those before are Ready.
+    let mut validator_budget = if observed.restore.is_some() {
+        let n = observed.wanted(NodeType::Validator);
+        let coming_up = observed
+            .slots
+            .iter()
+            .filter(|s| s.node_type == NodeType::Validator)
+            .map(|s| observed.node_of(s))
+            .filter(|n| {
+                observed.nodes.contains_key(n)
+                    && !observed.is_ready(n)
+                    && !observed.pods.endpoints.contains_key(n)
+            })
+            .count();
+        max_unavailable_validators(n)
+            .max(1)
+            .saturating_sub(coming_up)
+    } else {
+        usize::MAX
+    };
     bring_up_slots(
         &observed.slots,
         roles,
@@ -476,15 +502,31 @@ pub fn stage_nodes(observed: &Observed, roles: &[NodeType]) -> Result<Vec<BesuNo
         |s| observed.has_key(s),
     )
     .into_iter()
+    .filter(|s| {
+        if s.node_type != NodeType::Validator {
+            return true;
+        }
+        let within = validator_budget > 0;
+        validator_budget = validator_budget.saturating_sub(1);
+        within
+    })
     .map(|s| {
-        Ok(desired_besu_node(
-            &observed.network,
-            s.node_type,
-            s.ordinal,
-            &enodes,
-        )?)
+        let mut node = desired_besu_node(&observed.network, s.node_type, s.ordinal, &enodes)?;
+        seed_node(observed, &mut node);
+        Ok(node)
     })
     .collect()
+}
+
+/// A new node of a restored network starts from the restore's snapshot; one of a network
+/// that snapshots its chain from the newest snapshot (`spec.backup.seedNewNodes`),
+/// syncing only the blocks since, bootnodes from scratch as they always did.
+fn seed_node(observed: &Observed, node: &mut BesuNode) {
+    if let Some(restore) = &observed.restore {
+        node.spec.from_snapshot = Some(restore.clone());
+    } else if matches!(node.spec.node_type, NodeType::Validator | NodeType::Member) {
+        node.spec.from_snapshot = backup::seed(observed, observed.snapshots.as_ref());
+    }
 }
 
 /// The plan of a reconcile, from what it observed (with the chain) at `now`.
@@ -550,7 +592,13 @@ pub fn plan(o: &Observed, now: Timestamp) -> Result<Plan, Error> {
     if o.bring_up() {
         let enodes = o.bootnode_enodes();
         for slot in o.key_slots.iter().filter(|s| o.has_key(s)) {
-            let node = desired_besu_node(network, slot.node_type, slot.ordinal, &enodes)?;
+            let mut node = desired_besu_node(network, slot.node_type, slot.ordinal, &enodes)?;
+            // Where a node's data came from stays as it was created (an apply without it
+            // would take it away, and count the node as outdated for the rollout).
+            match o.nodes.get(&node.name_any()) {
+                Some(live) => node.spec.from_snapshot.clone_from(&live.spec.from_snapshot),
+                None => seed_node(o, &mut node),
+            }
             desired_nodes.push((*slot, node));
         }
     }
@@ -656,7 +704,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Result<Plan, Error> {
         })
         .map(|(node, _)| node.clone())
         .collect();
-    Ok(Plan {
+    let mut plan = Plan {
         scaling,
         votes,
         discards,
@@ -671,7 +719,10 @@ pub fn plan(o: &Observed, now: Timestamp) -> Result<Plan, Error> {
         monitoring,
         monitoring_off,
         remove,
-    })
+        backup: BackupPlan::default(),
+    };
+    plan.backup = backup::plan_backup(o, &plan, o.snapshots.as_ref(), now);
+    Ok(plan)
 }
 
 /// While only node readiness is outstanding, the longest a network waits without a
@@ -702,7 +753,8 @@ pub fn requeue(o: &Observed, plan: &Plan, phase: NetworkPhase, at_rest: Duration
         .filter(|(node, _)| !o.pods.endpoints.contains_key(*node))
         .map(|(_, (_, ran))| HEAL_AFTER.saturating_sub(*ran))
         .min();
-    requeue_after(phase, waits_on_nodes_only, heal_due_in, at_rest)
+    let after = requeue_after(phase, waits_on_nodes_only, heal_due_in, at_rest);
+    plan.backup.requeue.map_or(after, |b| b.min(after))
 }
 
 /// When a network is looked at again without a watch event. Ready: at the chain poll
@@ -728,4 +780,4 @@ pub fn requeue_after(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

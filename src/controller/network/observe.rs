@@ -39,6 +39,8 @@ pub struct PodsSeen {
     /// Every pod whose Besu container runs (Ready or not): its endpoint and how long ago
     /// the container started.
     pub running: BTreeMap<String, (Endpoint, Duration)>,
+    /// Nodes with a pod at all (running, starting or on its way out).
+    pub present: BTreeSet<String>,
 }
 
 /// The network's pods, from the cache whose changes wake the network (or one list while
@@ -72,6 +74,7 @@ pub(super) fn pods_seen(
         let Some(node) = pod.labels().get(LABEL_NODE).and_then(|n| nodes.get(n)) else {
             continue;
         };
+        out.present.insert(node.name_any());
         let status = pod.status.as_ref();
         let ready_condition = crate::controller::pod_ready_condition(&pod);
         let ready = ready_condition.is_some_and(|c| c.status == "True");
@@ -283,6 +286,11 @@ pub struct Observed {
     /// Whether `chain` was read in this reconcile (else it is the observer's view at
     /// rest, up to two polls old).
     pub fresh_chain: bool,
+    /// The network's VolumeSnapshots, listed when it has `spec.backup` (None otherwise).
+    pub snapshots: Option<crate::controller::snapshots::Listed>,
+    /// The snapshot a restored network's nodes start from, once resolved
+    /// (backup::restore_source).
+    pub restore: Option<String>,
 }
 
 impl Observed {

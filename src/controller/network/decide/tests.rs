@@ -537,7 +537,7 @@ fn a_network_sleeps_on_timers_only_where_no_watch_event_can_wake_it() {
 // validators, 1 member, Prometheus and Grafana) with every key valid and its genesis
 // written, unless a test says otherwise.
 
-mod plan {
+pub(in crate::controller::network) mod plan {
     use std::sync::Arc;
 
     use besu_operator_api::{BesuNetwork, BesuNodeStatus, NodePhase};
@@ -553,7 +553,7 @@ mod plan {
     use crate::render::network::slots;
     use crate::rpc::Endpoint;
 
-    fn network(validators: i32, members: i32) -> BesuNetwork {
+    pub(in crate::controller::network) fn network(validators: i32, members: i32) -> BesuNetwork {
         let root = std::env::var("CARGO_MANIFEST_DIR")
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
         let text =
@@ -568,7 +568,7 @@ mod plan {
     }
 
     /// A fixed key per slot: bootnodes 1.., validators 11.., members 21...
-    fn key_of(slot: &Slot) -> NodeKey {
+    pub(in crate::controller::network) fn key_of(slot: &Slot) -> NodeKey {
         let base = match slot.node_type {
             NodeType::Bootnode => 1,
             NodeType::Validator => 11,
@@ -578,7 +578,7 @@ mod plan {
         NodeKey::from_bytes(&[byte; 32]).expect("key")
     }
 
-    fn address(ordinal: i32) -> Address {
+    pub(in crate::controller::network) fn address(ordinal: i32) -> Address {
         key_of(&Slot {
             node_type: NodeType::Validator,
             ordinal,
@@ -587,7 +587,7 @@ mod plan {
     }
 
     /// The network with keys and genesis (of `genesis` validators), no node yet.
-    fn observed(net: BesuNetwork, genesis: i32) -> Observed {
+    pub(in crate::controller::network) fn observed(net: BesuNetwork, genesis: i32) -> Observed {
         let nodes = BTreeMap::new();
         let key_slots = key_slots(&net, &nodes);
         let keys = key_slots
@@ -609,11 +609,18 @@ mod plan {
             chain: ChainView::default(),
             advancing: Some(true),
             fresh_chain: true,
+            snapshots: None,
+            restore: None,
         }
     }
 
     /// Adds the node of `slot`, as desired now, Ready and reachable at `height`.
-    fn with_node(o: &mut Observed, node_type: NodeType, ordinal: i32, height: u64) {
+    pub(in crate::controller::network) fn with_node(
+        o: &mut Observed,
+        node_type: NodeType,
+        ordinal: i32,
+        height: u64,
+    ) {
         let enodes = o.bootnode_enodes();
         let mut node = match node_type {
             NodeType::Prometheus | NodeType::Grafana => {
@@ -646,7 +653,11 @@ mod plan {
         }
     }
 
-    fn all_nodes(o: &mut Observed, validators: i32, height: u64) {
+    pub(in crate::controller::network) fn all_nodes(
+        o: &mut Observed,
+        validators: i32,
+        height: u64,
+    ) {
         for b in 0..2 {
             with_node(o, NodeType::Bootnode, b, height);
         }
@@ -655,7 +666,9 @@ mod plan {
         }
     }
 
-    fn names(nodes: &[besu_operator_api::BesuNode]) -> Vec<String> {
+    pub(in crate::controller::network) fn names(
+        nodes: &[besu_operator_api::BesuNode],
+    ) -> Vec<String> {
         nodes.iter().map(ResourceExt::name_any).collect()
     }
 
