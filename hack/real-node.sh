@@ -451,10 +451,15 @@ real_node_snapshots_up() {
   for c in csi-driver/nodeops-csi external-provisioner/csi-provisioner external-snapshotter/csi-snapshotter external-snapshotter/snapshot-controller; do
     [ -x "$bin/$c" ] || rn_die "$bin/$c is missing: run hack/build-tools.sh build external-snapshotter external-provisioner csi-driver (make test does)"
   done
+  # The kubelet finds plugins by their sockets in <root-dir>/plugins_registry and dials that
+  # path, which a socket address limits to 107 bytes: the name is kept short.
+  local reg="$dir/real-node/kubelet/plugins_registry/nodeops-csi.sock"
+  [ "${#reg}" -le 107 ] ||
+    rn_die "the CSI registration socket path is ${#reg} bytes ($reg), over a socket's 107: use a shorter BESU_CLUSTER_DIR"
   mkdir -p "$dir/real-node/csi" "$REAL_NODE_RUN/csi"
   start csi-driver "$bin/csi-driver/nodeops-csi" --driver-name="$REAL_NODE_CSI_DRIVER" \
     --node-id="$REAL_NODE_NAME" --state-dir="$dir/real-node/csi" --endpoint="$(rn_csi_socket)" \
-    --registration-dir="$dir/real-node/kubelet/plugins_registry"
+    --registration-socket="$reg"
   wait_for "the CSI driver's socket" 30 test -S "$(rn_csi_socket)"
   start csi-provisioner "$bin/external-provisioner/csi-provisioner" --csi-address="$(rn_csi_socket)" \
     --kubeconfig="$dir/kubeconfig" --leader-election=false --timeout=60s --v=2

@@ -14,8 +14,10 @@
 //! - without members, validators are snapshotted one at a time and blocks keep coming
 //!   (4 validators: at most 1 down).
 
+mod faults;
 mod operator;
 mod real_node_support;
+mod safety;
 mod support;
 
 use std::cell::{Cell, RefCell};
@@ -272,6 +274,29 @@ async fn snapshots_on_schedule_seed_a_new_member_and_restore_a_lost_network() ->
             "ticks off the schedule: {ticks:?}"
         );
         ensure!(b > a || b + 86400 > a, "ticks out of order: {ticks:?}");
+    }
+    // On time: each snapshot was created within one period (20 s) of the tick it serves.
+    for t in &taken {
+        let snap = snaps.get_opt(&t.name).await?;
+        let Some(snap) = snap else { continue }; // pruned already: the oldest
+        let created = snap
+            .data
+            .pointer("/status/creationTime")
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .with_context(|| format!("{} has no creationTime", t.name))?;
+        let tick = k8s_openapi::jiff::civil::DateTime::strptime(
+            "%Y%m%d-%H%M%S",
+            t.name.trim_start_matches(&format!("{name}-")),
+        )?
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)?
+        .timestamp();
+        let late = created.duration_since(tick).as_secs();
+        ensure!(
+            (0..20).contains(&late),
+            "{} created {late} s after its tick: not on time",
+            t.name
+        );
     }
     for w in taken.windows(2) {
         ensure!(
@@ -580,4 +605,145 @@ async fn without_members_validators_are_snapshotted_one_at_a_time_and_blocks_kee
     drop(s.op);
     s.ns.cleanup().await?;
     Ok(())
+}
+
+/// Backups on the kwok nodes of the same cluster (the simulator's pods: the CSI driver
+/// copies empty directories there), judged by the safety monitor, which counts validators
+/// down from the simulator's witness with Besu's quorum rule, not the operator's: the
+/// runs stop validators one at a time, and with a validator already down (the test holds
+/// its new pod Pending) no run stops another until it is back.
+#[tokio::test]
+async fn backups_never_take_a_second_validator_down_under_the_safety_monitor() -> anyhow::Result<()>
+{
+    let c = cluster();
+    let client = c.client().await?;
+    if !required(&client).await? {
+        return Ok(());
+    }
+    let (client, ns, op) = faults::setup("backup-safety").await?;
+    let networks: Api<BesuNetwork> = ns.api();
+    let mut net = faults::network(&ns.name)?;
+    net.spec.members = 0;
+    net.spec.node_template.storage.storage_class_name = Some(CSI_CLASS.to_string());
+    net.spec.backup = Some(serde_json::from_value(json!({
+        "schedule": "*/10 * * * * *",
+        "volumeSnapshotClassName": CSI_CLASS,
+        "keep": 3,
+    }))?);
+    let name = net.name_any();
+    networks.create(&PostParams::default(), &net).await?;
+    faults::wait_ready(&networks, &name).await?;
+    let nodes: Api<BesuNode> = ns.api();
+    let no_two_stopped = || async {
+        let stopped: Vec<String> = nodes
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|n| n.spec.stopped)
+            .map(ResourceExt::name_any)
+            .collect();
+        ensure!(stopped.len() <= 1, "stopped at once: {stopped:?}");
+        Ok::<_, anyhow::Error>(stopped)
+    };
+    // Two runs, of two validators.
+    let copied: RefCell<BTreeSet<String>> = RefCell::new(BTreeSet::new());
+    let first = wait_until("two validators snapshotted", RUNS, || async {
+        no_two_stopped().await?;
+        let b = backup_status(&networks, &name).await?;
+        let Some(l) = b.last_snapshot else {
+            return not_yet("no snapshot yet");
+        };
+        let mut copied = copied.borrow_mut();
+        copied.insert(l.node.clone());
+        if copied.len() >= 2 && b.in_progress.is_none() {
+            Ok(Check::Done(l))
+        } else {
+            not_yet(format!("{copied:?}"))
+        }
+    })
+    .await?;
+    ensure!(
+        copied.borrow().iter().all(|n| n.contains("-validator-")),
+        "{:?}",
+        copied.borrow()
+    );
+    // A validator down that the operator did not cause: its pod deleted, the new one held
+    // Pending. Runs keep coming due; none may stop another validator meanwhile.
+    let pods: Api<Pod> = ns.api();
+    let victim = format!("{name}-validator-3-0");
+    hold(&client, &ns.name, true).await?;
+    let at_ms = faults::now_ms();
+    pods.delete(&victim, &DeleteParams::default()).await?;
+    let injected = safety::Injected {
+        pod: victim.clone(),
+        at_ms,
+        what: "the test deleted the pod and held its replacement Pending".into(),
+    };
+    let held = wait_until(
+        "a due run held back for the down validator",
+        RUNS,
+        || async {
+            no_two_stopped().await?;
+            let s = networks.get(&name).await?.status.unwrap_or_default();
+            let b = s.backup.unwrap_or_default();
+            let cond = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "BackupFailing")
+                .cloned();
+            match (b.in_progress, cond) {
+                (None, Some(c)) if c.reason == "Waiting" => Ok(Check::Done(c.message)),
+                (run, c) => not_yet(format!("run {run:?}, {c:?}")),
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        held.contains("validator-3"),
+        "held back for another reason: {held}"
+    );
+    // Released: the held pod keeps its unmatched selector, so it goes; its replacement
+    // lands.
+    hold(&client, &ns.name, false).await?;
+    pods.delete(&victim, &DeleteParams::default()).await?;
+    // Back: the runs go on.
+    wait_until("a run after the validator came back", RUNS, || async {
+        no_two_stopped().await?;
+        let b = backup_status(&networks, &name).await?;
+        match b.last_snapshot {
+            Some(l) if l.name != first.name => Ok(Check::Done(())),
+            other => not_yet(format!("{other:?}")),
+        }
+    })
+    .await?;
+    safety::assert_chain_safe(&ns.name, &name, &[injected], faults::MAX_GAP_MS).await?;
+    drop(op);
+    ns.cleanup().await
+}
+
+/// While `held`, pods created in the namespace get a node selector no node matches.
+async fn hold(client: &Client, ns: &str, held: bool) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let value = if held {
+        json!("nodeops.dev/held=by-test")
+    } else {
+        Value::Null
+    };
+    let patch = json!({"metadata": {"annotations": {"scheduler.alpha.kubernetes.io/node-selector": value}}});
+    api.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn backup_status(
+    networks: &Api<BesuNetwork>,
+    name: &str,
+) -> anyhow::Result<besu_operator_api::BackupStatus> {
+    Ok(networks
+        .get(name)
+        .await?
+        .status
+        .and_then(|s| s.backup)
+        .unwrap_or_default())
 }

@@ -11,7 +11,8 @@
 //   - Node for the kubelet (NodePublishVolume: a bind mount of the volume's directory
 //     into the pod; no staging);
 //
-// and, on a second socket in the kubelet's plugins_registry directory, the registration
+// and, on a second socket in the kubelet's plugins_registry directory (a socket path holds
+// at most 107 bytes, and the kubelet dials that path too), the registration
 // service through which the kubelet discovers it (what node-driver-registrar does for
 // other drivers).
 //
@@ -81,7 +82,7 @@ func main() {
 	flag.StringVar(&d.nodeID, "node-id", "", "the node this driver serves (the kubelet's node name)")
 	flag.StringVar(&d.state, "state-dir", "", "where volumes and snapshots are kept")
 	flag.StringVar(&d.endpoint, "endpoint", "", "the CSI socket (a path)")
-	flag.StringVar(&registry, "registration-dir", "", "the kubelet's plugins_registry directory (empty: do not register)")
+	flag.StringVar(&registry, "registration-socket", "", "the registration socket, in the kubelet's plugins_registry directory (empty: do not register)")
 	flag.Parse()
 	if d.nodeID == "" || d.state == "" || d.endpoint == "" {
 		log.Fatal("--node-id, --state-dir and --endpoint are required")
@@ -101,8 +102,7 @@ func main() {
 	}
 	servers := []*grpc.Server{csiServer}
 	if registry != "" {
-		sock := filepath.Join(registry, d.name+"-reg.sock")
-		reg, err := serve(sock, func(s *grpc.Server) { registration.RegisterRegistrationServer(s, &d) })
+		reg, err := serve(registry, func(s *grpc.Server) { registration.RegisterRegistrationServer(s, &d) })
 		if err != nil {
 			log.Fatal(err)
 		}

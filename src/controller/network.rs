@@ -233,7 +233,13 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     created.extend(apply::create_nodes(&ctx, &scope, &nodes_api, opening).await?);
 
     // The chain, then what to do about it.
-    observe::observe_chain(&ctx, &scope, &mut observed).await;
+    observe::observe_chain(
+        &ctx,
+        &scope,
+        &mut observed,
+        backup::run_due(&network, Timestamp::now()),
+    )
+    .await;
     apply::heal_isolated(
         &ctx,
         &network,

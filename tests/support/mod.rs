@@ -217,9 +217,10 @@ fn start_own(why_not_reused: anyhow::Error) -> anyhow::Result<Cluster> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tests".into());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("clusters")
-        .join(format!("{stem}-{}", std::process::id()));
+    // A short path: the real node's kubelet dials sockets under it, and a socket address
+    // holds at most 107 bytes (hack/real-node.sh).
+    let name = stem.split('-').next().unwrap_or("tests");
+    let dir = PathBuf::from("/tmp").join(format!("besu-cluster-{name}-{}", std::process::id()));
     eprintln!(
         "support: starting a local cluster for this test binary in {} (not reusing one: {why_not_reused:#})",
         dir.display()

@@ -109,17 +109,46 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     }
 }
 
+/// Whether a run is due now (and none in progress): the reconcile then reads the chain
+/// afresh instead of taking the observer's view, so that the run starts on what the nodes
+/// say now.
+pub fn run_due(network: &besu_operator_api::BesuNetwork, now: Timestamp) -> bool {
+    let Some(spec) = &network.spec.backup else {
+        return false;
+    };
+    let status = network.status.as_ref().and_then(|s| s.backup.as_ref());
+    if status.is_some_and(|b| b.in_progress.is_some()) {
+        return false;
+    }
+    let since = status
+        .and_then(|b| b.last_schedule_time.as_deref())
+        .and_then(parse_time)
+        .or_else(|| network.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    schedule(spec).is_ok_and(|cron| due(&cron, since, now).is_some())
+}
+
+/// Back in service: its pod Ready and its JSON-RPC within [`IN_SYNC_BLOCKS`] of the head
+/// (a Ready pod alone is not a running node: a node still starting or syncing takes no
+/// part in consensus).
+fn in_service(o: &Observed, node: &str) -> bool {
+    o.pods.endpoints.contains_key(node) && o.chain.follows_head(node, IN_SYNC_BLOCKS)
+}
+
 /// Why a run that is due may not start now (None: it may).
 fn held_back(o: &Observed, plan: &Plan) -> Option<String> {
+    if !o.fresh_chain {
+        return Some("waiting for a fresh read of the chain".to_string());
+    }
     let not_ready: Vec<String> = o
         .slots
         .iter()
         .map(|s| o.node_of(s))
-        .filter(|n| !o.pods.endpoints.contains_key(n))
+        .filter(|n| !in_service(o, n))
         .collect();
     if !not_ready.is_empty() {
         return Some(format!(
-            "not every node is Ready ({})",
+            "not every node is Ready and in sync with the head ({})",
             not_ready.join(", ")
         ));
     }
@@ -348,7 +377,7 @@ pub fn plan_backup(
             if o.nodes.get(&run.node).is_some_and(|n| n.spec.stopped) {
                 out.start.push(run.node.clone());
             }
-            if !o.pods.endpoints.contains_key(&run.node) && o.nodes.contains_key(&run.node) {
+            if !in_service(o, &run.node) && o.nodes.contains_key(&run.node) {
                 status.in_progress = Some(run);
             }
         } else {

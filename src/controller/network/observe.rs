@@ -229,6 +229,7 @@ pub(super) fn at_rest(network: &BesuNetwork, nodes: &BTreeMap<String, BesuNode>)
             .as_ref()
             .is_none_or(|u| u.in_progress.is_empty() && u.pending.is_empty())
         && nodes.values().all(node_ready)
+        && s.backup.as_ref().is_none_or(|b| b.in_progress.is_none())
 }
 
 /// Whether the node controller holds back a pod template until the rollout permits it.
@@ -487,10 +488,16 @@ impl Observed {
 
 /// The chain: at rest, the observer's view (read at most two polls ago from the same
 /// nodes, and without proposals held: those are discarded only on a fresh read); while
-/// anything changes, read now, for day-2 decisions need fresh figures. Fills
+/// anything changes, or when `read_now` (a backup run is due), read now, for day-2
+/// decisions need fresh figures. Fills
 /// `observed.chain`, `advancing` and `fresh_chain`.
-pub(super) async fn observe_chain(ctx: &Context, scope: &str, observed: &mut Observed) {
-    let recent = if at_rest(&observed.network, &observed.nodes) {
+pub(super) async fn observe_chain(
+    ctx: &Context,
+    scope: &str,
+    observed: &mut Observed,
+    read_now: bool,
+) {
+    let recent = if !read_now && at_rest(&observed.network, &observed.nodes) {
         ctx.chains
             .recent(scope, &observed.pods.endpoints)
             .filter(|(view, _)| view.pending.values().all(BTreeMap::is_empty))

@@ -458,3 +458,43 @@ fn a_restore_starts_every_node_from_the_snapshot_and_validators_one_at_a_time() 
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].metadata.name.as_deref(), Some("qbft-validator-1"));
 }
+
+#[test]
+fn a_run_waits_for_every_node_to_answer_in_sync_on_a_fresh_read_not_for_ready_pods_alone() {
+    // A pod Ready by decree whose node does not answer yet (it is starting).
+    let mut o = ready(4, 0);
+    o.chain.heights.remove("qbft-validator-3");
+    let p = backup_at(&o, at(30));
+    assert_eq!(p.stop, None);
+    assert!(p.condition.unwrap().message.contains("qbft-validator-3"));
+    // One far behind the head (syncing).
+    let mut o = ready(4, 0);
+    o.chain.heights.insert("qbft-validator-3".into(), 10);
+    assert_eq!(backup_at(&o, at(30)).stop, None);
+    // The observer's view, not a fresh read: wait for one.
+    let mut o = ready(4, 0);
+    o.fresh_chain = false;
+    let p = backup_at(&o, at(30));
+    assert_eq!(p.stop, None);
+    assert!(p.condition.unwrap().message.contains("fresh read"));
+    // A run is due: the reconcile reads the chain afresh.
+    assert!(run_due(&o.network, at(30)));
+    let mut net = (*o.network).clone();
+    net.spec.backup = None;
+    assert!(!run_due(&net, at(30)));
+}
+
+#[test]
+fn a_run_ends_when_its_node_answers_in_sync_again_not_when_its_pod_is_ready() {
+    let mut o = ready(4, 1);
+    with_status(&mut o, running("qbft-member-0", "snap-c", STARTING, 0));
+    o.chain.heights.remove("qbft-member-0");
+    let p = backup_at(&o, at(10));
+    assert!(
+        p.status.unwrap().in_progress.is_some(),
+        "the pod is Ready but its node does not answer"
+    );
+    o.chain.heights.insert("qbft-member-0".into(), 100);
+    let p = backup_at(&o, at(11));
+    assert!(p.status.unwrap().in_progress.is_none());
+}
