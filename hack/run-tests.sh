@@ -71,6 +71,9 @@ print_summary() {
 # the run's cluster: the lanes (REAL included, but the install), then SIDE and the install
 # one at a time.
 REAL="tests/real_node_ethereum.rs tests/real_node_chain.rs tests/real_node_install.rs tests/real_node_basics.rs tests/real_node_backup.rs"
+# Of REAL: the longest, which runs beside the rest, and the one that runs alone after them.
+REAL_LONG="tests/real_node_ethereum.rs"
+REAL_ALONE="tests/real_node_install.rs"
 SIDE="tests/fault_apiserver.rs tests/rbac_cluster.rs"
 EXCLUSIVE="tests/cluster_down.rs"
 if [ "${BESU_SIDE_CLUSTER:-1}" = 0 ]; then
@@ -182,7 +185,7 @@ run_lanes() {
   SIDE=$(present "$SIDE")
   EXCLUSIVE=$(present "$EXCLUSIVE")
   if [ "${BESU_SIDE_CLUSTER:-1}" != 0 ]; then
-    log "on the run's cluster, one at a time: ${REAL:-none}; then alone: ${EXCLUSIVE:-none}"
+    log "on the run's cluster: $(present "$REAL_LONG") beside the rest of ${REAL:-none} one at a time, then $(present "$REAL_ALONE") alone; then alone: ${EXCLUSIVE:-none}"
     # Only when it has binaries (a cluster for none would be wasted).
     if [ "$n" -gt 0 ] || [ -n "$SIDE" ]; then
       log "on a kwok-only cluster of their own: $n test binaries, ${BESU_TEST_LANES:-2} at a time, then alone: ${SIDE:-none}"
@@ -194,7 +197,18 @@ run_lanes() {
       ( renice -n "${BESU_SIDE_NICE:-10}" -p "$BASHPID" >/dev/null; side_lane "$ordered" ) &
       side=$!
     fi
-    run_on_cluster /dev/null "$REAL" || rc=1
+    # The real node's longest binary (the EthereumNode devnet) runs beside the others that
+    # keep to their own namespaces; the in-cluster install, whose operator watches every
+    # namespace, runs after them, alone.
+    local long beside alone
+    long=$(present "$REAL_LONG"); alone=$(present "$REAL_ALONE")
+    beside=""
+    for name in $REAL; do in_list "$name" "$REAL_LONG $REAL_ALONE" || beside="$beside $name"; done
+    ( run_on_cluster /dev/null "$long" ) &
+    local long_pid=$!
+    run_on_cluster /dev/null "$beside" || rc=1
+    wait "$long_pid" || rc=1
+    run_on_cluster /dev/null "$alone" || rc=1
     if [ -n "$side" ]; then wait "$side" || rc=1; fi
   else
     log "$n test binaries, ${BESU_TEST_LANES:-2} at a time; then alone: ${EXCLUSIVE:-none}"

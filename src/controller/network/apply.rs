@@ -16,7 +16,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tracing::{info, warn};
 
-use super::backup::BackupPlan;
+use super::backup::{BackupPlan, STOPPED_FOR_BACKUP_ANNOTATION};
 use super::decide::{HEAL_AFTER, Plan};
 use super::keys::{retired_validators, set_retired_validators};
 use super::observe::Observed;
@@ -407,9 +407,21 @@ async fn execute_backup(
         if live.spec.stopped == stopped {
             continue;
         }
-        // A merge patch of the one field: the network's server-side apply of the node
-        // never names it, so it neither takes it away nor counts it as a change.
-        let patch = serde_json::json!({ "spec": { "stopped": if stopped { serde_json::Value::Bool(true) } else { serde_json::Value::Null } } });
+        // A merge patch of the field and the mark that a run set it (a node a person
+        // stopped is theirs): the network's server-side apply of the node never names
+        // either, so it neither takes them away nor counts them as a change.
+        let (value, mark) = if stopped {
+            (
+                serde_json::Value::Bool(true),
+                serde_json::Value::from("true"),
+            )
+        } else {
+            (serde_json::Value::Null, serde_json::Value::Null)
+        };
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { STOPPED_FOR_BACKUP_ANNOTATION: mark } },
+            "spec": { "stopped": value },
+        });
         let written = nodes_api
             .patch(
                 node,

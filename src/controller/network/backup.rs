@@ -223,6 +223,16 @@ fn excess(o: &Observed, snapshots: &[Snapshot], keep: i32) -> Vec<String> {
         .collect()
 }
 
+/// Marks a node a backup run stopped (`spec.stopped` set by the network, not a person).
+pub const STOPPED_FOR_BACKUP_ANNOTATION: &str = "besu.nodeops.dev/stopped-for-backup";
+
+fn stopped_for_backup(node: &besu_operator_api::BesuNode) -> bool {
+    node.spec.stopped
+        && node
+            .annotations()
+            .contains_key(STOPPED_FOR_BACKUP_ANNOTATION)
+}
+
 /// A run that failed: recorded, and its node started again.
 fn fail(
     run: &mut BackupAttempt,
@@ -253,10 +263,11 @@ pub fn plan_backup(
 ) -> BackupPlan {
     let network = &o.network;
     let previous = network.status.as_ref().and_then(|s| s.backup.clone());
+    // Only the nodes a run stopped: one a person stopped stays stopped.
     let stopped = |except: Option<&str>| -> Vec<String> {
         o.nodes
             .values()
-            .filter(|n| n.spec.stopped && Some(n.name_any().as_str()) != except)
+            .filter(|n| stopped_for_backup(n) && Some(n.name_any().as_str()) != except)
             .map(ResourceExt::name_any)
             .collect()
     };
@@ -374,7 +385,7 @@ pub fn plan_backup(
             }
         }
         if run.phase == STARTING {
-            if o.nodes.get(&run.node).is_some_and(|n| n.spec.stopped) {
+            if o.nodes.get(&run.node).is_some_and(stopped_for_backup) {
                 out.start.push(run.node.clone());
             }
             if !in_service(o, &run.node) && o.nodes.contains_key(&run.node) {

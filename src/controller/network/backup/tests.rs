@@ -97,9 +97,16 @@ fn running(node: &str, snapshot: &str, phase: &str, started: i64) -> BackupStatu
     }
 }
 
-fn stop(o: &mut Observed, node: &str) {
+/// Stopped by a run: the field and the run's mark.
+fn mark_stopped(o: &mut Observed, node: &str) {
     let n = o.nodes.get_mut(node).expect("node");
     n.spec.stopped = true;
+    n.annotations_mut()
+        .insert(STOPPED_FOR_BACKUP_ANNOTATION.into(), "true".into());
+}
+
+fn stop(o: &mut Observed, node: &str) {
+    mark_stopped(o, node);
     o.pods.endpoints.remove(node);
     o.pods.present.remove(node);
 }
@@ -247,7 +254,7 @@ fn without_members_validators_are_snapshotted_one_at_a_time_within_the_fault_bud
 fn the_snapshot_is_taken_only_once_the_pod_is_gone() {
     let mut o = ready(4, 1);
     with_status(&mut o, running("qbft-member-0", "snap-a", STOPPING, 0));
-    o.nodes.get_mut("qbft-member-0").unwrap().spec.stopped = true;
+    mark_stopped(&mut o, "qbft-member-0");
     let p = backup_at(&o, at(5));
     assert!(p.create.is_none());
     assert_eq!(p.stop.as_deref(), Some("qbft-member-0"));
@@ -334,7 +341,9 @@ fn a_snapshot_not_ready_in_time_fails_the_run_and_starts_the_node_again() {
 #[test]
 fn a_node_left_stopped_without_a_run_is_started_and_so_are_all_when_backup_goes() {
     let mut o = ready(4, 1);
-    o.nodes.get_mut("qbft-member-0").unwrap().spec.stopped = true;
+    mark_stopped(&mut o, "qbft-member-0");
+    // One a person stopped (no run's mark) is theirs: it stays stopped.
+    o.nodes.get_mut("qbft-validator-3").unwrap().spec.stopped = true;
     with_status(
         &mut o,
         BackupStatus {
