@@ -532,4 +532,9 @@ pub struct BackupAttempt {
     /// Why the attempt failed, once it did (the node is started again all the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Once the node answers in sync again: the run ends when the chain reaches this
+    /// height (2 blocks later), so that the next run never stops a node while the last
+    /// one is not yet taking part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_at_height: Option<i64>,
 }

@@ -25,7 +25,7 @@ use k8s_openapi::jiff::tz::TimeZone;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
-use super::decide::Plan;
+use super::decide::{Plan, SETTLE_BLOCKS};
 use super::observe::Observed;
 use crate::chain::IN_SYNC_BLOCKS;
 use crate::controller::day2::{ScalingStep, max_unavailable_validators};
@@ -388,7 +388,19 @@ pub fn plan_backup(
             if o.nodes.get(&run.node).is_some_and(stopped_for_backup) {
                 out.start.push(run.node.clone());
             }
-            if !in_service(o, &run.node) && o.nodes.contains_key(&run.node) {
+            // Back once it answers in sync, and settled once the chain has gone
+            // SETTLE_BLOCKS further with it (as a rollout step): a restarted node that
+            // answers but is not yet taking part must not let the next run stop another.
+            let head = o.chain.head.and_then(|h| i64::try_from(h).ok());
+            let settled = match (run.settle_at_height, head) {
+                (Some(at), Some(h)) => h >= at,
+                _ => false,
+            };
+            if o.nodes.contains_key(&run.node) && !settled {
+                if in_service(o, &run.node) && run.settle_at_height.is_none() {
+                    run.settle_at_height =
+                        head.map(|h| h + i64::try_from(SETTLE_BLOCKS).unwrap_or(2));
+                }
                 status.in_progress = Some(run);
             }
         } else {
@@ -518,6 +530,7 @@ pub fn plan_backup(
                 started_at: now.to_string(),
                 phase: STOPPING.to_string(),
                 failure: None,
+                settle_at_height: None,
             });
             status.last_schedule_time = Some(tick.to_string());
             out.requeue = Some(POLL);

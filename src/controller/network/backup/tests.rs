@@ -92,6 +92,7 @@ fn running(node: &str, snapshot: &str, phase: &str, started: i64) -> BackupStatu
             started_at: at(started).to_string(),
             phase: phase.into(),
             failure: None,
+            settle_at_height: None,
         }),
         ..BackupStatus::default()
     }
@@ -291,13 +292,25 @@ fn a_ready_snapshot_is_recorded_the_node_started_and_the_oldest_pruned_once_it_i
     );
     assert_eq!(p.events[0].1, "BackupSucceeded");
 
-    // The node back: the run ends, and keep = 2 prunes snap-a.
+    // The node back: the run settles 2 blocks later, then ends, and keep = 2 prunes
+    // snap-a.
     let after = p_status_after(&o, at(10));
     with_status(&mut o, after);
     let n = o.nodes.get_mut("qbft-member-0").unwrap();
     n.spec.stopped = false;
     with_node(&mut o, NodeType::Member, 0, 101);
     let p = backup_at(&o, at(20));
+    assert!(
+        p.prune.is_empty(),
+        "nothing is pruned before the run settles"
+    );
+    let after = p.status.expect("status");
+    with_status(&mut o, after);
+    for h in o.chain.heights.values_mut() {
+        *h = 103;
+    }
+    o.chain.head = Some(103);
+    let p = backup_at(&o, at(24));
     assert!(p.status.as_ref().unwrap().in_progress.is_none());
     assert_eq!(p.prune, ["snap-a"]);
     assert_eq!(condition(&p), (false, "Succeeded".into()));
@@ -499,11 +512,24 @@ fn a_run_ends_when_its_node_answers_in_sync_again_not_when_its_pod_is_ready() {
     with_status(&mut o, running("qbft-member-0", "snap-c", STARTING, 0));
     o.chain.heights.remove("qbft-member-0");
     let p = backup_at(&o, at(10));
-    assert!(
-        p.status.unwrap().in_progress.is_some(),
+    let run = p.status.unwrap().in_progress.expect("still running");
+    assert_eq!(
+        run.settle_at_height, None,
         "the pod is Ready but its node does not answer"
     );
+    // It answers in sync: the run settles 2 blocks later, not before.
     o.chain.heights.insert("qbft-member-0".into(), 100);
     let p = backup_at(&o, at(11));
+    let run = p.status.unwrap().in_progress.expect("settling");
+    assert_eq!(run.settle_at_height, Some(102));
+    let mut settling = running("qbft-member-0", "snap-c", STARTING, 0);
+    settling.in_progress.as_mut().unwrap().settle_at_height = Some(102);
+    with_status(&mut o, settling);
+    assert!(backup_at(&o, at(12)).status.unwrap().in_progress.is_some());
+    for h in o.chain.heights.values_mut() {
+        *h = 102;
+    }
+    o.chain.head = Some(102);
+    let p = backup_at(&o, at(13));
     assert!(p.status.unwrap().in_progress.is_none());
 }
