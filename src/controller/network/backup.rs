@@ -120,12 +120,22 @@ pub fn run_due(network: &besu_operator_api::BesuNetwork, now: Timestamp) -> bool
     if status.is_some_and(|b| b.in_progress.is_some()) {
         return false;
     }
-    let since = status
+    let since = last_run(network, status, now);
+    schedule(spec).is_ok_and(|cron| due(&cron, since, now).is_some())
+}
+
+/// The time the schedule counts from: the tick of the last run started, else the
+/// network's creation.
+fn last_run(
+    network: &besu_operator_api::BesuNetwork,
+    status: Option<&BackupStatus>,
+    now: Timestamp,
+) -> Timestamp {
+    status
         .and_then(|b| b.last_schedule_time.as_deref())
         .and_then(parse_time)
         .or_else(|| network.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(now);
-    schedule(spec).is_ok_and(|cron| due(&cron, since, now).is_some())
+        .unwrap_or(now)
 }
 
 /// Back in service: its pod Ready and its JSON-RPC within [`IN_SYNC_BLOCKS`] of the head
@@ -442,12 +452,7 @@ pub fn plan_backup(
         }
     };
     out.prune = excess(o, listed, spec.keep);
-    let since = status
-        .last_schedule_time
-        .as_deref()
-        .and_then(parse_time)
-        .or_else(|| network.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(now);
+    let since = last_run(network, Some(&status), now);
     let quiet = match &status.last_failure {
         Some(why) => DesiredCondition::new("BackupFailing", true, "SnapshotFailed", why.clone()),
         None => DesiredCondition::new(
