@@ -39,6 +39,9 @@ enum Command {
     /// Copy a custom Ethereum network's ConfigMap files into a directory, decompressing
     /// `*.gz` (the init container of an EthereumNode whose genesis state is compressed).
     NetworkFiles(cli::network_files::NetworkFilesArgs),
+    /// Give a data volume copied from another replica its own P2P identity (the first
+    /// init container of an EthereumNode with backup or restore).
+    DataIdentity(cli::data_identity::DataIdentityArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +53,6 @@ fn main() -> ExitCode {
         Command::Render(args) => cli::render::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::NetworkFiles(args) => cli::network_files::run(args),
+        Command::DataIdentity(args) => cli::data_identity::run(args),
     }
 }

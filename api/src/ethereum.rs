@@ -62,6 +62,7 @@ pub const JWT_FIELD: &str = "jwt.hex";
 #[x_kube(validation = Rule::new("!has(self.ingress) || self.nodeType == 'gateway'").message("ingress is only for nodeType: gateway, the type tuned for serving JSON-RPC to others"))]
 #[x_kube(validation = Rule::new("self.nodeType != 'archive' || !has(self.consensus.checkpointSyncUrl) || self.consensus.client != 'teku'").message("an archive node with client teku cannot start from a checkpoint: Teku's archive mode needs every historical state from genesis; remove consensus.checkpointSyncUrl or use prysm or lighthouse"))]
 #[x_kube(validation = Rule::new("self.nodeType != 'validator' || self.consensus.client == 'prysm'").message("nodeType validator runs Prysm's validator client, which needs consensus.client prysm; the Teku and Lighthouse validator clients are not supported yet"))]
+#[x_kube(validation = Rule::new("has(self.restore) == has(oldSelf.restore)").message("restore applies when the node is created: it cannot be added to or removed from an existing EthereumNode"))]
 #[x_kube(validation = Rule::new("!has(self.validator) || !has(self.validator.mevBoost) || self.network != 'custom'").message("validator.mevBoost is for public networks: MEV relays serve mainnet, sepolia, hoodi and holesky only"))]
 pub struct EthereumNodeSpec {
     /// The chain: `mainnet`, `sepolia`, `hoodi`, `holesky` (deprecated upstream: the
@@ -128,6 +129,70 @@ pub struct EthereumNodeSpec {
     /// Affinity rules for the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+
+    /// Scheduled backups: the execution and consensus volumes of one replica (the last
+    /// ordinal) copied as VolumeSnapshots with that replica stopped (a consistent copy),
+    /// with retention, and used to start new replicas from. The validator client's volume
+    /// (its slashing protection) is never copied. With one replica the node is offline
+    /// while its volumes are copied. Needs the cluster to serve
+    /// `snapshot.storage.k8s.io/v1` and a CSI driver that takes snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<EthereumBackupSpec>,
+
+    /// Start every replica's execution and consensus volumes from a backup (of this node
+    /// or another node of the same chain and clients). Only at creation: it cannot be
+    /// added to or removed from a node that exists. A replica started from another
+    /// replica's copy gets a new P2P identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("restore is immutable: it applies when the node is created"))]
+    pub restore: Option<EthereumRestoreSpec>,
+}
+
+/// Scheduled backups of an EthereumNode's chain data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EthereumBackupSpec {
+    /// When to take a backup: a cron expression in UTC, five fields (minute hour
+    /// day-of-month month day-of-week, as a Kubernetes CronJob), or six with a leading
+    /// seconds field. A run is held while a replica is not Ready and synced or a rollout
+    /// is under way, and taken once it may be.
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: String,
+    /// The VolumeSnapshotClass of the snapshots (its driver must be the volumes').
+    #[schemars(length(min = 1, max = 253))]
+    pub volume_snapshot_class_name: String,
+    /// How many complete backups to keep; the oldest go first.
+    #[serde(default = "default_backup_keep")]
+    #[schemars(range(min = 1, max = 100))]
+    pub keep: i32,
+    /// Start new replicas (a scale-up) from the newest complete backup, so that they sync
+    /// only the blocks since.
+    #[serde(default = "default_true")]
+    pub seed_new_replicas: bool,
+    /// How long the stopped replica waits for its snapshots to become ready to use before
+    /// it is started again anyway (the attempt then fails).
+    #[serde(default = "default_backup_ready_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub ready_timeout_seconds: i32,
+}
+
+fn default_backup_keep() -> i32 {
+    3
+}
+fn default_backup_ready_timeout() -> i32 {
+    600
+}
+
+/// Where a restored EthereumNode's chain data comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EthereumRestoreSpec {
+    /// A backup's name (`status.backup.lastSnapshot.name`, the annotation
+    /// `ethereum.nodeops.dev/backup` of its VolumeSnapshots) in this namespace, or
+    /// `latest` for this node's newest complete backup. Its chain and clients must be this
+    /// node's.
+    #[schemars(length(min = 1, max = 253))]
+    pub from_backup: String,
 }
 
 fn default_replicas() -> i32 {
@@ -508,6 +573,9 @@ pub enum EthereumNodePhase {
     Running,
     /// `replicas: 0`: no pods; volumes kept.
     Stopped,
+    /// A backup has stopped the last replica to copy its volumes; it starts again once
+    /// the copies are ready to use (see `status.backup.inProgress`).
+    BackingUp,
     /// Something needs the user's attention; see the `Error` condition.
     Error,
 }
@@ -516,7 +584,7 @@ pub enum EthereumNodePhase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EthereumNodeStatus {
-    /// Pending, Configuring, Syncing, Running, Stopped or Error.
+    /// Pending, Configuring, Syncing, Running, Stopped, BackingUp or Error.
     #[serde(default)]
     pub phase: EthereumNodePhase,
     /// The `metadata.generation` this status describes.
@@ -546,6 +614,14 @@ pub struct EthereumNodeStatus {
     /// The images the pods run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<String>,
+    /// Scheduled backups: the last one taken (its name is the backup's, its node the
+    /// replica copied, its height that replica's execution head) and the one in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupStatus>,
+    /// The backup a restored node's replicas start from (`spec.restore`, with `latest`
+    /// resolved once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! User errors exit with code 2 and a one-line message on stderr.
 
 pub mod crd;
+pub mod data_identity;
 pub mod genesis;
 pub mod key;
 pub mod network_files;

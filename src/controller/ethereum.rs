@@ -26,7 +26,7 @@ use besu_operator_api::{
     LABEL_ETHEREUM_NODE, P2pServiceType,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PartialObjectMeta};
@@ -38,6 +38,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, instrument};
 
+use super::ethereum_backup as eb;
+use super::snapshots;
 use super::status::{DesiredCondition, merge_conditions, write_status_if_changed};
 use super::{APPLIED_HASH_ANNOTATION, Context, Error, applied_hash};
 use crate::render::ethereum::{
@@ -220,6 +222,11 @@ pub const ENGINE_REFUSED_DISTANCE: u64 = 2;
 /// What blocks the node before its pods can run: (reason, message).
 pub type Blocker = (&'static str, String);
 
+/// A replica whose execution and consensus clients both report synced.
+pub fn replica_synced(p: &ReplicaView) -> bool {
+    p.execution_syncing == Some(false) && p.consensus.is_some_and(|c| !c.is_syncing)
+}
+
 /// Everything [`decide`] looks at.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
@@ -235,6 +242,8 @@ pub struct Observed {
     pub jwt: (String, String),
     /// Whether the network is Holesky (deprecated upstream).
     pub deprecated_network: bool,
+    /// A backup run in progress (what it does now): its stopped replica is expected.
+    pub backing_up: Option<String>,
 }
 
 /// The phase and conditions a node's status shows.
@@ -242,9 +251,7 @@ pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
     use EthereumNodePhase::*;
     let ready = o.pods.iter().filter(|p| p.ready).count();
     let all_ready = o.replicas > 0 && ready == usize::try_from(o.replicas).unwrap_or(0);
-    let synced = |p: &ReplicaView| {
-        p.execution_syncing == Some(false) && p.consensus.is_some_and(|c| !c.is_syncing)
-    };
+    let synced = replica_synced;
     let serving = |p: &ReplicaView| p.execution_head.is_some() || p.consensus.is_some();
     let all_synced = !o.pods.is_empty() && o.pods.iter().all(synced);
     let (jwt_name, jwt_key) = &o.jwt;
@@ -289,6 +296,8 @@ pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
         Error
     } else if o.replicas == 0 {
         Stopped
+    } else if o.backing_up.is_some() {
+        BackingUp
     } else if o.pods.is_empty() || o.waiting.is_some() && !o.pods.iter().any(serving) {
         if o.pods.is_empty() && o.waiting.is_none() {
             Pending
@@ -309,10 +318,17 @@ pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
             all_ready,
             if all_ready {
                 "AllReplicasReady"
+            } else if o.backing_up.is_some() {
+                "BackupInProgress"
             } else {
                 "ReplicasNotReady"
             },
-            format!("{ready} of {} replicas Ready", o.replicas),
+            match &o.backing_up {
+                Some(run) if !all_ready => {
+                    format!("{ready} of {} replicas Ready; {run}", o.replicas)
+                }
+                _ => format!("{ready} of {} replicas Ready", o.replicas),
+            },
         ),
         DesiredCondition::new(
             "Synced",
@@ -671,7 +687,10 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
         ));
     }
 
-    let mut facts = Facts::default();
+    let mut facts = Facts {
+        operator_image: Some(ctx.operator_image.clone()),
+        ..Facts::default()
+    };
     if let (EthereumNetwork::Custom, Some(c)) = (spec.network, &spec.custom_network) {
         let cm = ectx
             .config_map(&config_maps, &ns, &c.config_map_name)
@@ -682,7 +701,6 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
                 facts.bootstrap_nodes = n.bootstrap_nodes;
                 facts.network_version = Some(n.checksum);
                 facts.compressed_network = n.compressed;
-                facts.operator_image = Some(ctx.operator_image.clone());
             }
             Err(message) => {
                 blocker.get_or_insert(("NetworkConfigInvalid", message));
@@ -758,30 +776,12 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
         }
         None => delete_owned(&ingresses, live_ingress, &uid).await?,
     }
-    let lb_pending = waiting.is_some()
-        && spec.p2p_service.as_ref().map(|p| p.service_type) == Some(P2pServiceType::LoadBalancer);
-    if blocker.is_none() && !lb_pending {
-        let mut sts = r::desired_statefulset(&node, &facts)?;
-        if let (Some(meta), Some(rv)) = (
-            sts.spec.template.metadata.as_mut(),
-            jwt_meta
-                .as_ref()
-                .and_then(|m| m.metadata.resource_version.clone()),
-        ) {
-            meta.annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
-        }
-        if apply_repairing(&sets, sts, cached(&caches.sets, &ns, &name)).await? {
-            info!("applied the StatefulSet");
-        }
-    }
-
     // --- observe the pods and their clients ---
     let listed: Vec<Arc<Pod>> = caches.pods.state_filter(|p| {
         p.namespace().as_deref() == Some(ns.as_str())
             && p.labels().get(LABEL_ETHEREUM_NODE) == Some(&name)
     });
+    let present: Vec<String> = listed.iter().map(|p| p.name_any()).collect();
     let views = futures::future::join_all(listed.iter().map(|p| {
         let view = pod_view(p);
         let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
@@ -794,6 +794,126 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
     }))
     .await;
 
+    // --- backups, restore, seeding ---
+    let now = Timestamp::now();
+    let live_sts = cached(&caches.sets, &ns, &name);
+    let live_replicas = live_sts.as_ref().and_then(|s| s.spec.replicas).unwrap_or(0);
+    let scaling_up = live_sts.is_none() || live_replicas < spec.replicas;
+    let at_rest = live_sts.as_ref().is_some_and(|s| {
+        let st = s.status.clone().unwrap_or_default();
+        st.observed_generation >= s.metadata.generation
+            && st.current_revision == st.update_revision
+            && st.updated_replicas.unwrap_or(0) == st.replicas
+    });
+    let backups = if (spec.backup.is_some() || spec.restore.is_some())
+        && eb::must_list(&node, scaling_up, now)
+    {
+        Some(
+            snapshots::list_selected(&client, &ns, &eb::selector())
+                .await?
+                .map(|o| eb::group(&o)),
+        )
+    } else {
+        None
+    };
+    let view = eb::BackupView {
+        node: &node,
+        identity: eb::identity(&node, facts.network_version.as_deref()),
+        backups,
+        pods: &views,
+        present: &present,
+        at_rest,
+        now,
+    };
+    let restore = eb::restore_source(&view);
+    if let Err(why) = &restore {
+        blocker.get_or_insert(("RestoreRefused", why.clone()));
+    }
+    let restored_from = restore.clone().ok().flatten();
+    let bplan = eb::plan_backup(&view);
+    let seed = eb::seed_source(&view);
+    drop(view);
+    if spec.restore.is_some() && restored_from.is_none() && blocker.is_none() {
+        waiting.get_or_insert_with(|| "choosing the backup to restore from".to_string());
+    }
+
+    let lb_pending = waiting.is_some()
+        && spec.p2p_service.as_ref().map(|p| p.service_type) == Some(P2pServiceType::LoadBalancer);
+    let restore_pending = spec.restore.is_some() && restored_from.is_none();
+    if blocker.is_none() && !lb_pending && !restore_pending {
+        // A new replica's volumes start from a backup: its claims are made before the
+        // StatefulSet that would make them empty.
+        let source = match &live_sts {
+            None => restored_from.clone().or(seed.clone()),
+            Some(_) => seed.clone(),
+        };
+        if let Some(source) = source.filter(|_| scaling_up) {
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+            for ordinal in live_replicas..spec.replicas {
+                for which in eb::BACKED_UP {
+                    let claim =
+                        r::seeded_claim(&node, which, ordinal, &eb::copy_name(&source, which));
+                    let claim_name = claim.name_any();
+                    if claims.get_metadata_opt(&claim_name).await?.is_none() {
+                        super::create_once(&claims, &claim).await?;
+                        info!(claim = %claim_name, backup = %source, "volume from a backup");
+                        ctx.event(
+                            node.as_ref(),
+                            EventType::Normal,
+                            "VolumeFromBackup",
+                            format!("claim {claim_name} starts from backup {source}"),
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+        let mut sts = r::desired_statefulset(&node, &facts)?;
+        if bplan.stop_last {
+            sts.spec.replicas = Some((spec.replicas - 1).max(0));
+        }
+        if let (Some(meta), Some(rv)) = (
+            sts.spec.template.metadata.as_mut(),
+            jwt_meta
+                .as_ref()
+                .and_then(|m| m.metadata.resource_version.clone()),
+        ) {
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
+        }
+        if apply_repairing(&sets, sts, live_sts.clone()).await? {
+            info!("applied the StatefulSet");
+        }
+    }
+    for object in &bplan.create {
+        snapshots::create_value(&client, &ns, object.clone()).await?;
+    }
+    for gone in &bplan.prune {
+        snapshots::delete(&client, &ns, gone).await?;
+        ctx.event(
+            node.as_ref(),
+            EventType::Normal,
+            "SnapshotPruned",
+            format!("deleted VolumeSnapshot {gone}: beyond spec.backup.keep"),
+        )
+        .await;
+    }
+    for (kind, reason, message) in &bplan.events {
+        ctx.event(node.as_ref(), *kind, reason, message.clone())
+            .await;
+    }
+
+    let backing_up = bplan
+        .status
+        .as_ref()
+        .and_then(|b| b.in_progress.as_ref())
+        .map(|run| {
+            format!(
+                "backup {} has {} stopped ({})",
+                run.snapshot, run.node, run.phase
+            )
+        });
     let observed = Observed {
         replicas: spec.replicas,
         blocker,
@@ -801,8 +921,10 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
         pods: views,
         jwt: (jwt_name.clone(), jwt_key),
         deprecated_network: spec.network == EthereumNetwork::Holesky,
+        backing_up,
     };
-    let (phase, desired) = decide(&observed);
+    let (phase, mut desired) = decide(&observed);
+    desired.extend(bplan.condition.clone());
     ctx.metrics.set_ethereum_node(
         &ns,
         &name,
@@ -860,6 +982,8 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
         }),
         jwt_secret: Some(format!("{jwt_name}/{}", observed.jwt.1)),
         images: Some(images),
+        backup: bplan.status.clone(),
+        restored_from: restored_from.clone().or(previous.restored_from.clone()),
     };
     // Heads and peers move every slot: refreshed in the status at most every
     // STATUS_FIGURES_PERIOD unless something else in it changed (metrics follow every poll).
@@ -895,11 +1019,14 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
 
     // Fast-changing figures (heads, peers) live in the status and metrics: read them
     // again at the chain poll while the node runs.
-    Ok(if spec.replicas == 0 {
-        Action::requeue(ctx.resync)
+    let every = if spec.replicas == 0 {
+        ctx.resync
     } else {
-        Action::requeue(ctx.chain_poll.max(Duration::from_secs(5)))
-    })
+        ctx.chain_poll.max(Duration::from_secs(5))
+    };
+    Ok(Action::requeue(
+        bplan.requeue.map_or(every, |r| r.min(every)),
+    ))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 pub mod chain;
 pub mod day2;
 pub mod ethereum;
+pub mod ethereum_backup;
 pub mod freshness;
 pub mod key_identity;
 pub mod monitoring;

@@ -62,7 +62,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn from_object(o: &DynamicObject) -> Snapshot {
+    /// What a VolumeSnapshot object says, as the operator reads it.
+    pub fn from_object(o: &DynamicObject) -> Snapshot {
         let status = o.data.get("status");
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         let created = text(status.and_then(|s| s.get("creationTime")))
@@ -122,18 +123,32 @@ fn not_served(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// The snapshots labelled with `network` in `ns`, oldest first.
-pub async fn list(client: &Client, ns: &str, network: &str) -> Result<Listed, Error> {
-    let lp = ListParams::default().labels(&format!("{LABEL_NETWORK}={network}"));
-    match api(client, ns).list(&lp).await {
-        Ok(list) => {
-            let mut out: Vec<Snapshot> = list.items.iter().map(Snapshot::from_object).collect();
-            out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
-            Ok(Listed::Snapshots(out))
-        }
-        Err(e) if not_served(&e) => Ok(Listed::NotServed),
+/// The snapshot objects in `ns` matching the label `selector` (None: the API is not
+/// served).
+pub async fn list_selected(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+) -> Result<Option<Vec<DynamicObject>>, Error> {
+    match api(client, ns)
+        .list(&ListParams::default().labels(selector))
+        .await
+    {
+        Ok(list) => Ok(Some(list.items)),
+        Err(e) if not_served(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The snapshots labelled with `network` in `ns`, oldest first.
+pub async fn list(client: &Client, ns: &str, network: &str) -> Result<Listed, Error> {
+    let Some(items) = list_selected(client, ns, &format!("{LABEL_NETWORK}={network}")).await?
+    else {
+        return Ok(Listed::NotServed);
+    };
+    let mut out: Vec<Snapshot> = items.iter().map(Snapshot::from_object).collect();
+    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+    Ok(Listed::Snapshots(out))
 }
 
 /// One snapshot by name: absent, or the API not served (`Listed::NotServed`).
@@ -188,7 +203,12 @@ pub fn desired(s: &NewSnapshot, ns: &str) -> Value {
 
 /// Creates the snapshot unless one of that name exists.
 pub async fn create(client: &Client, ns: &str, s: &NewSnapshot) -> Result<(), Error> {
-    let obj: DynamicObject = serde_json::from_value(desired(s, ns))?;
+    create_value(client, ns, desired(s, ns)).await
+}
+
+/// Creates a VolumeSnapshot object unless one of its name exists.
+pub async fn create_value(client: &Client, ns: &str, object: Value) -> Result<(), Error> {
+    let obj: DynamicObject = serde_json::from_value(object)?;
     match api(client, ns).create(&PostParams::default(), &obj).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),

@@ -149,13 +149,13 @@ pub fn rbac_rules() -> Vec<Rule> {
             api_group: "",
             resource: "persistentvolumeclaims",
             verbs: &["get", "list", "watch", "create", "patch"],
-            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim); watched into the node controller's cache (operator::node_controller)",
+            used_by: "a node's data volume exists, so its key is never generated anew (network::reconcile); the node's data volume is created before its StatefulSet, and owned by the BesuNode under deletionPolicy Delete (node::ensure_data_claim); watched into the node controller's cache (operator::node_controller); an EthereumNode replica's volumes made from a backup before its pod (controller::ethereum)",
         },
         Rule {
             api_group: "snapshot.storage.k8s.io",
             resource: "volumesnapshots",
             verbs: &["get", "list", "create", "delete"],
-            used_by: "spec.backup: a network's snapshots listed (seeding, retention, a run's readiness), created with the node stopped, the oldest beyond spec.backup.keep deleted; spec.restore: the snapshot read (controller::snapshots)",
+            used_by: "spec.backup: a network's snapshots listed (seeding, retention, a run's readiness), created with the node stopped, the oldest beyond spec.backup.keep deleted; spec.restore: the snapshot read (controller::snapshots); the same for an EthereumNode's backups (controller::ethereum_backup)",
         },
         Rule {
             api_group: "events.k8s.io",

@@ -35,7 +35,8 @@ use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, HTTPGetAction, KeyToPath,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    ServiceSpec, TCPSocketAction, TypedLocalObjectReference, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -789,6 +790,65 @@ pub fn claim_name(node: &str, which: Volume3, ordinal: u32) -> String {
     format!("{}-{node}-{ordinal}", volume_name(which))
 }
 
+/// The claim of the replica `pod`'s volume (`<volume>-<pod>`).
+pub fn replica_claim_name(which: Volume3, pod: &str) -> String {
+    format!("{}-{pod}", volume_name(which))
+}
+
+/// A replica's claim made before its pod, so that the StatefulSet uses it instead of an
+/// empty one: its template's, starting from the VolumeSnapshot `snapshot`.
+pub fn seeded_claim(
+    node: &EthereumNode,
+    which: Volume3,
+    ordinal: i32,
+    snapshot: &str,
+) -> PersistentVolumeClaim {
+    let storage = match which {
+        Volume3::Execution => &node.spec.execution.storage,
+        Volume3::Consensus => &node.spec.consensus.storage,
+        Volume3::Validator => node
+            .spec
+            .validator
+            .as_ref()
+            .map(|v| &v.storage)
+            .unwrap_or(&node.spec.execution.storage),
+    };
+    let mut claim = claim_template(node, which, storage);
+    claim.metadata.name = Some(replica_claim_name(
+        which,
+        &format!("{}-{ordinal}", node.name_any()),
+    ));
+    claim.metadata.namespace = node.namespace();
+    if let Some(spec) = claim.spec.as_mut() {
+        spec.data_source = Some(TypedLocalObjectReference {
+            api_group: Some("snapshot.storage.k8s.io".to_string()),
+            kind: "VolumeSnapshot".to_string(),
+            name: snapshot.to_string(),
+        });
+    }
+    claim
+}
+
+/// The files that hold a client's P2P identity, under its data directory (each client's
+/// default when no key is given): Geth `geth/nodekey` (go-ethereum node/config.go), Besu
+/// `key`, Prysm `network-keys` (with `--p2p-static-id`; beacon-chain/p2p/utils.go), Teku
+/// `beacon/kvstore/generated-node-key.dat`, Lighthouse `beacon/network/key` and its
+/// `enr.dat`.
+pub fn identity_files(which: Volume3, node: &EthereumNode) -> Vec<&'static str> {
+    match which {
+        Volume3::Execution => match node.spec.execution.client {
+            ExecutionClient::Geth => vec!["geth/nodekey"],
+            ExecutionClient::Besu => vec!["key"],
+        },
+        Volume3::Consensus => match node.spec.consensus.client {
+            ConsensusClient::Prysm => vec!["network-keys"],
+            ConsensusClient::Teku => vec!["beacon/kvstore/generated-node-key.dat"],
+            ConsensusClient::Lighthouse => vec!["beacon/network/key", "beacon/network/enr.dat"],
+        },
+        Volume3::Validator => Vec::new(),
+    }
+}
+
 fn tcp_probe(port: i32, period: i32, failures: i32) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction {
@@ -854,6 +914,16 @@ fn address_env() -> Vec<EnvVar> {
         field_env("POD_IP", "status.podIP"),
         field_env("NODE_IP", "status.hostIP"),
     ]
+}
+
+/// The operator's image, which runs the pods' own init steps.
+fn operator_image(facts: &Facts) -> String {
+    facts.operator_image.clone().unwrap_or_else(|| {
+        format!(
+            "ghcr.io/nodeops/besu-operator:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    })
 }
 
 /// The StatefulSet: `spec.replicas` pods, each with the clients and their volumes.
@@ -950,15 +1020,42 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
     }
 
     let mut init_containers = Vec::new();
+    if spec.backup.is_some() || spec.restore.is_some() {
+        // A replica may start from a copy of another's volumes (a backup seeding a new
+        // replica, a restore): it must not come up under the other's P2P identity.
+        let mut args = vec![
+            "data-identity".to_string(),
+            "--owner=$(POD_NAMESPACE)/$(POD_NAME)".to_string(),
+        ];
+        for (which, dir) in [
+            (Volume3::Execution, EXECUTION_DATA),
+            (Volume3::Consensus, CONSENSUS_DATA),
+        ] {
+            for f in identity_files(which, node) {
+                args.push(format!("--forget={dir}/{f}"));
+            }
+        }
+        init_containers.push(Container {
+            name: "data-identity".to_string(),
+            image: Some(operator_image(facts)),
+            args: Some(args),
+            env: Some(vec![
+                field_env("POD_NAME", "metadata.name"),
+                field_env("POD_NAMESPACE", "metadata.namespace"),
+            ]),
+            volume_mounts: Some(vec![
+                mount(volume_name(Volume3::Execution), EXECUTION_DATA, false),
+                mount(volume_name(Volume3::Consensus), CONSENSUS_DATA, false),
+            ]),
+            security_context: Some(container_security_context()),
+            resources: Some(resources("10m", "32Mi", "64Mi")),
+            ..Container::default()
+        });
+    }
     if unpack {
         init_containers.push(Container {
             name: "network-files".to_string(),
-            image: Some(facts.operator_image.clone().unwrap_or_else(|| {
-                format!(
-                    "ghcr.io/nodeops/besu-operator:{}",
-                    env!("CARGO_PKG_VERSION")
-                )
-            })),
+            image: Some(operator_image(facts)),
             args: Some(vec![
                 "network-files".to_string(),
                 format!("--from={NETWORK_SOURCE_DIR}"),
@@ -1489,6 +1586,45 @@ mod tests {
                 .expect("volumes")
                 .iter()
                 .any(|v| v.config_map.as_ref().is_some_and(|c| c.name == "dev"))
+        );
+    }
+
+    #[test]
+    fn a_node_with_backups_forgets_a_copied_identity_first_and_seeds_claims_from_a_backup() {
+        let f = Facts {
+            operator_image: Some("op:1".to_string()),
+            ..Facts::default()
+        };
+        let init = |n: &EthereumNode| {
+            desired_statefulset(n, &f)
+                .expect("sts")
+                .spec
+                .template
+                .spec
+                .and_then(|p| p.init_containers)
+                .unwrap_or_default()
+        };
+        // Without backup or restore the pods are as before (no rollout on an upgrade).
+        let plain = node("network: hoodi\n");
+        assert!(init(&plain).iter().all(|c| c.name != "data-identity"));
+        let n = node(
+            "network: hoodi\nconsensus: {client: lighthouse, storage: {storageClassName: csi}}\nbackup: {schedule: '0 * * * *', volumeSnapshotClassName: csi}\n",
+        );
+        let first = init(&n).into_iter().next().expect("init");
+        assert_eq!(first.name, "data-identity");
+        assert_eq!(first.image.as_deref(), Some("op:1"));
+        let args = first.args.expect("args");
+        assert!(has(&args, "--owner=$(POD_NAMESPACE)/$(POD_NAME)"));
+        assert!(has(&args, "--forget=/data/execution/geth/nodekey"));
+        assert!(has(&args, "--forget=/data/consensus/beacon/network/key"));
+        let claim = seeded_claim(&n, Volume3::Consensus, 2, "full-x-consensus");
+        assert_eq!(claim.name_any(), format!("consensus-{}-2", n.name_any()));
+        let spec = claim.spec.expect("spec");
+        assert_eq!(spec.storage_class_name.as_deref(), Some("csi"));
+        let source = spec.data_source.expect("dataSource");
+        assert_eq!(
+            (source.kind.as_str(), source.name.as_str()),
+            ("VolumeSnapshot", "full-x-consensus")
         );
     }
 

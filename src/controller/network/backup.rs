@@ -66,9 +66,14 @@ pub struct BackupPlan {
 
 /// The schedule: five cron fields (a CronJob's), or six with seconds first; UTC.
 pub fn schedule(spec: &BackupSpec) -> Result<Cron, String> {
+    parse_schedule(&spec.schedule)
+}
+
+/// `spec.backup.schedule` parsed, or what is wrong with it.
+pub fn parse_schedule(expr: &str) -> Result<Cron, String> {
     CronParser::new()
-        .parse(&spec.schedule)
-        .map_err(|e| format!("spec.backup.schedule {:?} is not a cron expression ({e}); give five fields (minute hour day-of-month month day-of-week), for example \"0 */6 * * *\"", spec.schedule))
+        .parse(expr)
+        .map_err(|e| format!("spec.backup.schedule {expr:?} is not a cron expression ({e}); give five fields (minute hour day-of-month month day-of-week), for example \"0 */6 * * *\""))
 }
 
 /// The latest time of `cron` at or before `now`, if it is after `since` (a run is due).
