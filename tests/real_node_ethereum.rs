@@ -19,6 +19,12 @@
 //!   the node is Running again;
 //! - an image change rolls the pod onto the new image and the node is Running again,
 //!   while a deleted Service is put back;
+//! - backups of the full node on a schedule (its pod stopped, both volumes copied as
+//!   VolumeSnapshots on the real node's CSI driver, labelled with the block Geth was at,
+//!   the older one pruned); a second replica starts from the newest backup (Geth loads
+//!   that block before any peer, the copied P2P identity is dropped) and reaches the head;
+//!   a node restored from the backup starts there and goes past it; a node of another
+//!   chain refuses it;
 //! - `replicas: 0` gives `Stopped`.
 
 mod operator;
@@ -33,7 +39,7 @@ use anyhow::{Context as _, ensure};
 use besu_operator_api::{EthereumNode, EthereumNodePhase};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -47,6 +53,333 @@ const FEE_RECIPIENT: &str = "0x8943545177806ED17B9F23F0a21ee5948eCaa776";
 /// the validator misses before its clients are up cost nothing: the first epoch that can
 /// be justified is epoch 2.
 const GENESIS_DELAY: u64 = 25;
+/// hack/real-node.sh's StorageClass and VolumeSnapshotClass.
+const CSI_CLASS: &str = "nodeops-csi";
+
+fn snapshot_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "snapshot.storage.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "snapshot.storage.k8s.io/v1".into(),
+        kind: "VolumeSnapshot".into(),
+        plural: "volumesnapshots".into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// The block Geth loaded from its database when it started ("Loaded most recent local
+/// block number=N"): what the volume held before any peer was heard.
+fn geth_loaded_block(ns: &str, pod: &str) -> Option<u64> {
+    logs_tail(ns, pod, "execution", false, -1)
+        .lines()
+        .find(|l| l.contains("Loaded most recent local block"))
+        .and_then(|l| l.split("number=").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+}
+
+/// The claims' data sources of `pod`'s execution and consensus volumes.
+async fn claim_sources(client: &kube::Client, ns: &str, pod: &str) -> anyhow::Result<Vec<String>> {
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), ns);
+    let mut out = Vec::new();
+    for v in ["execution", "consensus"] {
+        let c = claims.get(&format!("{v}-{pod}")).await?;
+        out.push(
+            c.spec
+                .and_then(|s| s.data_source)
+                .map(|d| format!("{}/{}", d.kind, d.name))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// Backups of `full` (one replica): its pod stopped and both volumes copied, on a
+/// schedule, with retention; a second replica starting from the newest backup, at its
+/// height and with its own P2P identity; a node restored from it; one of another chain
+/// refused.
+async fn backups_seed_and_restore(
+    client: &kube::Client,
+    ns: &str,
+    val_ip: &str,
+) -> anyhow::Result<()> {
+    let nodes: Api<EthereumNode> = Api::namespaced(client.clone(), ns);
+    let snaps = snapshot_api(client, ns);
+    let t0 = Instant::now();
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"backup": {
+                "schedule": "*/15 * * * * *", "volumeSnapshotClassName": CSI_CLASS, "keep": 1,
+            }}})),
+        )
+        .await?;
+    // Two backups, the first pruned (keep 1), each run over with the node Running.
+    let seen: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
+    let last = wait_until(
+        "two backups of full, the older pruned",
+        Duration::from_secs(420),
+        || async {
+            let n = nodes.get("full").await?;
+            let st = n.status.clone().unwrap_or_default();
+            let b = st.backup.clone().unwrap_or_default();
+            ensure!(
+                b.last_failure.is_none(),
+                "a backup failed: {:?}",
+                b.last_failure
+            );
+            let names: Vec<String> = snaps
+                .list(&ListParams::default().labels("ethereum.nodeops.dev/node=full"))
+                .await?
+                .items
+                .iter()
+                .map(|o| o.name_any())
+                .collect();
+            let mut seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            if let Some(l) = &b.last_snapshot
+                && seen.last().map(|s| &s.0) != Some(&l.name)
+            {
+                eprintln!(
+                    "backup {} of {} at block {} ({:.0?})",
+                    l.name,
+                    l.node,
+                    l.height,
+                    t0.elapsed()
+                );
+                seen.push((l.name.clone(), l.height));
+            }
+            {
+                match (seen.as_slice(), &b.last_snapshot) {
+                    ([first, .., _], Some(l))
+                        if !names.iter().any(|x| x.starts_with(&first.0))
+                            && b.in_progress.is_none()
+                            && st.phase == EthereumNodePhase::Running =>
+                    {
+                        Ok(Check::Done(l.clone()))
+                    }
+                    _ => not_yet(format!(
+                        "{:?}; backups {seen:?}; snapshots {names:?}; in progress {:?}",
+                        st.phase, b.in_progress
+                    )),
+                }
+            }
+        },
+    )
+    .await?;
+    let seen = seen.into_inner().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    ensure!(
+        seen.windows(2).all(|w| w[1].1 >= w[0].1) && last.height > 0,
+        "heights do not go down: {seen:?}"
+    );
+    // Stop the schedule (a far tick), so that nothing stops full-0 below.
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"backup": {"schedule": "0 0 1 1 *"}}})),
+        )
+        .await?;
+    for v in ["execution", "consensus"] {
+        let s = snaps.get(&format!("{}-{v}", last.name)).await?;
+        let a = s.annotations();
+        ensure!(
+            s.data.pointer("/status/readyToUse") == Some(&Value::Bool(true))
+                && a.get("ethereum.nodeops.dev/height") == Some(&last.height.to_string())
+                && a.get("ethereum.nodeops.dev/clients").map(String::as_str) == Some("geth+prysm")
+                && a.get("ethereum.nodeops.dev/chain")
+                    .is_some_and(|c| c.starts_with("custom-32382-"))
+                && a.get("ethereum.nodeops.dev/backup") == Some(&last.name),
+            "snapshot {} says {a:?}",
+            s.name_any()
+        );
+    }
+    let events = cluster().kubectl(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "-o",
+        "custom-columns=R:.reason",
+        "--no-headers",
+    ])?;
+    for reason in ["BackupStarted", "BackupSucceeded", "SnapshotPruned"] {
+        ensure!(events.contains(reason), "no {reason} Event: {events}");
+    }
+
+    // A second replica starts from the newest backup: its claims name the copies, Geth
+    // loads the backup's block before any peer, and the copied P2P identity is dropped.
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 2}})),
+        )
+        .await?;
+    let loaded = wait_until(
+        "full-1's Geth to load its chain",
+        Duration::from_secs(180),
+        || async {
+            match geth_loaded_block(ns, "full-1") {
+                Some(b) => Ok(Check::Done(b)),
+                None => not_yet("not started"),
+            }
+        },
+    )
+    .await?;
+    let sources = claim_sources(client, ns, "full-1").await?;
+    ensure!(
+        sources
+            == [
+                format!("VolumeSnapshot/{}-execution", last.name),
+                format!("VolumeSnapshot/{}-consensus", last.name)
+            ],
+        "full-1's claims start from {sources:?}"
+    );
+    ensure!(
+        i64::try_from(loaded)? >= last.height,
+        "full-1 loaded block {loaded}, the backup holds {}",
+        last.height
+    );
+    let identity = logs(ns, "full-1", "data-identity", false);
+    ensure!(
+        identity.contains(&format!("copied from {ns}/full-0"))
+            && identity.contains("geth/nodekey")
+            && identity.contains("network-keys"),
+        "full-1's data-identity step: {identity}"
+    );
+    eprintln!(
+        "full-1 started at block {loaded} from backup {} (height {})",
+        last.name, last.height
+    );
+    wait_phase(
+        &nodes,
+        "full",
+        EthereumNodePhase::Running,
+        Duration::from_secs(300),
+    )
+    .await
+    .with_context(|| all_logs(ns, "full-1"))?;
+    let full1 = ip(&pod(&Api::namespaced(client.clone(), ns), "full-1").await?)?;
+    let head = block_number(val_ip).await?;
+    wait_until(
+        "full-1 past the backup, at the head",
+        Duration::from_secs(120),
+        || async {
+            let b = block_number(&full1).await?;
+            if b + 2 >= head && i64::try_from(b)? > last.height {
+                Ok(Check::Done(()))
+            } else {
+                not_yet(format!("block {b}, head {head}"))
+            }
+        },
+    )
+    .await?;
+
+    // Restore: a node created from the backup starts there and goes on.
+    let restored: EthereumNode = serde_json::from_value(json!({
+        "apiVersion": "ethereum.nodeops.dev/v1alpha1", "kind": "EthereumNode",
+        "metadata": {"name": "copy"},
+        "spec": {
+            "network": "custom",
+            "customNetwork": {"configMapName": "devnet-peers", "chainId": CHAIN_ID},
+            "nodeType": "full",
+            "jwtSecretRef": {"name": "full-jwt"},
+            "execution": {"resources": small(), "storage": {"size": "1Gi", "storageClassName": CSI_CLASS}},
+            "consensus": {"resources": small(), "storage": {"size": "1Gi", "storageClassName": CSI_CLASS}},
+            "restore": {"fromBackup": last.name},
+        },
+    }))?;
+    nodes.create(&PostParams::default(), &restored).await?;
+    let loaded = wait_until(
+        "copy-0's Geth to load its chain",
+        Duration::from_secs(180),
+        || async {
+            match geth_loaded_block(ns, "copy-0") {
+                Some(b) => Ok(Check::Done(b)),
+                None => not_yet("not started"),
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        i64::try_from(loaded)? >= last.height,
+        "copy-0 loaded block {loaded}, the backup holds {}",
+        last.height
+    );
+    let sources = claim_sources(client, ns, "copy-0").await?;
+    ensure!(
+        sources.iter().all(|s| s.contains(&last.name)),
+        "copy-0's claims start from {sources:?}"
+    );
+    let copy_ip = wait_until(
+        "copy-0 past the backup",
+        Duration::from_secs(240),
+        || async {
+            let p = pod(&Api::namespaced(client.clone(), ns), "copy-0").await?;
+            let Ok(ip) = ip(&p) else {
+                return not_yet("no IP");
+            };
+            match block_number(&ip).await {
+                Ok(b) if i64::try_from(b)? > last.height => Ok(Check::Done(ip)),
+                r => not_yet(format!("{r:?}")),
+            }
+        },
+    )
+    .await?;
+    let n = nodes.get("copy").await?;
+    ensure!(
+        n.status.as_ref().and_then(|s| s.restored_from.as_deref()) == Some(last.name.as_str()),
+        "copy's status.restoredFrom: {:?}",
+        n.status.map(|s| s.restored_from)
+    );
+    eprintln!(
+        "copy: started at block {loaded} from {}, now at {}",
+        last.name,
+        block_number(&copy_ip).await?
+    );
+
+    // A node of another chain refuses the backup, and gets no pods.
+    let alien: EthereumNode = serde_json::from_value(json!({
+        "apiVersion": "ethereum.nodeops.dev/v1alpha1", "kind": "EthereumNode",
+        "metadata": {"name": "alien"},
+        "spec": {"network": "hoodi", "restore": {"fromBackup": last.name}},
+    }))?;
+    nodes.create(&PostParams::default(), &alien).await?;
+    let message = wait_until("alien refused", Duration::from_secs(60), || async {
+        let n = nodes.get("alien").await?;
+        match n
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter())
+            .find(|c| c.type_ == "Error" && c.status == "True")
+        {
+            Some(c) if c.reason == "RestoreRefused" => Ok(Check::Done(c.message.clone())),
+            other => not_yet(format!("{other:?}")),
+        }
+    })
+    .await?;
+    ensure!(message.contains("another chain"), "{message}");
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), ns);
+    ensure!(
+        sets.get_opt("alien").await?.is_none(),
+        "alien has a StatefulSet"
+    );
+    eprintln!("alien: {message}");
+    for gone in ["copy", "alien"] {
+        nodes.delete(gone, &Default::default()).await?;
+    }
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 1}})),
+        )
+        .await?;
+    eprintln!("backups, seeding and restore: {:.0?}", t0.elapsed());
+    Ok(())
+}
 
 fn devnet_files(dir: &Path) -> anyhow::Result<()> {
     let out = std::process::Command::new(repo_root().join("hack/eth-devnet.sh"))
@@ -216,6 +549,7 @@ fn logs_tail(ns: &str, pod: &str, container: &str, previous: bool, tail: i64) ->
 fn all_logs(ns: &str, pod: &str) -> String {
     let mut out = String::new();
     for c in [
+        "data-identity",
         "network-files",
         "execution-init",
         "import-keys",
@@ -509,8 +843,9 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
             "customNetwork": {"configMapName": "devnet-peers", "chainId": CHAIN_ID},
             "nodeType": "full",
             "jwtSecretRef": {"name": "full-jwt"},
-            "execution": {"resources": small(), "storage": {"size": "1Gi"}},
-            "consensus": {"resources": small(), "storage": {"size": "1Gi"},
+            // On the CSI driver that takes snapshots: the backups below copy them.
+            "execution": {"resources": small(), "storage": {"size": "1Gi", "storageClassName": CSI_CLASS}},
+            "consensus": {"resources": small(), "storage": {"size": "1Gi", "storageClassName": CSI_CLASS},
                           "checkpointSyncUrl": format!("http://val-rpc.{}.svc:3500", ns.name)},
         },
     }))?;
@@ -715,6 +1050,8 @@ async fn a_validator_devnet_finalizes_and_a_full_node_joins_from_its_checkpoint(
         "full: rolled onto {alias} and Running {:.0?} after the change",
         t_roll.elapsed()
     );
+
+    backups_seed_and_restore(&client, &ns.name, &val_ip).await?;
 
     // replicas: 0 -> Stopped, the volumes kept.
     nodes

@@ -1005,7 +1005,7 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
     }
     let news: Vec<_> = super::status::transitions(&previous.conditions, &status.conditions)
         .into_iter()
-        .filter(|c| c.type_ == "Error" && c.status == "True")
+        .filter(|c| (c.type_ == "Error" || c.type_ == "BackupFailing") && c.status == "True")
         .cloned()
         .collect();
     write_status_if_changed(&nodes, &node, node.status.as_ref(), &status).await?;
