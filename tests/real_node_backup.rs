@@ -12,13 +12,18 @@
 //!   `spec.restore.fromSnapshot: latest`, resumes the chain from the snapshot's height;
 //! - a network restoring another chain's snapshot is refused with a message;
 //! - without members, validators are snapshotted one at a time and blocks keep coming
-//!   (4 validators: at most 1 down).
+//!   (4 validators: at most 1 down);
+//! - the safety monitor judges each of these chains from the stand-ins' own answers
+//!   (tests/safety/real.rs): no validator down beyond the fault budget, no key changed,
+//!   no gap without blocks over 20 s.
 
 mod faults;
 mod operator;
 mod real_node_support;
 mod safety;
 mod support;
+
+use safety::real::RealWitness;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -41,6 +46,10 @@ use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 const CSI_CLASS: &str = "nodeops-csi";
 const BRING_UP: Duration = Duration::from_secs(240);
 const RUNS: Duration = Duration::from_secs(180);
+/// The longest time without a block the safety monitor allows the real stand-ins (a
+/// stopped validator's turn to propose costs a round change; `make test` loads the
+/// machine).
+const REAL_MAX_GAP_MS: u64 = 20_000;
 
 fn snapshot_api(client: &Client, ns: &str) -> Api<DynamicObject> {
     let ar = ApiResource {
@@ -230,6 +239,8 @@ async fn snapshots_on_schedule_seed_a_new_member_and_restore_a_lost_network() ->
     let name = net.name_any();
     networks.create(&PostParams::default(), &net).await?;
     wait_phase(&networks, &name, NetworkPhase::Ready).await?;
+    // The safety monitor watches the stand-ins themselves from here on.
+    let witness = RealWitness::start(client.clone(), ns, &name);
     wait_blocks(client, ns, &name, 2, Duration::from_secs(60)).await?;
     let member = format!("{name}-member-0");
 
@@ -406,6 +417,20 @@ async fn snapshots_on_schedule_seed_a_new_member_and_restore_a_lost_network() ->
     );
     wait_phase(&networks, &name, NetworkPhase::Ready).await?;
 
+    // Runs stopped the member only: the validator never went down.
+    let r = safety::assert_safe(
+        &format!("{ns}/{name}"),
+        &witness.witness(),
+        &[],
+        REAL_MAX_GAP_MS,
+    )?;
+    ensure!(
+        r.blocks > 0 && r.validator_down_intervals == 0,
+        "{}",
+        r.summary()
+    );
+    drop(witness);
+
     // Disaster: the network deleted (Retain keeps keys and genesis), every volume lost.
     let last = networks
         .get(&name)
@@ -446,6 +471,7 @@ async fn snapshots_on_schedule_seed_a_new_member_and_restore_a_lost_network() ->
     let mut again = network(ns, 1, 1, None)?;
     again.spec.restore = Some(serde_json::from_value(json!({"fromSnapshot": "latest"}))?);
     networks.create(&PostParams::default(), &again).await?;
+    let witness = RealWitness::start(client.clone(), ns, &name);
     let restored = wait_phase(&networks, &name, NetworkPhase::Ready).await?;
     let from = restored
         .status
@@ -484,6 +510,15 @@ async fn snapshots_on_schedule_seed_a_new_member_and_restore_a_lost_network() ->
         "the chain is at {h}, not past the snapshot's {}",
         last.height
     );
+    // The restored chain, from its first block: the keys the nodes served with are the
+    // ones they had, and the validator stayed up.
+    safety::assert_safe(
+        &format!("{ns}/{name} restored"),
+        &witness.witness(),
+        &[],
+        REAL_MAX_GAP_MS,
+    )?;
+    drop(witness);
 
     // Another chain's snapshot is refused, with a message.
     let mut other = network(ns, 1, 0, None)?;
@@ -542,6 +577,7 @@ async fn without_members_validators_are_snapshotted_one_at_a_time_and_blocks_kee
     let name = net.name_any();
     networks.create(&PostParams::default(), &net).await?;
     wait_phase(&networks, &name, NetworkPhase::Ready).await?;
+    let witness = RealWitness::start(client.clone(), ns, &name);
     // Watch the validators while runs go on: never two BesuNodes stopped at once, and the
     // head keeps moving.
     let nodes: Api<BesuNode> = s.ns.api();
@@ -603,6 +639,19 @@ async fn without_members_validators_are_snapshotted_one_at_a_time_and_blocks_kee
     ensure!(
         copied.iter().all(|n| n.contains("-validator-")),
         "{copied:?}"
+    );
+    // The safety monitor, from the stand-ins' own answers: each run took a validator down,
+    // and never one beyond the fault budget (1 of 4).
+    let r = safety::assert_safe(
+        &format!("{ns}/{name}"),
+        &witness.witness(),
+        &[],
+        REAL_MAX_GAP_MS,
+    )?;
+    ensure!(
+        r.validator_down_intervals >= 2 && r.max_down_with_operator == 1,
+        "the monitor did not see the runs' validators down: {}",
+        r.summary()
     );
     drop(s.op);
     s.ns.cleanup().await?;
@@ -671,7 +720,17 @@ async fn backups_never_take_a_second_validator_down_under_the_safety_monitor() -
         copied.borrow()
     );
     // A validator down that the operator did not cause: its pod deleted, the new one held
-    // Pending. Runs keep coming due; none may stop another validator meanwhile.
+    // Pending. Runs keep coming due; none may stop another validator meanwhile. The
+    // schedule is paused while the fault is set up: the hold applies to every new pod, so
+    // a run's restarted validator would be held too (the test's doing, not the operator's).
+    set_schedule(&networks, &name, "0 0 1 1 *").await?;
+    wait_until("no run in progress", RUNS, || async {
+        match backup_status(&networks, &name).await?.in_progress {
+            None => Ok(Check::Done(())),
+            Some(run) => not_yet(format!("{run:?}")),
+        }
+    })
+    .await?;
     let pods: Api<Pod> = ns.api();
     let victim = format!("{name}-validator-3-0");
     hold(&client, &ns.name, true).await?;
@@ -682,6 +741,7 @@ async fn backups_never_take_a_second_validator_down_under_the_safety_monitor() -
         at_ms,
         what: "the test deleted the pod and held its replacement Pending".into(),
     };
+    set_schedule(&networks, &name, "*/10 * * * * *").await?;
     let held = wait_until(
         "a due run held back for the down validator",
         RUNS,
@@ -722,6 +782,17 @@ async fn backups_never_take_a_second_validator_down_under_the_safety_monitor() -
     safety::assert_chain_safe(&ns.name, &name, &[injected], faults::MAX_GAP_MS).await?;
     drop(op);
     ns.cleanup().await
+}
+
+async fn set_schedule(networks: &Api<BesuNetwork>, name: &str, cron: &str) -> anyhow::Result<()> {
+    networks
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"backup": {"schedule": cron}}})),
+        )
+        .await?;
+    Ok(())
 }
 
 /// While `held`, pods created in the namespace get a node selector no node matches.

@@ -116,11 +116,52 @@ async fn backups_seed_and_restore(
             }}})),
         )
         .await?;
-    // Two backups, the first pruned (keep 1), each run over with the node Running.
+    // Two backups (a run takes about a minute: the clients stop, the copies are made, the
+    // clients start and sync again), then the schedule stopped (a far tick).
     let seen: std::sync::Mutex<Vec<(String, i64)>> = std::sync::Mutex::new(Vec::new());
+    wait_until("two backups of full", Duration::from_secs(420), || async {
+        let b = nodes
+            .get("full")
+            .await?
+            .status
+            .and_then(|s| s.backup)
+            .unwrap_or_default();
+        ensure!(
+            b.last_failure.is_none(),
+            "a backup failed: {:?}",
+            b.last_failure
+        );
+        let mut seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if let Some(l) = &b.last_snapshot
+            && seen.last().map(|s| &s.0) != Some(&l.name)
+        {
+            eprintln!(
+                "backup {} of {} at block {} ({:.0?})",
+                l.name,
+                l.node,
+                l.height,
+                t0.elapsed()
+            );
+            seen.push((l.name.clone(), l.height));
+        }
+        if seen.len() >= 2 {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("backups {seen:?}, in progress {:?}", b.in_progress))
+        }
+    })
+    .await?;
+    nodes
+        .patch(
+            "full",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"backup": {"schedule": "0 0 1 1 *"}}})),
+        )
+        .await?;
+    // The last run over, the node Running, and only the newest backup kept (keep 1).
     let last = wait_until(
-        "two backups of full, the older pruned",
-        Duration::from_secs(420),
+        "the last run over and the older backups pruned",
+        Duration::from_secs(300),
         || async {
             let n = nodes.get("full").await?;
             let st = n.status.clone().unwrap_or_default();
@@ -137,50 +178,31 @@ async fn backups_seed_and_restore(
                 .iter()
                 .map(|o| o.name_any())
                 .collect();
-            let mut seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            if let Some(l) = &b.last_snapshot
-                && seen.last().map(|s| &s.0) != Some(&l.name)
-            {
-                eprintln!(
-                    "backup {} of {} at block {} ({:.0?})",
-                    l.name,
-                    l.node,
-                    l.height,
-                    t0.elapsed()
-                );
-                seen.push((l.name.clone(), l.height));
-            }
-            {
-                match (seen.as_slice(), &b.last_snapshot) {
-                    ([first, .., _], Some(l))
-                        if !names.iter().any(|x| x.starts_with(&first.0))
-                            && b.in_progress.is_none()
-                            && st.phase == EthereumNodePhase::Running =>
-                    {
-                        Ok(Check::Done(l.clone()))
-                    }
-                    _ => not_yet(format!(
-                        "{:?}; backups {seen:?}; snapshots {names:?}; in progress {:?}",
-                        st.phase, b.in_progress
-                    )),
+            match &b.last_snapshot {
+                Some(l)
+                    if b.in_progress.is_none()
+                        && st.phase == EthereumNodePhase::Running
+                        && names.len() == 2
+                        && names.iter().all(|x| x.starts_with(&l.name)) =>
+                {
+                    Ok(Check::Done(l.clone()))
                 }
+                _ => not_yet(format!(
+                    "{:?}; snapshots {names:?}; in progress {:?}",
+                    st.phase, b.in_progress
+                )),
             }
         },
     )
     .await?;
-    let seen = seen.into_inner().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut seen = seen.into_inner().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if seen.last().map(|s| &s.0) != Some(&last.name) {
+        seen.push((last.name.clone(), last.height));
+    }
     ensure!(
         seen.windows(2).all(|w| w[1].1 >= w[0].1) && last.height > 0,
         "heights do not go down: {seen:?}"
     );
-    // Stop the schedule (a far tick), so that nothing stops full-0 below.
-    nodes
-        .patch(
-            "full",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"backup": {"schedule": "0 0 1 1 *"}}})),
-        )
-        .await?;
     for v in ["execution", "consensus"] {
         let s = snaps.get(&format!("{}-{v}", last.name)).await?;
         let a = s.annotations();

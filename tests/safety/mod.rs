@@ -22,6 +22,8 @@ use serde::Deserialize;
 
 use crate::support::cluster;
 
+pub mod real;
+
 /// The witness record, as `besu-sim` serves it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Witness {
@@ -339,6 +341,24 @@ pub async fn sim_get<T: serde::de::DeserializeOwned>(path: &str) -> anyhow::Resu
     Ok(resp.json().await?)
 }
 
+/// Judges a witness record, prints the figures, and fails on any violation.
+pub fn assert_safe(
+    what: &str,
+    w: &Witness,
+    injected: &[Injected],
+    max_gap_ms: u64,
+) -> anyhow::Result<Report> {
+    let r = check(w, injected, max_gap_ms);
+    println!("safety monitor {what}: {}", r.summary());
+    ensure!(
+        r.violations.is_empty(),
+        "the safety monitor found {} violation(s) on {what}:\n  {}",
+        r.violations.len(),
+        r.violations.join("\n  ")
+    );
+    Ok(r)
+}
+
 /// Fetches the witness record of a chain from the running simulator.
 pub async fn witness(ns: &str, name: &str) -> anyhow::Result<Witness> {
     sim_get(&format!("/chains/{ns}/{name}/witness")).await
@@ -353,13 +373,5 @@ pub async fn assert_chain_safe(
     max_gap_ms: u64,
 ) -> anyhow::Result<Report> {
     let w = witness(ns, name).await?;
-    let r = check(&w, injected, max_gap_ms);
-    println!("safety monitor {ns}/{name}: {}", r.summary());
-    ensure!(
-        r.violations.is_empty(),
-        "the safety monitor found {} violation(s) on {ns}/{name}:\n  {}",
-        r.violations.len(),
-        r.violations.join("\n  ")
-    );
-    Ok(r)
+    assert_safe(&format!("{ns}/{name}"), &w, injected, max_gap_ms)
 }
