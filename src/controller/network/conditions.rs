@@ -221,6 +221,26 @@ pub fn readiness(
     (out, phase)
 }
 
+/// A node a backup run stopped is why the network is not Ready: `Ready` says so (reason
+/// `BackupInProgress`) rather than that nodes are being brought up.
+pub fn during_backup(
+    readiness: &mut [DesiredCondition],
+    run: Option<&besu_operator_api::BackupAttempt>,
+) {
+    let Some(run) = run else {
+        return;
+    };
+    for c in readiness.iter_mut() {
+        if c.type_ == "Ready" && !c.status && c.reason == "Creating" {
+            c.reason = "BackupInProgress".to_string();
+            c.message = format!(
+                "{} is stopped for snapshot {} ({}); the chain runs on without it",
+                run.node, run.snapshot, run.phase
+            );
+        }
+    }
+}
+
 /// The Events a status change announces, as (type, reason, note): a Warning when an
 /// out-of-band validator is first reported (whatever the condition said before), a
 /// Warning when Degraded turns True (its reason), and a Normal Event named after any
@@ -359,7 +379,15 @@ pub fn network_status(
         validators: role(NodeType::Validator),
         members: role(NodeType::Member),
     };
-    let (readiness, phase) = readiness(&roles, &o.gates(), o.genesis_checksum.is_some(), problems);
+    let (mut readiness, phase) =
+        readiness(&roles, &o.gates(), o.genesis_checksum.is_some(), problems);
+    during_backup(
+        &mut readiness,
+        plan.backup
+            .status
+            .as_ref()
+            .and_then(|b| b.in_progress.as_ref()),
+    );
     conditions.extend(readiness);
     conditions.extend(plan.backup.condition.clone());
     let previous = network

@@ -293,3 +293,35 @@ fn an_out_of_band_validator_is_warned_about_once_per_message() {
         1
     );
 }
+
+#[test]
+fn a_node_stopped_for_a_backup_is_why_the_network_is_not_ready() {
+    let r = Roles {
+        bootnodes: (1, 1),
+        validators: (4, 4),
+        members: (0, 1),
+    };
+    let (mut list, _) = readiness(&r, &gates(1, 4), true, &[]);
+    during_backup(&mut list, None);
+    assert_eq!(find(&list, "Ready").reason, "Creating");
+    let run = besu_operator_api::BackupAttempt {
+        node: "qbft-member-0".to_string(),
+        snapshot: "qbft-20261129-100000".to_string(),
+        phase: "Snapshotting".to_string(),
+        ..Default::default()
+    };
+    during_backup(&mut list, Some(&run));
+    let ready = find(&list, "Ready");
+    assert_eq!(ready.reason, "BackupInProgress");
+    assert!(
+        ready
+            .message
+            .contains("qbft-member-0 is stopped for snapshot qbft-20261129-100000"),
+        "{}",
+        ready.message
+    );
+    // Degraded stays Degraded.
+    let (mut list, _) = readiness(&r, &gates(1, 4), true, &[("X", "y".to_string())]);
+    during_backup(&mut list, Some(&run));
+    assert_eq!(find(&list, "Ready").reason, "Degraded");
+}
