@@ -201,6 +201,8 @@ pub struct ReplicaView {
     /// A container waiting for a reason a person must look at (`CrashLoopBackOff`,
     /// `ImagePullBackOff`, `CreateContainerConfigError`, ...): (container, reason, message).
     pub stuck: Option<(String, String, String)>,
+    /// Seconds the consensus container has been running (None: not running).
+    pub consensus_running_secs: Option<i64>,
     /// `eth_blockNumber`, when the execution client answered.
     pub execution_head: Option<u64>,
     /// `eth_syncing` said syncing.
@@ -218,6 +220,11 @@ pub struct ReplicaView {
 /// Slots the beacon head may lag, with its execution client reported offline, before the
 /// Engine API counts as refused.
 pub const ENGINE_REFUSED_DISTANCE: u64 = 2;
+
+/// Seconds a consensus client may report its execution client offline after it started
+/// (both clients restart together: Geth opens its database and its Engine API, Prysm
+/// dials it before) before that counts as a refused Engine API.
+pub const ENGINE_START_GRACE_SECS: i64 = 45;
 
 /// What blocks the node before its pods can run: (reason, message).
 pub type Blocker = (&'static str, String);
@@ -261,6 +268,12 @@ pub fn decide(o: &Observed) -> (EthereumNodePhase, Vec<DesiredCondition>) {
     // unverified), so it counts only with the head behind or optimistic.
     let engine_refused = o.pods.iter().find(|p| {
         p.execution_head.is_some()
+            // An execution client that syncs is fed by its consensus client: the Engine
+            // API works (a restored or seeded replica catching up, on a devnet whose Prysm
+            // reports el_offline throughout).
+            && p.execution_syncing != Some(true)
+            && p.consensus_running_secs
+                .is_none_or(|s| s >= ENGINE_START_GRACE_SECS)
             && p.consensus.is_some_and(|c| {
                 c.el_offline == Some(true)
                     && (c.is_optimistic == Some(true)
@@ -525,10 +538,18 @@ fn pod_view(pod: &Pod) -> ReplicaView {
                 )
             })
         });
+    let consensus_running_secs = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == "consensus")
+        .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+        .map(|t| Timestamp::now().duration_since(t.0).as_secs());
     ReplicaView {
         pod: pod.name_any(),
         ready: super::pod_ready_condition(pod).is_some_and(|c| c.status == "True"),
         stuck,
+        consensus_running_secs,
         ..ReplicaView::default()
     }
 }
@@ -1052,6 +1073,7 @@ mod tests {
             consensus_peers: Some(5),
             finalized_epoch: Some(4),
             stuck: None,
+            consensus_running_secs: Some(600),
         }
     }
 
@@ -1143,6 +1165,15 @@ mod tests {
             "{}",
             e.message
         );
+        // The execution client syncing: fed over the Engine API, so not refused.
+        p.execution_syncing = Some(true);
+        assert_ne!(decide(&observed(1, vec![p.clone()])).0, Error);
+        p.execution_syncing = Some(false);
+        // Just started (both clients restart together): not yet an error.
+        p.consensus_running_secs = Some(10);
+        assert_ne!(decide(&observed(1, vec![p.clone()])).0, Error);
+        p.consensus_running_secs = Some(ENGINE_START_GRACE_SECS);
+        assert_eq!(decide(&observed(1, vec![p.clone()])).0, Error);
         // The execution client silent too: not the JWT, just not up yet.
         p.execution_head = None;
         assert_eq!(decide(&observed(1, vec![p])).0, Syncing);

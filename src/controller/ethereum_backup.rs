@@ -320,9 +320,10 @@ fn last_run(node: &EthereumNode, status: &BackupStatus, now: Timestamp) -> Times
 /// answer not yet known, or replicas about to be created from a backup (`scaling_up`).
 pub fn must_list(node: &EthereumNode, scaling_up: bool, now: Timestamp) -> bool {
     let status = node.status.as_ref();
-    let restoring = node.spec.restore.is_some()
-        && status.and_then(|s| s.restored_from.as_ref()).is_none()
-        && scaling_up;
+    // Until the restore's backup is pinned in status (a reconcile that made the claims may
+    // have failed to write it).
+    let restoring =
+        node.spec.restore.is_some() && status.and_then(|s| s.restored_from.as_ref()).is_none();
     let Some(spec) = &node.spec.backup else {
         return restoring;
     };

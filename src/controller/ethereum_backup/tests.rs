@@ -347,6 +347,7 @@ fn a_restore_takes_a_complete_backup_of_the_same_chain_and_clients() {
     ]));
     assert_eq!(restore_source(&w.view()), Ok(Some("full-b".to_string())));
     assert!(must_list(&w.node, true, w.now));
+    assert!(must_list(&w.node, false, w.now), "until pinned");
 
     w.node.spec.restore = Some(besu_operator_api::EthereumRestoreSpec {
         from_backup: "other-z".to_string(),
@@ -390,6 +391,8 @@ fn a_restore_takes_a_complete_backup_of_the_same_chain_and_clients() {
         ..EthereumNodeStatus::default()
     });
     assert_eq!(restore_source(&w.view()), Ok(Some("full-a".to_string())));
+    w.node.spec.backup = None;
+    assert!(!must_list(&w.node, false, w.now), "pinned: no more listing");
 }
 
 #[test]
