@@ -7,7 +7,7 @@
 //! identity files given (the client makes a new key at start), and is recorded as this
 //! pod's. A volume with no record is recorded as it is: its identity is its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -21,14 +21,17 @@ pub struct DataIdentityArgs {
     /// This pod, `<namespace>/<name>`.
     #[arg(long)]
     pub owner: String,
-    /// An identity file (or directory) to remove when its volume was another pod's; the
-    /// volume is the first two components of the path (`/data/<volume>`).
+    /// A data volume's mount point (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub volume: Vec<PathBuf>,
+    /// An identity file (or directory) inside one of the volumes, removed when that volume
+    /// was another pod's (repeatable).
     #[arg(long, value_name = "PATH")]
     pub forget: Vec<PathBuf>,
 }
 
 pub fn run(args: DataIdentityArgs) -> ExitCode {
-    match forget_copied(&args.owner, &args.forget) {
+    match forget_copied(&args.owner, &args.volume, &args.forget) {
         Ok(lines) => {
             for l in lines {
                 eprintln!("data-identity: {l}");
@@ -45,32 +48,22 @@ pub fn run(args: DataIdentityArgs) -> ExitCode {
     }
 }
 
-/// The volume root of an identity path: its first two components (`/data/execution`).
-fn volume_of(path: &Path) -> Option<PathBuf> {
-    let mut root = PathBuf::new();
-    let mut parts = path.components();
-    for _ in 0..3 {
-        root.push(parts.next()?);
-    }
-    parts.next()?;
-    Some(root)
-}
-
 /// Removes the identity files of every volume whose owner record names another pod,
 /// then records `owner` in each volume. Returns what it did, a line per volume.
-pub fn forget_copied(owner: &str, forget: &[PathBuf]) -> anyhow::Result<Vec<String>> {
-    let mut volumes: Vec<(PathBuf, Vec<&PathBuf>)> = Vec::new();
+pub fn forget_copied(
+    owner: &str,
+    roots: &[PathBuf],
+    forget: &[PathBuf],
+) -> anyhow::Result<Vec<String>> {
+    let mut volumes: Vec<(PathBuf, Vec<&PathBuf>)> =
+        roots.iter().map(|r| (r.clone(), Vec::new())).collect();
     for f in forget {
-        let root = volume_of(f).with_context(|| {
-            format!(
-                "{} is not a path inside a volume (/<dir>/<volume>/<file>)",
-                f.display()
-            )
-        })?;
-        match volumes.iter_mut().find(|(r, _)| *r == root) {
-            Some((_, files)) => files.push(f),
-            None => volumes.push((root, vec![f])),
-        }
+        let (_, files) = volumes
+            .iter_mut()
+            .filter(|(r, _)| f.starts_with(r) && f != r)
+            .max_by_key(|(r, _)| r.components().count())
+            .with_context(|| format!("{} is not inside any --volume", f.display()))?;
+        files.push(f);
     }
     let mut out = Vec::new();
     for (root, files) in volumes {
@@ -137,25 +130,32 @@ mod tests {
         std::fs::write(&key, "k")?;
         std::fs::write(exec.join("geth/chaindata"), "blocks")?;
         std::fs::write(&p2p, "p")?;
+        let roots = [exec.clone(), cons.clone()];
         let forget = [key.clone(), p2p.clone()];
         // First start: no record, the identity is the volume's own.
-        let lines = forget_copied("ns/full-0", &forget)?;
+        let lines = forget_copied("ns/full-0", &roots, &forget)?;
         assert!(lines.iter().all(|l| l.contains("recorded")), "{lines:?}");
+        assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(key.exists() && p2p.exists());
         // Same pod again: kept.
-        forget_copied("ns/full-0", &forget)?;
+        forget_copied("ns/full-0", &roots, &forget)?;
         assert!(key.exists() && p2p.exists());
         // Another pod on a copy: the identity goes, the chain stays, the record moves.
-        let lines = forget_copied("ns/full-1", &forget)?;
+        let lines = forget_copied("ns/full-1", &roots, &forget)?;
         assert!(!key.exists() && !p2p.exists(), "{lines:?}");
         assert!(exec.join("geth/chaindata").exists());
         assert!(lines[0].contains("copied from ns/full-0"), "{lines:?}");
+        assert!(lines[1].contains("network-keys"), "{lines:?}");
         assert_eq!(
             std::fs::read_to_string(exec.join(OWNER_FILE))?.trim(),
             "ns/full-1"
         );
-        // A path outside a volume is refused.
-        assert!(forget_copied("ns/x", &[PathBuf::from("/key")]).is_err());
+        assert_eq!(
+            std::fs::read_to_string(cons.join(OWNER_FILE))?.trim(),
+            "ns/full-1"
+        );
+        // A path outside the volumes is refused.
+        assert!(forget_copied("ns/x", &roots, &[PathBuf::from("/key")]).is_err());
         Ok(())
     }
 }

@@ -820,9 +820,30 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
     let live_sts = cached(&caches.sets, &ns, &name);
     let live_replicas = live_sts.as_ref().and_then(|s| s.spec.replicas).unwrap_or(0);
     let scaling_up = live_sts.is_none() || live_replicas < spec.replicas;
+    // The StatefulSet as it should be (the replicas a backup run stops are set below).
+    let mut desired_sts = r::desired_statefulset(&node, &facts);
+    let jwt_version = jwt_meta
+        .as_ref()
+        .and_then(|m| m.metadata.resource_version.clone());
+    if let (Ok(sts), Some(rv)) = (desired_sts.as_mut(), jwt_version)
+        && let Some(meta) = sts.spec.template.metadata.as_mut()
+    {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
+    }
+    // At rest: every pod on the current template, and no new one to apply (turning
+    // backups on adds the data-identity step: no run copies the volumes of pods without
+    // it, whose copies would not say whose P2P identity they hold).
+    let desired_hash = match &desired_sts {
+        Ok(sts) => Some(applied_hash(sts)?),
+        Err(_) => None,
+    };
     let at_rest = live_sts.as_ref().is_some_and(|s| {
         let st = s.status.clone().unwrap_or_default();
-        st.observed_generation >= s.metadata.generation
+        desired_hash.is_some()
+            && s.annotations().get(APPLIED_HASH_ANNOTATION) == desired_hash.as_ref()
+            && st.observed_generation >= s.metadata.generation
             && st.current_revision == st.update_revision
             && st.updated_replicas.unwrap_or(0) == st.replicas
     });
@@ -889,19 +910,9 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
                 }
             }
         }
-        let mut sts = r::desired_statefulset(&node, &facts)?;
+        let mut sts = desired_sts?;
         if bplan.stop_last {
             sts.spec.replicas = Some((spec.replicas - 1).max(0));
-        }
-        if let (Some(meta), Some(rv)) = (
-            sts.spec.template.metadata.as_mut(),
-            jwt_meta
-                .as_ref()
-                .and_then(|m| m.metadata.resource_version.clone()),
-        ) {
-            meta.annotations
-                .get_or_insert_with(BTreeMap::new)
-                .insert(JWT_VERSION_ANNOTATION.to_string(), rv);
         }
         if apply_repairing(&sets, sts, live_sts.clone()).await? {
             info!("applied the StatefulSet");

@@ -213,9 +213,12 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     // measured for issue 18). The bootnodes' stage is always open: it goes alongside
     // the pod list.
     let bootnodes = decide::stage_nodes(&observed, &[NodeType::Bootnode])?;
+    // A backup run about to start reads the pods and the chain as they are now, not as
+    // the cache last heard: a pod deleted a moment ago must not count as a node in service.
+    let backup_due = backup::run_due(&network, Timestamp::now());
     let (seen, mut created) = futures::try_join!(
         observe::observe_pods(
-            stores.as_ref().map(|s| &s.pods),
+            stores.as_ref().filter(|_| !backup_due).map(|s| &s.pods),
             &pods,
             &ns,
             &name,
@@ -233,13 +236,7 @@ async fn reconcile_inner(network: Arc<BesuNetwork>, ctx: Arc<Context>) -> Result
     created.extend(apply::create_nodes(&ctx, &scope, &nodes_api, opening).await?);
 
     // The chain, then what to do about it.
-    observe::observe_chain(
-        &ctx,
-        &scope,
-        &mut observed,
-        backup::run_due(&network, Timestamp::now()),
-    )
-    .await;
+    observe::observe_chain(&ctx, &scope, &mut observed, backup_due).await;
     apply::heal_isolated(
         &ctx,
         &network,

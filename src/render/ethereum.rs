@@ -1026,6 +1026,8 @@ pub fn desired_statefulset(node: &EthereumNode, facts: &Facts) -> Result<Statefu
         let mut args = vec![
             "data-identity".to_string(),
             "--owner=$(POD_NAMESPACE)/$(POD_NAME)".to_string(),
+            format!("--volume={EXECUTION_DATA}"),
+            format!("--volume={CONSENSUS_DATA}"),
         ];
         for (which, dir) in [
             (Volume3::Execution, EXECUTION_DATA),
@@ -1615,6 +1617,7 @@ mod tests {
         assert_eq!(first.image.as_deref(), Some("op:1"));
         let args = first.args.expect("args");
         assert!(has(&args, "--owner=$(POD_NAMESPACE)/$(POD_NAME)"));
+        assert!(has(&args, "--volume=/data/consensus"));
         assert!(has(&args, "--forget=/data/execution/geth/nodekey"));
         assert!(has(&args, "--forget=/data/consensus/beacon/network/key"));
         let claim = seeded_claim(&n, Volume3::Consensus, 2, "full-x-consensus");

@@ -7,8 +7,9 @@
 //!   report for it (`qbft_getValidatorsByBlockNumber`);
 //! - per pod: the keys it served with (`net_enode`: the node ID, hashed into its address
 //!   as Ethereum does: the last 20 bytes of the Keccak-256 of the public key), and every
-//!   interval in which it was down: no pod, no answer, or more than [`BEHIND`] blocks
-//!   behind the head (a node still syncing takes no part in consensus).
+//!   interval in which it was down: no pod, no running pod, no answer for [`SILENCE`]
+//!   or more, or more than [`BEHIND`] blocks behind the head (a node still syncing takes
+//!   no part in consensus).
 //!
 //! Nothing here comes from the operator: only pods (by the network's label) and what the
 //! nodes themselves answer.
@@ -29,6 +30,11 @@ use super::{Down, KeySeen, Witness, WitnessBlock, WitnessNode};
 pub const BEHIND: u64 = 2;
 /// How often the nodes are asked.
 pub const PERIOD: Duration = Duration::from_millis(300);
+/// How long a node that runs may leave the witness unanswered before it counts as down
+/// (from its first unanswered poll): on a loaded machine a stand-in that takes part in
+/// consensus may miss a poll or two. A pod stopped or restarted is down for longer, and
+/// a node with no running pod counts at once.
+pub const SILENCE: Duration = Duration::from_secs(3);
 const RPC_PORT: u16 = 8545;
 
 #[derive(Default)]
@@ -37,6 +43,8 @@ struct NodeState {
     down: Vec<Down>,
     /// Down since (ms), with the cause.
     down_since: Option<(u64, String)>,
+    /// Running but silent since (ms): down once that lasts [`SILENCE`].
+    silent_since: Option<u64>,
 }
 
 #[derive(Default)]
@@ -62,7 +70,7 @@ impl Drop for RealWitness {
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
         .no_proxy()
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
@@ -282,12 +290,30 @@ async fn poll(
                 first_seen_ms: now,
             });
         }
+        if a.height.is_some() || a.ip.is_none() {
+            n.silent_since = None;
+        }
         let cause = match (a.height, head) {
             (None, _) if a.ip.is_none() => Some("not running"),
-            (None, _) => Some("not answering"),
+            (None, _) => {
+                let since = *n.silent_since.get_or_insert(now);
+                if now.saturating_sub(since) >= u64::try_from(SILENCE.as_millis()).unwrap_or(0) {
+                    // Down from the first poll it left unanswered.
+                    if n.down_since.is_none() {
+                        n.down_since = Some((since, "not answering".to_string()));
+                    }
+                    Some("not answering")
+                } else {
+                    None
+                }
+            }
             (Some(h), Some(top)) if h + BEHIND < top => Some("behind the head"),
             _ => None,
         };
+        if cause.is_none() && a.height.is_none() {
+            // Silent for less than SILENCE: neither down nor back up yet.
+            continue;
+        }
         mark(n, cause, now);
     }
     for (pod, n) in st.nodes.iter_mut() {
