@@ -741,6 +741,16 @@ async fn backups_never_take_a_second_validator_down_under_the_safety_monitor() -
         at_ms,
         what: "the test deleted the pod and held its replacement Pending".into(),
     };
+    // The fault in place (the operator counts 3 of 4 validators Ready), then runs come due.
+    wait_until("the operator to see validator-3 down", RUNS, || async {
+        let s = networks.get(&name).await?.status.unwrap_or_default();
+        if s.validators.ready == 3 {
+            Ok(Check::Done(()))
+        } else {
+            not_yet(format!("validators {}", s.validators.summary))
+        }
+    })
+    .await?;
     set_schedule(&networks, &name, "*/10 * * * * *").await?;
     let held = wait_until(
         "a due run held back for the down validator",

@@ -891,6 +891,7 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
         };
         if let Some(source) = source.filter(|_| scaling_up) {
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+            let mut made = Vec::new();
             for ordinal in live_replicas..spec.replicas {
                 for which in eb::BACKED_UP {
                     let claim =
@@ -899,15 +900,20 @@ pub async fn reconcile(node: Arc<EthereumNode>, ectx: Arc<EthContext>) -> Result
                     if claims.get_metadata_opt(&claim_name).await?.is_none() {
                         super::create_once(&claims, &claim).await?;
                         info!(claim = %claim_name, backup = %source, "volume from a backup");
-                        ctx.event(
-                            node.as_ref(),
-                            EventType::Normal,
-                            "VolumeFromBackup",
-                            format!("claim {claim_name} starts from backup {source}"),
-                        )
-                        .await;
+                        made.push(claim_name);
                     }
                 }
+            }
+            // One Event for the claims made together (Events of one reason and object
+            // are aggregated: separate notes would be lost).
+            if !made.is_empty() {
+                ctx.event(
+                    node.as_ref(),
+                    EventType::Normal,
+                    "VolumeFromBackup",
+                    format!("claims {} start from backup {source}", made.join(", ")),
+                )
+                .await;
             }
         }
         let mut sts = desired_sts?;
