@@ -38,12 +38,12 @@ use anyhow::{Context as _, ensure};
 use besu_operator_api::{EthereumNode, EthereumNodePhase};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use operator::{Operator, install_crds};
-use real_node_support::{http, required, use_real_node};
+use real_node_support::{http, required, snapshot_api, use_real_node};
 use support::{Check, TestNamespace, cluster, not_yet, repo_root, wait_until};
 
 const CHAIN_ID: i64 = 32382;
@@ -54,17 +54,6 @@ const FEE_RECIPIENT: &str = "0x8943545177806ED17B9F23F0a21ee5948eCaa776";
 const GENESIS_DELAY: u64 = 25;
 /// hack/real-node.sh's StorageClass and VolumeSnapshotClass.
 const CSI_CLASS: &str = "nodeops-csi";
-
-fn snapshot_api(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: "snapshot.storage.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "snapshot.storage.k8s.io/v1".into(),
-        kind: "VolumeSnapshot".into(),
-        plural: "volumesnapshots".into(),
-    };
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
 
 /// The block Geth loaded from its database when it started ("Loaded most recent local
 /// block number=N"): what the volume held before any peer was heard.

@@ -33,7 +33,9 @@ use serde_json::{Value, json};
 
 use super::ethereum::{ReplicaView, replica_synced};
 use super::network::backup::{HELD_RETRY, POLL, SNAPSHOTTING, STARTING, STOPPING};
-use super::network::backup::{due, next, parse_schedule, snapshot_name};
+use super::network::backup::{
+    due, fail_run, next, parse_schedule, parse_time, snapshot_name, until,
+};
 use super::snapshots::{NOT_SERVED, SNAPSHOT_API, Snapshot};
 use super::status::DesiredCondition;
 use crate::render::ethereum::{Volume3, replica_claim_name, volume_name};
@@ -297,15 +299,6 @@ pub struct EthBackupPlan {
     pub requeue: Option<Duration>,
 }
 
-fn parse_time(s: &str) -> Option<Timestamp> {
-    s.parse().ok()
-}
-
-fn until(now: Timestamp, t: Timestamp) -> Duration {
-    let d = t.duration_since(now);
-    Duration::from_secs(d.as_secs().max(1).unsigned_abs())
-}
-
 /// The time the schedule counts from: the last run's tick, else the node's creation.
 fn last_run(node: &EthereumNode, status: &BackupStatus, now: Timestamp) -> Timestamp {
     status
@@ -381,17 +374,7 @@ fn fail(
     events: &mut Vec<(EventType, &'static str, String)>,
     why: String,
 ) {
-    events.push((
-        EventType::Warning,
-        "BackupFailed",
-        format!(
-            "backup {} of {}: {why}; the replica is started again",
-            run.snapshot, run.node
-        ),
-    ));
-    run.failure = Some(why.clone());
-    run.phase = STARTING.to_string();
-    status.last_failure = Some(why);
+    fail_run(run, status, events, why, ("backup", "replica"));
 }
 
 /// Complete backups of this node beyond `keep`, oldest first: the names of their

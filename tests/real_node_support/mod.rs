@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -252,4 +252,17 @@ pub fn cluster_domain() -> String {
     crate::support::cluster()
         .env_value("CLUSTER_DOMAIN")
         .unwrap_or_else(|| "cluster.local".to_string())
+}
+
+/// VolumeSnapshots (`snapshot.storage.k8s.io/v1`) in `ns`, as dynamic objects (the real
+/// node's cluster serves the API; the tests read what the operator created).
+pub fn snapshot_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "snapshot.storage.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "snapshot.storage.k8s.io/v1".into(),
+        kind: "VolumeSnapshot".into(),
+        plural: "volumesnapshots".into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
 }

@@ -101,11 +101,12 @@ pub fn snapshot_name(network: &str, tick: Timestamp) -> String {
     )
 }
 
-fn parse_time(s: &str) -> Option<Timestamp> {
+pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok()
 }
 
-fn until(now: Timestamp, t: Timestamp) -> Duration {
+/// How long from `now` to `t`, at least a second.
+pub(crate) fn until(now: Timestamp, t: Timestamp) -> Duration {
     let d = t.duration_since(now);
     if d.is_positive() {
         Duration::from_secs(d.as_secs().unsigned_abs()).max(Duration::from_secs(1))
@@ -255,11 +256,25 @@ fn fail(
     events: &mut Vec<(EventType, &'static str, String)>,
     why: String,
 ) {
+    fail_run(run, status, events, why, ("snapshot", "node"));
+}
+
+/// A run that failed: the `BackupFailed` Event ("<copy> <name> of <node>: why; the
+/// <stopped> is started again"), the attempt and status marked, and the run moved to
+/// `Starting`. `words`: what a copy and a stopped thing are called (a network's snapshot
+/// of a node, an EthereumNode's backup of a replica).
+pub(crate) fn fail_run(
+    run: &mut BackupAttempt,
+    status: &mut BackupStatus,
+    events: &mut Vec<(EventType, &'static str, String)>,
+    why: String,
+    (copy, stopped): (&str, &str),
+) {
     events.push((
         EventType::Warning,
         "BackupFailed",
         format!(
-            "snapshot {} of {}: {why}; the node is started again",
+            "{copy} {} of {}: {why}; the {stopped} is started again",
             run.snapshot, run.node
         ),
     ));
