@@ -32,14 +32,14 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use besu_operator_api::{BesuNetwork, BesuNode, NetworkPhase};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use operator::{Operator, install_crds, qbft_chain_only};
-use real_node_support::{fit_real_node, pod_of, required, use_real_node, wait_blocks};
+use real_node_support::{
+    fit_real_node, pod_of, required, snapshot_api, use_real_node, wait_blocks,
+};
 use support::{Check, TestNamespace, cluster, not_yet, wait_until};
 
 /// hack/real-node.sh's StorageClass and VolumeSnapshotClass.
@@ -50,17 +50,6 @@ const RUNS: Duration = Duration::from_secs(180);
 /// stopped validator's turn to propose costs a round change; `make test` loads the
 /// machine).
 const REAL_MAX_GAP_MS: u64 = 20_000;
-
-fn snapshot_api(client: &Client, ns: &str) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: "snapshot.storage.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "snapshot.storage.k8s.io/v1".into(),
-        kind: "VolumeSnapshot".into(),
-        plural: "volumesnapshots".into(),
-    };
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
 
 fn ready_to_use(s: &DynamicObject) -> bool {
     s.data
@@ -575,9 +564,11 @@ async fn without_members_validators_are_snapshotted_one_at_a_time_and_blocks_kee
         })),
     )?;
     let name = net.name_any();
+    // The witness from before the bring-up: the first run may start the moment the
+    // network is Ready, and its validator's outage must fall after the first block seen.
+    let witness = RealWitness::start(client.clone(), ns, &name);
     networks.create(&PostParams::default(), &net).await?;
     wait_phase(&networks, &name, NetworkPhase::Ready).await?;
-    let witness = RealWitness::start(client.clone(), ns, &name);
     // Watch the validators while runs go on: never two BesuNodes stopped at once, and the
     // head keeps moving.
     let nodes: Api<BesuNode> = s.ns.api();
